@@ -1,1 +1,429 @@
-//! placeholder
+//! A connector plugin serving a configurable in-memory directory, for host tests.
+//!
+//! It is loaded as a real `.so` through the host's loader, so host tests exercise the whole
+//! boundary. Settings (all optional):
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `users`, `groups`, `roles`, `memberships` | dataset size; memberships spread over groups |
+//! | `page_size` | records per page (default 1000) |
+//! | `disabled_users` | upstream ids (numbers) reported as disabled |
+//! | `missing_users` | upstream ids (numbers) left out of the listing |
+//! | `rename_users` | upstream ids (numbers) whose display name gets a " (renamed)" suffix |
+//! | `panic_on`, `fail_on`, `sleep_on` | a call to misbehave on: `open`, `validate`, `list:<type>` or `list:<type>:<page>` (0-based page) |
+//! | `fail_kind` | the error kind `fail_on` returns (default `unavailable`) |
+//! | `sleep_ms` | how long `sleep_on` waits (on the host's timer) |
+//! | `http_url` | `validate` GETs this URL through the host's HTTP service |
+//! | `token` | a secret the connector logs at debug level and sends as a bearer token (redaction tests) |
+//! | `repeat_token_on` | `list:<type>`: hand back the same page token forever (guard tests) |
+//!
+//! Resource types: `user`, `group` (members side-loaded on group pages), and `role` (grants
+//! fetched per role through `grants`, to exercise the per-resource path).
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use idhost_connector_sdk::prelude::*;
+use serde::Deserialize;
+
+/// Settings of the fixture connector.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureSettings {
+    #[serde(default = "default_users")]
+    users: u64,
+    #[serde(default = "default_groups")]
+    groups: u64,
+    #[serde(default)]
+    roles: u64,
+    #[serde(default)]
+    memberships: u64,
+    #[serde(default = "default_page_size")]
+    page_size: u64,
+    #[serde(default)]
+    disabled_users: Vec<u64>,
+    #[serde(default)]
+    missing_users: Vec<u64>,
+    #[serde(default)]
+    rename_users: Vec<u64>,
+    #[serde(default)]
+    panic_on: Option<String>,
+    #[serde(default)]
+    fail_on: Option<String>,
+    #[serde(default)]
+    fail_kind: Option<ErrorKind>,
+    #[serde(default)]
+    sleep_on: Option<String>,
+    #[serde(default)]
+    sleep_ms: u64,
+    #[serde(default)]
+    http_url: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    repeat_token_on: Option<String>,
+}
+
+fn default_users() -> u64 {
+    10
+}
+fn default_groups() -> u64 {
+    2
+}
+fn default_page_size() -> u64 {
+    1000
+}
+
+/// The fixture connector.
+pub struct Fixture {
+    settings: FixtureSettings,
+    ctx: Context,
+    /// Provisioned memberships beyond the generated ones: (group, user).
+    added: Mutex<BTreeSet<(u64, u64)>>,
+    removed: Mutex<BTreeSet<(u64, u64)>>,
+}
+
+impl Fixture {
+    async fn misbehave(&self, call: &str) -> Result<(), ConnectorError> {
+        misbehave(&self.settings, &self.ctx, call).await
+    }
+
+    fn is_member(&self, group: u64, user: u64) -> bool {
+        let lock = |m: &Mutex<BTreeSet<(u64, u64)>>| {
+            m.lock()
+                .map(|s| s.contains(&(group, user)))
+                .unwrap_or(false)
+        };
+        if lock(&self.removed) {
+            return false;
+        }
+        if lock(&self.added) {
+            return true;
+        }
+        let groups = self.settings.groups.max(1);
+        let k = (user * groups) + group;
+        group < groups && user < self.settings.users && k < self.settings.memberships
+    }
+
+    fn user(&self, n: u64) -> Resource {
+        let mut name = format!("User {n}");
+        if self.settings.rename_users.contains(&n) {
+            name.push_str(" (renamed)");
+        }
+        let mut user = Resource::new("user", &format!("u{n}"), name);
+        let login = format!("user{n}@example.com");
+        user.user = Some(UserTrait {
+            login: Some(login.clone()),
+            emails: vec![Email {
+                address: login,
+                primary: true,
+            }],
+            given_name: Some("User".into()),
+            family_name: Some(n.to_string()),
+            department: Some(format!("Dept {}", n % 7)),
+            ..UserTrait::default()
+        });
+        if self.settings.disabled_users.contains(&n) {
+            user.status = Status::Disabled;
+        }
+        user.profile
+            .insert("employee_number".into(), serde_json::Value::from(n));
+        user
+    }
+
+    fn page_bounds(
+        &self,
+        page: &PageToken,
+        total: u64,
+    ) -> Result<(u64, u64, Option<String>), ConnectorError> {
+        let start = match page.as_str() {
+            None => 0,
+            Some(t) => t
+                .parse::<u64>()
+                .map_err(|_| ConnectorError::invalid_input(format!("bad page token `{t}`")))?,
+        };
+        let size = self.settings.page_size.max(1);
+        let end = (start + size).min(total);
+        let next = (end < total).then(|| end.to_string());
+        Ok((start, end, next))
+    }
+}
+
+async fn misbehave(
+    settings: &FixtureSettings,
+    ctx: &Context,
+    call: &str,
+) -> Result<(), ConnectorError> {
+    let hits = |wanted: &Option<String>| {
+        wanted
+            .as_deref()
+            .is_some_and(|w| w == call || call.starts_with(&format!("{w}:")))
+    };
+    if hits(&settings.sleep_on) {
+        ctx.sleep(Duration::from_millis(settings.sleep_ms)).await;
+    }
+    if hits(&settings.panic_on) {
+        panic!("fixture told to panic on {call}");
+    }
+    if hits(&settings.fail_on) {
+        let kind = settings.fail_kind.unwrap_or(ErrorKind::Unavailable);
+        return Err(ConnectorError::new(
+            kind,
+            format!("GET https://fixture.invalid/{call} answered 503: fixture told to fail"),
+        )
+        .with_status(503));
+    }
+    Ok(())
+}
+
+impl Connector for Fixture {
+    type Settings = FixtureSettings;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            name: "fixture".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "In-memory directory for host tests".into(),
+            resource_types: vec![
+                ResourceTypeSpec::new("user", "Generated users"),
+                ResourceTypeSpec::new("group", "Generated groups; members side-loaded"),
+                ResourceTypeSpec::new("role", "Generated roles; grants fetched per role")
+                    .with_per_resource_details(),
+            ],
+            capabilities: vec![
+                Capability::Grant,
+                Capability::Revoke,
+                Capability::CreateAccount,
+                Capability::Update,
+                Capability::Delete,
+            ],
+            config_keys: vec![
+                ConfigKey::optional("users", "number of users"),
+                ConfigKey::optional("groups", "number of groups"),
+                ConfigKey::optional("token", "a fake credential").secret(),
+            ],
+        }
+    }
+
+    async fn open(settings: FixtureSettings, ctx: Context) -> Result<Self, ConnectorError> {
+        misbehave(&settings, &ctx, "open").await?;
+        if let Some(token) = &settings.token {
+            tracing::debug!(token = %token, "fixture opened with a token");
+        }
+        tracing::info!(
+            users = settings.users,
+            groups = settings.groups,
+            "fixture opened"
+        );
+        Ok(Self {
+            settings,
+            ctx,
+            added: Mutex::default(),
+            removed: Mutex::default(),
+        })
+    }
+
+    async fn validate(&self) -> Result<(), ConnectorError> {
+        self.misbehave("validate").await?;
+        if let Some(url) = &self.settings.http_url {
+            let mut request = self.ctx.http().get(url);
+            if let Some(token) = &self.settings.token {
+                request = request.bearer(&SecretString::from(token.clone()));
+            }
+            request.send().await?.error_for_status()?;
+        }
+        Ok(())
+    }
+
+    async fn list(&self, rtype: &str, page: PageToken) -> Result<Page<Resource>, ConnectorError> {
+        let page_no = match page.as_str() {
+            None => 0,
+            Some(t) => t.parse::<u64>().unwrap_or(0) / self.settings.page_size.max(1),
+        };
+        self.misbehave(&format!("list:{rtype}:{page_no}")).await?;
+        if self.settings.repeat_token_on.as_deref() == Some(&format!("list:{rtype}")) {
+            return Ok(Page::new(Vec::new(), Some("same".into())));
+        }
+        match rtype {
+            "user" => {
+                let (start, end, next) = self.page_bounds(&page, self.settings.users)?;
+                let items = (start..end)
+                    .filter(|n| !self.settings.missing_users.contains(n))
+                    .map(|n| self.user(n))
+                    .collect();
+                Ok(Page::new(items, next))
+            }
+            "group" => {
+                let (start, end, next) = self.page_bounds(&page, self.settings.groups)?;
+                let mut items = Vec::new();
+                let mut entitlements = Vec::new();
+                let mut grants = Vec::new();
+                for g in start..end {
+                    let mut group = Resource::new("group", &format!("g{g}"), format!("Group {g}"));
+                    group.group = Some(GroupTrait {
+                        kind: "security".into(),
+                        ..GroupTrait::default()
+                    });
+                    let ent = Entitlement::new(&group.id, "member", Purpose::Assignment, &["user"])
+                        .named(format!("Member of Group {g}"));
+                    // Generated membership k pairs group k % groups with user k / groups.
+                    let groups = self.settings.groups.max(1);
+                    let generated = self.settings.memberships.saturating_sub(g).div_ceil(groups);
+                    let mut members: BTreeSet<u64> =
+                        (0..generated.min(self.settings.users)).collect();
+                    if let (Ok(added), Ok(removed)) = (self.added.lock(), self.removed.lock()) {
+                        members.extend(added.iter().filter(|(ag, _)| *ag == g).map(|(_, u)| *u));
+                        members.retain(|u| !removed.contains(&(g, *u)));
+                    }
+                    for u in members {
+                        if !self.settings.missing_users.contains(&u) {
+                            grants.push(Grant::new(&ent.id, &format!("user:u{u}")));
+                        }
+                    }
+                    entitlements.push(ent);
+                    items.push(group);
+                }
+                Ok(Page::new(items, next)
+                    .with_entitlements(entitlements)
+                    .with_grants(grants))
+            }
+            "role" => {
+                let (start, end, next) = self.page_bounds(&page, self.settings.roles)?;
+                let items = (start..end)
+                    .map(|r| {
+                        let mut role = Resource::new("role", &format!("r{r}"), format!("Role {r}"));
+                        role.role = Some(RoleTrait {
+                            template_id: Some(format!("tmpl-{r}")),
+                        });
+                        role
+                    })
+                    .collect();
+                Ok(Page::new(items, next))
+            }
+            other => Err(ConnectorError::invalid_input(format!(
+                "the fixture has no resource type `{other}`"
+            ))),
+        }
+    }
+
+    async fn entitlements(
+        &self,
+        resource: &Resource,
+        _page: PageToken,
+    ) -> Result<Page<Entitlement>, ConnectorError> {
+        Ok(Page::last(vec![Entitlement::new(
+            &resource.id,
+            "member",
+            Purpose::Assignment,
+            &["user"],
+        )]))
+    }
+
+    async fn grants(
+        &self,
+        resource: &Resource,
+        _page: PageToken,
+    ) -> Result<Page<Grant>, ConnectorError> {
+        // Role r is held by the users whose number is a multiple of (r + 2).
+        let r: u64 = resource
+            .upstream_id()
+            .trim_start_matches('r')
+            .parse()
+            .map_err(|_| ConnectorError::invalid_input(format!("unknown role {}", resource.id)))?;
+        let ent = format!("{}:member", resource.id);
+        let grants = (0..self.settings.users)
+            .filter(|u| u % (r + 2) == 0 && !self.settings.missing_users.contains(u))
+            .map(|u| Grant::new(&ent, &format!("user:u{u}")))
+            .collect();
+        Ok(Page::last(grants))
+    }
+}
+
+fn number(id: &str, prefix: char) -> Result<u64, ConnectorError> {
+    id.trim_start_matches(prefix)
+        .parse()
+        .map_err(|_| ConnectorError::not_found(format!("no such fixture object `{id}`")))
+}
+
+impl Provisioner for Fixture {
+    async fn grant(
+        &self,
+        entitlement: &EntitlementRef,
+        principal: &ResourceRef,
+    ) -> Result<GrantOutcome, ConnectorError> {
+        let g = number(&entitlement.resource.id, 'g')?;
+        let u = number(&principal.id, 'u')?;
+        let already = self.is_member(g, u);
+        if let (Ok(mut added), Ok(mut removed)) = (self.added.lock(), self.removed.lock()) {
+            removed.remove(&(g, u));
+            added.insert((g, u));
+        }
+        Ok(GrantOutcome {
+            grant: Grant::new(&entitlement.to_id(), &principal.to_id()),
+            already,
+        })
+    }
+
+    async fn revoke(&self, grant: &GrantRef) -> Result<RevokeOutcome, ConnectorError> {
+        let g = number(&grant.entitlement.resource.id, 'g')?;
+        let u = number(&grant.principal.id, 'u')?;
+        let already = !self.is_member(g, u);
+        if let (Ok(mut added), Ok(mut removed)) = (self.added.lock(), self.removed.lock()) {
+            added.remove(&(g, u));
+            removed.insert((g, u));
+        }
+        Ok(RevokeOutcome { already })
+    }
+
+    async fn create_account(
+        &self,
+        info: AccountInfo,
+        credentials: CredentialOptions,
+    ) -> Result<AccountCreated, ConnectorError> {
+        let mut resource = Resource::new(
+            "user",
+            &info.login,
+            info.display_name.clone().unwrap_or_default(),
+        );
+        resource.user = Some(UserTrait {
+            login: Some(info.login.clone()),
+            ..UserTrait::default()
+        });
+        Ok(AccountCreated {
+            resource,
+            password: credentials
+                .generate_password
+                .then(|| SecretString::from("Fixture-Password-123!".to_owned())),
+        })
+    }
+
+    async fn update(
+        &self,
+        resource: &ResourceRef,
+        _changes: Changes,
+    ) -> Result<(), ConnectorError> {
+        number(&resource.id, 'u').map(drop)
+    }
+
+    async fn delete(&self, resource: &ResourceRef) -> Result<(), ConnectorError> {
+        number(&resource.id, 'u').map(drop)
+    }
+}
+
+export_connector!(Fixture, provisioner);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memberships_are_unique_pairs() {
+        let groups = 7u64;
+        let users = 11u64;
+        let mut seen = BTreeSet::new();
+        for k in 0..(groups * users) {
+            assert!(seen.insert((k % groups, (k / groups) % users)));
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The stable ABI between the host and connector plugins. Nothing here is public API: connector
+//! authors use the traits in [`crate::connector`], the host uses [`crate::host`].
+//!
+//! Shape (abi_stable's interface / plugin / host split):
+//! - one prefix-type root module per plugin ([`ConnectorMod`]): the interface version, the
+//!   manifest, and `open`. Fields are only ever appended (below the last prefix field), so a
+//!   newer host still loads an older plugin of the same major version;
+//! - two `#[sabi_trait]` objects: [`HostServicesAbi`] (host → plugin services: HTTP, logs,
+//!   state, timers) and [`ConnectorAbi`] (plugin → host: one `call(op, payload)` entry point);
+//! - every async call crosses as an `async_ffi::FfiFuture`, polled on the host's tokio runtime,
+//!   cancelled by dropping it;
+//! - payloads cross as JSON text, one versioned encoding shared by both sides ([`codec`]).
+//!   One entry point with named operations lets the interface grow (a new operation) without a
+//!   layout change, and an old plugin answers an unknown operation with `Unsupported`.
+
+pub(crate) mod codec;
+pub(crate) mod logging;
+pub(crate) mod plugin;
+pub(crate) mod types;
+
+use abi_stable::library::RootModule;
+use abi_stable::sabi_types::VersionStrings;
+use abi_stable::std_types::{RBox, RResult, RString};
+use abi_stable::{StableAbi, declare_root_module_statics, package_version_strings};
+use async_ffi::FfiFuture;
+
+pub(crate) use types::{AbiError, ConnectorAbi_TO, HostServicesAbi_TO};
+
+/// Bumped on any change a plugin must be rebuilt for. The loader refuses a plugin built with
+/// another value, naming both and the fix, before calling into it.
+pub const INTERFACE_VERSION: u32 = 1;
+
+/// The symbol the root module is exported under; `export_connector!` hard-codes it because
+/// `#[export_root_module]` would need the plugin to depend on abi_stable itself. A unit test
+/// checks it against `abi_stable::library::ROOT_MODULE_LOADER_NAME`.
+pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
+
+/// `open(settings JSON, open-info JSON, host services)` (the derive needs the type spelled out
+/// in the struct, so this alias is for the glue only).
+pub(crate) type OpenFn =
+    extern "C" fn(
+        RString,
+        RString,
+        HostServicesAbi_TO<'static, RBox<()>>,
+    ) -> FfiFuture<RResult<ConnectorAbi_TO<'static, RBox<()>>, AbiError>>;
+
+/// The root module every plugin exports.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = ConnectorModRef)))]
+#[sabi(missing_field(panic))]
+pub struct ConnectorMod {
+    /// [`INTERFACE_VERSION`] of the SDK the plugin was built with.
+    pub interface_version: u32,
+    /// The manifest, as JSON.
+    pub manifest: extern "C" fn() -> RResult<RString, AbiError>,
+    /// Opens a connector instance for one source.
+    ///
+    /// Add new fields below this one, never above, and never change the ones above.
+    #[sabi(last_prefix_field)]
+    pub open: extern "C" fn(
+        RString,
+        RString,
+        HostServicesAbi_TO<'static, RBox<()>>,
+    )
+        -> FfiFuture<RResult<ConnectorAbi_TO<'static, RBox<()>>, AbiError>>,
+}
+
+impl RootModule for ConnectorModRef {
+    declare_root_module_statics! {ConnectorModRef}
+    const BASE_NAME: &'static str = "idhost_connector";
+    const NAME: &'static str = "idhost_connector";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_module_symbol_matches_abi_stable() {
+        assert_eq!(
+            ROOT_MODULE_SYMBOL,
+            abi_stable::library::ROOT_MODULE_LOADER_NAME
+        );
+    }
+}

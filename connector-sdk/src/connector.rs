@@ -1,0 +1,455 @@
+//! The traits connector authors implement, and the types they exchange with the host.
+
+use std::future::Future;
+
+use secrecy::SecretString;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::context::Context;
+use crate::error::ConnectorError;
+use crate::model::{Entitlement, EntitlementRef, Grant, GrantRef, Profile, Resource, ResourceRef};
+
+/// What a connector is and can do; the host reads it before opening the connector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The name configs use in `connector = "..."`.
+    pub name: String,
+    /// The connector's own version.
+    pub version: String,
+    /// One line on what it connects to.
+    #[serde(default)]
+    pub description: String,
+    /// The resource types it lists, in the order the host should sync them.
+    pub resource_types: Vec<ResourceTypeSpec>,
+    /// What it can do beyond listing.
+    #[serde(default)]
+    pub capabilities: Vec<Capability>,
+    /// The settings it accepts.
+    #[serde(default)]
+    pub config_keys: Vec<ConfigKey>,
+}
+
+impl Manifest {
+    /// Whether the manifest advertises `capability`.
+    pub fn can(&self, capability: Capability) -> bool {
+        self.capabilities.contains(&capability)
+    }
+
+    /// The spec of resource type `rtype`, if the connector lists it.
+    pub fn resource_type(&self, rtype: &str) -> Option<&ResourceTypeSpec> {
+        self.resource_types.iter().find(|r| r.name == rtype)
+    }
+
+    /// Names of the settings marked secret.
+    pub fn secret_keys(&self) -> impl Iterator<Item = &str> {
+        self.config_keys
+            .iter()
+            .filter(|k| k.secret)
+            .map(|k| k.name.as_str())
+    }
+}
+
+/// One resource type a connector lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceTypeSpec {
+    /// `user`, `group`, `app`, `role` or a connector-specific name.
+    pub name: String,
+    /// Human-readable description.
+    #[serde(default)]
+    pub description: String,
+    /// Whether the host should call [`Connector::entitlements`] and [`Connector::grants`] for
+    /// each listed resource of this type. Connectors that side-load entitlements and grants in
+    /// their list pages (SCIM groups carry their members) leave it `false` and save the calls.
+    #[serde(default)]
+    pub per_resource_details: bool,
+}
+
+impl ResourceTypeSpec {
+    /// A type whose entitlements and grants come side-loaded with its list pages.
+    pub fn new(name: &str, description: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            per_resource_details: false,
+        }
+    }
+
+    /// Asks the host to call `entitlements` and `grants` for each resource of this type.
+    pub fn with_per_resource_details(mut self) -> Self {
+        self.per_resource_details = true;
+        self
+    }
+}
+
+/// An optional ability a connector advertises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// Grant an entitlement.
+    Grant,
+    /// Revoke a grant.
+    Revoke,
+    /// Create a user account.
+    CreateAccount,
+    /// Create a non-user resource (e.g. a group).
+    CreateResource,
+    /// Update a resource's attributes.
+    Update,
+    /// Delete a resource.
+    Delete,
+    /// Incremental syncs from connector-kept state (e.g. Graph delta links).
+    Incremental,
+}
+
+impl Capability {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Grant => "grant",
+            Capability::Revoke => "revoke",
+            Capability::CreateAccount => "create_account",
+            Capability::CreateResource => "create_resource",
+            Capability::Update => "update",
+            Capability::Delete => "delete",
+            Capability::Incremental => "incremental",
+        }
+    }
+}
+
+/// One setting a connector accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigKey {
+    /// Key under `[sources.X.settings]`.
+    pub name: String,
+    /// Whether the connector refuses to open without it (alone or with alternatives).
+    #[serde(default)]
+    pub required: bool,
+    /// Whether its value is a credential: the host redacts it everywhere.
+    #[serde(default)]
+    pub secret: bool,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+}
+
+impl ConfigKey {
+    /// An optional, non-secret setting.
+    pub fn optional(name: &str, description: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            required: false,
+            secret: false,
+            description: description.to_owned(),
+        }
+    }
+    /// A required, non-secret setting.
+    pub fn required(name: &str, description: &str) -> Self {
+        Self {
+            required: true,
+            ..Self::optional(name, description)
+        }
+    }
+    /// Marks the setting as a secret.
+    pub fn secret(mut self) -> Self {
+        self.secret = true;
+        self
+    }
+}
+
+/// Where a listing continues: opaque to the host, meaningful to the connector.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PageToken(Option<String>);
+
+impl PageToken {
+    /// The first page.
+    pub fn first() -> Self {
+        Self(None)
+    }
+    /// A page the connector named earlier.
+    pub fn from_string(token: impl Into<String>) -> Self {
+        Self(Some(token.into()))
+    }
+    /// The token, `None` for the first page.
+    pub fn as_str(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+    /// Whether this is the first page.
+    pub fn is_first(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+/// One page of a listing.
+///
+/// A resource page may side-load the entitlements and grants of the resources on it (a SCIM
+/// group carries its members; a Graph `$batch` fetches 20 groups' members at once), which saves
+/// the host a call per resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The records on this page.
+    pub items: Vec<T>,
+    /// The next page, `None` when this is the last.
+    #[serde(default)]
+    pub next: Option<String>,
+    /// Entitlements of the resources on this page.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entitlements: Vec<Entitlement>,
+    /// Grants on the resources on this page.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<Grant>,
+    /// `true` when this listing is incremental (e.g. from a Graph delta link): the items,
+    /// entitlements and grants are upserts, `removed` names what disappeared, and everything
+    /// else of this resource type carries over from the source's last complete snapshot.
+    /// Set it on every page of an incremental listing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incremental: bool,
+    /// For incremental pages: ids of resources, entitlements or grants that were removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
+}
+
+impl<T> Page<T> {
+    /// The last page, holding `items`.
+    pub fn last(items: Vec<T>) -> Self {
+        Self {
+            items,
+            next: None,
+            entitlements: Vec::new(),
+            grants: Vec::new(),
+            incremental: false,
+            removed: Vec::new(),
+        }
+    }
+    /// A page holding `items`, followed by the page `next` (if any).
+    pub fn new(items: Vec<T>, next: Option<String>) -> Self {
+        Self {
+            next,
+            ..Self::last(items)
+        }
+    }
+    /// An empty last page.
+    pub fn empty() -> Self {
+        Self::last(Vec::new())
+    }
+    /// Side-loads entitlements.
+    pub fn with_entitlements(mut self, entitlements: Vec<Entitlement>) -> Self {
+        self.entitlements = entitlements;
+        self
+    }
+    /// Side-loads grants.
+    pub fn with_grants(mut self, grants: Vec<Grant>) -> Self {
+        self.grants = grants;
+        self
+    }
+    /// Marks the page as part of an incremental listing, with the ids that were removed.
+    pub fn incremental(mut self, removed: Vec<String>) -> Self {
+        self.incremental = true;
+        self.removed = removed;
+        self
+    }
+}
+
+/// What a grant call did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantOutcome {
+    /// The grant as it now exists.
+    pub grant: Grant,
+    /// `true` when the principal already held the entitlement (nothing was changed).
+    pub already: bool,
+}
+
+/// What a revoke call did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeOutcome {
+    /// `true` when the grant was already absent (nothing was changed).
+    pub already: bool,
+}
+
+/// The account to create.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AccountInfo {
+    /// Sign-in name.
+    pub login: String,
+    /// Primary email.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Given name.
+    #[serde(default)]
+    pub given_name: Option<String>,
+    /// Family name.
+    #[serde(default)]
+    pub family_name: Option<String>,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Further attributes, connector-specific.
+    #[serde(default)]
+    pub profile: Profile,
+}
+
+/// How to credential a new account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CredentialOptions {
+    /// Generate a password meeting the upstream's policy and hand it back.
+    #[serde(default)]
+    pub generate_password: bool,
+}
+
+/// A created account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountCreated {
+    /// The new resource.
+    pub resource: Resource,
+    /// The generated password, if one was asked for: handed to the host's vault, never logged.
+    #[serde(default, with = "crate::secret_serde")]
+    pub password: Option<SecretString>,
+}
+
+/// A non-user resource to create (e.g. a group).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ResourceSpec {
+    /// Display name.
+    pub display_name: String,
+    /// Further attributes, connector-specific.
+    #[serde(default)]
+    pub profile: Profile,
+}
+
+/// Attribute changes: field path → new value (`null` clears it).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Changes {
+    /// The changes, in the order given.
+    pub set: Profile,
+}
+
+/// A connector that lists identity data. Write plain `async fn`s; the SDK does the rest.
+///
+/// ```ignore
+/// impl Connector for Acme {
+///     type Settings = AcmeSettings;
+///     fn manifest() -> Manifest { /* ... */ }
+///     async fn open(settings: AcmeSettings, ctx: Context) -> Result<Self, ConnectorError> { /* ... */ }
+///     async fn list(&self, rtype: &str, page: PageToken) -> Result<Page<Resource>, ConnectorError> { /* ... */ }
+/// }
+/// idhost_connector_sdk::export_connector!(Acme);
+/// ```
+pub trait Connector: Send + Sync + Sized + 'static {
+    /// The connector's settings, deserialized from `[sources.X.settings]`.
+    type Settings: DeserializeOwned + Send;
+
+    /// What the connector is and can do.
+    fn manifest() -> Manifest;
+
+    /// Builds the connector from its settings. Validate settings here: the error names the key.
+    fn open(
+        settings: Self::Settings,
+        ctx: Context,
+    ) -> impl Future<Output = Result<Self, ConnectorError>> + Send;
+
+    /// Checks the connection and permissions with a cheap upstream call.
+    fn validate(&self) -> impl Future<Output = Result<(), ConnectorError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// One page of resources of type `rtype`.
+    fn list(
+        &self,
+        rtype: &str,
+        page: PageToken,
+    ) -> impl Future<Output = Result<Page<Resource>, ConnectorError>> + Send;
+
+    /// One page of the entitlements on `resource` (only for types with `per_resource_details`).
+    fn entitlements(
+        &self,
+        resource: &Resource,
+        page: PageToken,
+    ) -> impl Future<Output = Result<Page<Entitlement>, ConnectorError>> + Send {
+        let _ = (resource, page);
+        async { Ok(Page::empty()) }
+    }
+
+    /// One page of the grants on `resource` (only for types with `per_resource_details`).
+    fn grants(
+        &self,
+        resource: &Resource,
+        page: PageToken,
+    ) -> impl Future<Output = Result<Page<Grant>, ConnectorError>> + Send {
+        let _ = (resource, page);
+        async { Ok(Page::empty()) }
+    }
+}
+
+/// A connector that can also change the upstream. Advertise each operation in the manifest's
+/// capabilities; the default bodies answer [`crate::ErrorKind::Unsupported`].
+///
+/// Every operation is idempotent from the caller's view: granting what is held or revoking
+/// what is absent succeeds with `already: true`.
+pub trait Provisioner: Connector {
+    /// Grants `entitlement` to `principal`.
+    fn grant(
+        &self,
+        entitlement: &EntitlementRef,
+        principal: &ResourceRef,
+    ) -> impl Future<Output = Result<GrantOutcome, ConnectorError>> + Send {
+        let _ = (entitlement, principal);
+        async { Err(ConnectorError::unsupported("grant is not supported")) }
+    }
+
+    /// Revokes `grant`.
+    fn revoke(
+        &self,
+        grant: &GrantRef,
+    ) -> impl Future<Output = Result<RevokeOutcome, ConnectorError>> + Send {
+        let _ = grant;
+        async { Err(ConnectorError::unsupported("revoke is not supported")) }
+    }
+
+    /// Creates a user account.
+    fn create_account(
+        &self,
+        info: AccountInfo,
+        credentials: CredentialOptions,
+    ) -> impl Future<Output = Result<AccountCreated, ConnectorError>> + Send {
+        let _ = (info, credentials);
+        async {
+            Err(ConnectorError::unsupported(
+                "create-account is not supported",
+            ))
+        }
+    }
+
+    /// Creates a non-user resource of type `rtype` (e.g. a group).
+    fn create_resource(
+        &self,
+        rtype: &str,
+        spec: ResourceSpec,
+    ) -> impl Future<Output = Result<Resource, ConnectorError>> + Send {
+        let _ = (rtype, spec);
+        async {
+            Err(ConnectorError::unsupported(
+                "create-resource is not supported",
+            ))
+        }
+    }
+
+    /// Updates attributes of `resource`.
+    fn update(
+        &self,
+        resource: &ResourceRef,
+        changes: Changes,
+    ) -> impl Future<Output = Result<(), ConnectorError>> + Send {
+        let _ = (resource, changes);
+        async { Err(ConnectorError::unsupported("update is not supported")) }
+    }
+
+    /// Deletes `resource`.
+    fn delete(
+        &self,
+        resource: &ResourceRef,
+    ) -> impl Future<Output = Result<(), ConnectorError>> + Send {
+        let _ = resource;
+        async { Err(ConnectorError::unsupported("delete is not supported")) }
+    }
+}

@@ -1,0 +1,105 @@
+//! What a connector receives when it opens: the host's services and facts about its source.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::http::Http;
+use crate::services::HostServices;
+
+/// Facts about the source a connector instance serves.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SourceInfo {
+    /// The source name from the config (`[sources.NAME]`).
+    pub source: String,
+    /// Whether the source is configured `read_only`: the connector should request read scopes
+    /// only, and the host refuses provisioning before calling the connector.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Whether this run is a `--dry-run` (writes are intercepted by the host).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Whether the host asked for a full (non-incremental) sync.
+    #[serde(default)]
+    pub full_sync: bool,
+}
+
+/// The host's services, handed to [`crate::Connector::open`]. Cheap to clone.
+#[derive(Clone)]
+pub struct Context {
+    services: Arc<dyn HostServices>,
+    info: Arc<SourceInfo>,
+    http: Http,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A context over `services`. The ABI glue builds one per opened plugin instance; tests can
+    /// build one over an in-process implementation.
+    pub fn new(services: Arc<dyn HostServices>, info: SourceInfo) -> Self {
+        Self {
+            http: Http::new(services.clone()),
+            services,
+            info: Arc::new(info),
+        }
+    }
+
+    /// Upstream HTTP through the host.
+    pub fn http(&self) -> &Http {
+        &self.http
+    }
+
+    /// Facts about the source.
+    pub fn source(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    /// Connector state for this source.
+    pub fn state(&self) -> State<'_> {
+        State {
+            services: self.services.as_ref(),
+        }
+    }
+
+    /// Waits on the host's timer (plugins have no runtime of their own).
+    pub async fn sleep(&self, duration: Duration) {
+        self.services.sleep(duration).await;
+    }
+}
+
+/// Opaque per-source key/value state kept by the host (delta links, cursors).
+#[derive(Debug)]
+pub struct State<'a> {
+    services: &'a dyn HostServices,
+}
+
+impl std::fmt::Debug for dyn HostServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostServices")
+    }
+}
+
+impl State<'_> {
+    /// The value last committed for `key`.
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.services.state_get(key)
+    }
+
+    /// Stages `value` for `key`; committed only if this sync completes.
+    pub fn set(&self, key: &str, value: impl Into<String>) {
+        self.services.state_set(key, Some(value.into()));
+    }
+
+    /// Stages the removal of `key`.
+    pub fn remove(&self, key: &str) {
+        self.services.state_set(key, None);
+    }
+}

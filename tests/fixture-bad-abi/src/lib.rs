@@ -1,0 +1,32 @@
+//! A plugin that claims connector interface version 999: the host's loader must refuse it with
+//! an error naming the file, both versions and the fix, without calling into it.
+
+use idhost_connector_sdk::prelude::*;
+
+/// A connector that is never opened.
+pub struct FromTheFuture;
+
+impl Connector for FromTheFuture {
+    type Settings = serde::de::IgnoredAny;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            name: "from-the-future".into(),
+            version: "9.9.9".into(),
+            description: String::new(),
+            resource_types: vec![ResourceTypeSpec::new("user", "")],
+            capabilities: vec![],
+            config_keys: vec![],
+        }
+    }
+
+    async fn open(_settings: Self::Settings, _ctx: Context) -> Result<Self, ConnectorError> {
+        Ok(FromTheFuture)
+    }
+
+    async fn list(&self, _rtype: &str, _page: PageToken) -> Result<Page<Resource>, ConnectorError> {
+        Ok(Page::empty())
+    }
+}
+
+export_connector!(FromTheFuture, __interface_version = 999);

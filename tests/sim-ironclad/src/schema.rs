@@ -1,0 +1,208 @@
+//! Schema URNs and the `/Schemas` resources Ironclad documents.
+
+use serde_json::{Value, json};
+
+/// RFC 7643 core User schema.
+pub(crate) const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+/// RFC 7643 core Group schema.
+pub(crate) const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+/// RFC 7643 §4.3 enterprise User extension.
+pub(crate) const ENTERPRISE_URN: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+/// Ironclad's own User extension (SCIM OpenAPI `IroncladUserSchema`).
+pub(crate) const IRONCLAD_URN: &str = "urn:ietf:params:scim:schemas:extension:ironclad:2.0:User";
+/// RFC 7644 §3.4.2 ListResponse.
+pub(crate) const LIST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+/// RFC 7644 §3.12 Error.
+pub(crate) const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+/// RFC 7644 §3.5.2 PatchOp.
+pub(crate) const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// Where the real service lives; `meta.location` uses it exactly as the docs show
+/// ("https://na1.ironcladapp.com/scim/v2/Users/67e4488c605caf0d8aa2e5c6"). Clients must not
+/// follow it: it points at production, not at the simulator.
+pub(crate) const SCIM_BASE: &str = "https://na1.ironcladapp.com/scim/v2";
+
+/// Whether `urn` names the core User or Group schema (whose attributes sit at the top level).
+pub(crate) fn is_core_urn(urn: &str) -> bool {
+    urn.eq_ignore_ascii_case(USER_URN) || urn.eq_ignore_ascii_case(GROUP_URN)
+}
+
+/// The User extension URNs this company knows.
+pub(crate) const USER_EXTENSIONS: [&str; 2] = [ENTERPRISE_URN, IRONCLAD_URN];
+
+/// Top-level core User attributes.
+// support.ironcladapp.com/hc/en-us/articles/12286070700183-Supported-User-Attributes lists the
+// singular (userName, name, displayName, nickName, profileUrl, title, userType,
+// preferredLanguage, locale, timezone, active, password) and multi-valued (emails,
+// phoneNumbers, ims, photos, addresses, groups, entitlements, roles, x509Certificates) core
+// attributes; externalId is RFC 7643 §3.1 common.
+pub(crate) const CORE_USER_ATTRIBUTES: [&str; 22] = [
+    "userName",
+    "name",
+    "displayName",
+    "nickName",
+    "profileUrl",
+    "title",
+    "userType",
+    "preferredLanguage",
+    "locale",
+    "timezone",
+    "active",
+    "password",
+    "emails",
+    "phoneNumbers",
+    "ims",
+    "photos",
+    "addresses",
+    "groups",
+    "entitlements",
+    "roles",
+    "x509Certificates",
+    "externalId",
+];
+
+/// `(name, type, multiValued, required, caseExact, mutability, uniqueness)` of one attribute.
+type Attr = (&'static str, &'static str, bool, bool, bool, &'static str, &'static str);
+
+fn attribute(a: Attr, description: &str, sub: &[(Attr, &str)]) -> Value {
+    let (name, kind, multi, required, case_exact, mutability, uniqueness) = a;
+    let mut v = json!({
+        "name": name, "type": kind, "multiValued": multi, "description": description,
+        "required": required, "caseExact": case_exact, "mutability": mutability,
+        "returned": "default", "uniqueness": uniqueness,
+    });
+    if !sub.is_empty() {
+        // developer.ironcladapp.com SCIM OpenAPI GroupSchema/CoreUserSchema spell the key
+        // `subattributes` (lower case), not RFC 7643 §7's `subAttributes`; we follow the docs.
+        v["subattributes"] = sub
+            .iter()
+            .map(|(a, d)| attribute(*a, d, &[]))
+            .collect::<Vec<_>>()
+            .into();
+    }
+    v
+}
+
+fn schema(id: &str, name: &str, description: &str, attributes: Vec<Value>) -> Value {
+    json!({
+        "id": id, "name": name, "description": description, "attributes": attributes,
+        "meta": {"resourceType": "Schema", "location": format!("{SCIM_BASE}/Schemas/{id}")},
+    })
+}
+
+const RW: &str = "readWrite";
+
+/// The four schemas `GET /Schemas` documents ("totalResults: 4"), with the attributes the SCIM
+/// OpenAPI's GroupSchema, CoreUserSchema, EnterpriseUserSchema and IroncladUserSchema list.
+pub(crate) fn all() -> Vec<Value> {
+    let s = |name, mutability| (name, "string", false, false, false, mutability, "none");
+    vec![
+        schema(
+            GROUP_URN,
+            "Group",
+            "Group",
+            vec![
+                attribute(
+                    ("displayName", "string", false, true, false, RW, "none"),
+                    "A human-readable name for the Group.  REQUIRED.",
+                    &[],
+                ),
+                attribute(
+                    ("members", "complex", true, false, false, RW, "none"),
+                    "A list of members of the Group.",
+                    &[
+                        (s("value", "immutable"), "Identifier of the member of this Group."),
+                        (
+                            ("$ref", "reference", false, false, false, "immutable", "none"),
+                            "The URI corresponding to a SCIM resource that is a member of this Group.",
+                        ),
+                        (s("type", "immutable"), "A label indicating the type of resource, e.g., 'User' or 'Group'."),
+                    ],
+                ),
+            ],
+        ),
+        schema(
+            USER_URN,
+            "User",
+            "User Account",
+            vec![
+                attribute(
+                    ("userName", "string", false, true, false, RW, "server"),
+                    "Unique identifier for the User. REQUIRED.",
+                    &[],
+                ),
+                attribute(
+                    ("name", "complex", false, false, false, RW, "none"),
+                    "The components of the user's real name.",
+                    &[
+                        (s("formatted", RW), "The full name."),
+                        (s("familyName", RW), "The family name of the User."),
+                        (s("givenName", RW), "The given name of the User."),
+                    ],
+                ),
+                attribute(
+                    ("displayName", "string", false, false, false, RW, "server"),
+                    "The name of the User, suitable for display to end-users.",
+                    &[],
+                ),
+                attribute(
+                    ("nickName", "string", false, false, false, RW, "server"),
+                    "The casual way to address the user in real life.",
+                    &[],
+                ),
+                attribute(
+                    ("title", "string", false, false, false, RW, "server"),
+                    "The user's title, such as \"Vice President.\"",
+                    &[],
+                ),
+                attribute(
+                    ("active", "boolean", false, false, false, RW, "none"),
+                    "A Boolean value indicating the User's administrative status.",
+                    &[],
+                ),
+                attribute(
+                    ("emails", "complex", true, false, false, RW, "none"),
+                    "Email addresses for the user.",
+                    &[
+                        (s("value", RW), "Email addresses for the user."),
+                        (s("display", "readOnly"), "A human-readable name.  READ-ONLY."),
+                        (s("type", RW), "A label indicating the attribute's function."),
+                    ],
+                ),
+            ],
+        ),
+        schema(
+            ENTERPRISE_URN,
+            "EnterpriseUser",
+            "Enterprise User",
+            vec![
+                attribute(s("employeeNumber", RW), "Numeric or alphanumeric identifier assigned to a person.", &[]),
+                attribute(s("costCenter", RW), "Identifies the name of a cost center.", &[]),
+                attribute(s("organization", RW), "Identifies the name of an organization.", &[]),
+                attribute(s("department", RW), "Identifies the name of a department.", &[]),
+                attribute(
+                    ("manager", "complex", false, false, false, RW, "none"),
+                    "The User's manager.",
+                    &[
+                        (s("value", RW), "The id of the SCIM resource representing the User's manager."),
+                        (("$ref", "reference", false, false, false, RW, "none"), "The URI of the manager."),
+                        (s("displayName", "readOnly"), "The displayName of the User's manager."),
+                    ],
+                ),
+            ],
+        ),
+        // The documented IroncladUserSchema lists departmentHead only; the User object also
+        // carries provider and allowProviderConversion, and companies may add custom attributes
+        // (Supported-User-Attributes article), which this company did with `managementLevel`.
+        schema(
+            IRONCLAD_URN,
+            "IroncladUser",
+            "Ironclad User",
+            vec![attribute(
+                s("departmentHead", RW),
+                "The email address (username) of the user's department head",
+                &[],
+            )],
+        ),
+    ]
+}
