@@ -1,1 +1,20 @@
-//! idhost
+//! # idhost
+//!
+//! The connector host: loads connector plugins (Rust cdylibs speaking the stable ABI of
+//! `idhost-connector-sdk`), syncs their identity data into sinks, and provisions access.
+//! The binary is a thin shell over [`app::main`].
+
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod logging;
+pub mod metrics;
+pub mod plugins;
+pub mod progress;
+pub mod redact;
+pub mod schedule;
+pub mod services;
+pub mod sinks;
+pub mod state;
+pub mod sync;

@@ -1,0 +1,89 @@
+//! The binary's edge: parse the command line, set up logs and the runtime, run a command, map
+//! the outcome to an exit code. Errors are printed with their whole chain (`{:#}`).
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command};
+use crate::commands;
+use crate::progress::Progress;
+
+/// How a command ended, as an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything worked.
+    Success = 0,
+    /// A source or operation failed.
+    Failed = 1,
+    /// The config or command line is invalid.
+    Usage = 2,
+    /// A plugin could not be loaded or found.
+    Plugin = 3,
+}
+
+/// A command error with the exit code it maps to.
+#[derive(Debug)]
+pub struct CommandError {
+    /// Exit code.
+    pub outcome: Outcome,
+    /// What to print.
+    pub error: anyhow::Error,
+}
+
+impl CommandError {
+    /// A config or usage error.
+    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            outcome: Outcome::Usage,
+            error: error.into(),
+        }
+    }
+    /// A plugin error.
+    pub fn plugin(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            outcome: Outcome::Plugin,
+            error: error.into(),
+        }
+    }
+    /// A failure.
+    pub fn failed(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            outcome: Outcome::Failed,
+            error: error.into(),
+        }
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let progress = match &cli.command {
+        Command::Sync { json, .. } => Progress::new(!json),
+        _ => Progress::hidden(),
+    };
+    if let Err(message) = crate::logging::init(&cli.log_level, cli.log_format, &progress) {
+        eprintln!("error: {message}");
+        return ExitCode::from(Outcome::Usage as u8);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(Outcome::Failed as u8);
+        }
+    };
+    let result = runtime.block_on(commands::run(cli, progress));
+    // Plugin libraries are never unloaded; shut the runtime down without waiting on stray tasks.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
+        Ok(outcome) => ExitCode::from(outcome as u8),
+        Err(err) => {
+            eprintln!("error: {:#}", err.error);
+            ExitCode::from(err.outcome as u8)
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! `idhost check -c FILE`: config, plugins, and each connector's own connection check.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use idhost_connector_sdk::SourceInfo;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{CommandError, Outcome};
+use crate::metrics::SourceMetrics;
+use crate::progress::Progress;
+use crate::state::StateStore;
+use crate::sync::SyncEnv;
+
+pub(crate) async fn run(path: &Path, flag: Option<&Path>) -> Result<Outcome, CommandError> {
+    let config = super::load_config(path)?;
+    println!(
+        "{}: config is valid ({} sources, {} sinks)",
+        path.display(),
+        config.sources.len(),
+        config.sinks.len()
+    );
+    let registry = super::discover(flag, Some(&config))?;
+    let state = StateStore::open(&config.state_path).map_err(CommandError::failed)?;
+    let client = crate::services::http::build_client().map_err(CommandError::failed)?;
+    let env = SyncEnv {
+        config: config.clone(),
+        registry,
+        sinks: Arc::default(),
+        state,
+        client,
+        progress: Progress::hidden(),
+        cancel: CancellationToken::new(),
+    };
+    let mut outcome = Outcome::Success;
+    for source in &config.sources {
+        let info = SourceInfo {
+            source: source.name.clone(),
+            read_only: source.read_only,
+            ..SourceInfo::default()
+        };
+        if env.registry.get(&source.connector).is_none() {
+            outcome = Outcome::Plugin;
+        }
+        match crate::sync::open_connector(&env, source, info, Arc::new(SourceMetrics::default()))
+            .await
+        {
+            Err(message) => {
+                println!("✗ {}: {message}", source.name);
+                if outcome == Outcome::Success {
+                    outcome = Outcome::Failed;
+                }
+            }
+            Ok((instance, _services, redactor)) => match instance.validate().await {
+                Ok(()) => println!(
+                    "✓ {} ({}): connection and permissions OK",
+                    source.name, source.connector
+                ),
+                Err(err) => {
+                    println!(
+                        "✗ {} ({}): {} ({})",
+                        source.name,
+                        source.connector,
+                        redactor.redact(&err.message),
+                        err.kind
+                    );
+                    if outcome == Outcome::Success {
+                        outcome = Outcome::Failed;
+                    }
+                }
+            },
+        }
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,80 @@
+//! The subcommands.
+
+mod check;
+mod plugins;
+mod summary;
+mod sync;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::app::{CommandError, Outcome};
+use crate::cli::{Cli, Command};
+use crate::config::{self, Config};
+use crate::plugins::{Registry, resolve_dir};
+use crate::progress::Progress;
+
+pub use summary::summary_table;
+
+/// Runs one command.
+pub async fn run(cli: Cli, progress: Progress) -> Result<Outcome, CommandError> {
+    match cli.command {
+        Command::Plugins { json } => plugins::run(cli.plugin_dir.as_deref(), json),
+        Command::Check { config } => check::run(&config, cli.plugin_dir.as_deref()).await,
+        Command::Sync {
+            config,
+            sources,
+            resources_only,
+            full,
+            json,
+        } => {
+            let options = crate::sync::SyncOptions {
+                sources,
+                resources_only,
+                full,
+            };
+            sync::run(&config, cli.plugin_dir.as_deref(), options, json, progress).await
+        }
+    }
+}
+
+/// Loads and validates the config (exit code 2 on error).
+pub(crate) fn load_config(path: &Path) -> Result<Arc<Config>, CommandError> {
+    config::load(path)
+        .map(Arc::new)
+        .map_err(CommandError::usage)
+}
+
+/// Discovers plugins for `config` (exit code 3 if the directory is unreadable). Files that
+/// fail to load are reported; they fail only the sources that need them.
+pub(crate) fn discover(
+    flag: Option<&Path>,
+    config: Option<&Config>,
+) -> Result<Arc<Registry>, CommandError> {
+    let dir = resolve_dir(flag, config.and_then(|c| c.plugin_dir.as_deref()));
+    let registry = Registry::discover(&dir)
+        .context("cannot list plugins")
+        .map_err(CommandError::plugin)?;
+    let needed: Vec<&str> = config
+        .map(|c| c.sources.iter().map(|s| s.connector.as_str()).collect())
+        .unwrap_or_default();
+    for err in &registry.errors {
+        // A broken file nobody asked for is worth a warning, not a failure.
+        if needed.is_empty() {
+            tracing::warn!("{err}");
+        } else {
+            tracing::debug!("{err}");
+        }
+    }
+    for name in needed {
+        if registry.get(name).is_none() {
+            for err in &registry.errors {
+                tracing::warn!("{err}");
+            }
+            break;
+        }
+    }
+    Ok(Arc::new(registry))
+}

@@ -1,0 +1,66 @@
+//! `idhost plugins [--json]`.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::app::{CommandError, Outcome};
+
+#[derive(Serialize)]
+struct PluginRow<'a> {
+    name: &'a str,
+    version: &'a str,
+    interface_version: u32,
+    path: String,
+    resource_types: Vec<&'a str>,
+    capabilities: Vec<&'a str>,
+    description: &'a str,
+}
+
+pub(crate) fn run(flag: Option<&Path>, json: bool) -> Result<Outcome, CommandError> {
+    let registry = super::discover(flag, None)?;
+    let rows: Vec<PluginRow<'_>> = registry
+        .plugins()
+        .map(|p| {
+            let m = p.manifest();
+            PluginRow {
+                name: &m.name,
+                version: &m.version,
+                interface_version: p.interface_version(),
+                path: p.path().display().to_string(),
+                resource_types: m.resource_types.iter().map(|r| r.name.as_str()).collect(),
+                capabilities: m.capabilities.iter().map(|c| c.as_str()).collect(),
+                description: &m.description,
+            }
+        })
+        .collect();
+    if json {
+        let errors: Vec<String> = registry.errors.iter().map(ToString::to_string).collect();
+        let doc = serde_json::json!({ "dir": registry.dir, "plugins": rows, "errors": errors });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        println!("plugins in {}", registry.dir.display());
+        println!(
+            "{:<12} {:<9} {:<4} {:<28} {}",
+            "NAME", "VERSION", "ABI", "RESOURCE TYPES", "CAPABILITIES"
+        );
+        for r in &rows {
+            println!(
+                "{:<12} {:<9} {:<4} {:<28} {}",
+                r.name,
+                r.version,
+                r.interface_version,
+                r.resource_types.join(","),
+                if r.capabilities.is_empty() {
+                    "-".to_owned()
+                } else {
+                    r.capabilities.join(",")
+                }
+            );
+        }
+        for err in &registry.errors {
+            eprintln!("warning: {err}");
+        }
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,106 @@
+//! `idhost sync -c FILE [--source S]… [--resources-only] [--full]`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{CommandError, Outcome};
+use crate::progress::Progress;
+use crate::sinks::RunStatus;
+use crate::state::StateStore;
+use crate::sync::{SyncEnv, SyncOptions};
+
+/// Cancels `token` on Ctrl-C or SIGTERM, so every sync stops between pages and aborts cleanly.
+pub(crate) fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            () = term => {},
+        }
+        tracing::warn!("stopping: finishing no more pages, keeping previous snapshots");
+        token.cancel();
+    });
+}
+
+pub(crate) async fn run(
+    path: &Path,
+    flag: Option<&Path>,
+    options: SyncOptions,
+    json: bool,
+    progress: Progress,
+) -> Result<Outcome, CommandError> {
+    let config = super::load_config(path)?;
+    for wanted in &options.sources {
+        if !config.sources.iter().any(|s| &s.name == wanted) {
+            let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+            return Err(CommandError::usage(anyhow!(
+                "--source `{wanted}` is not a source in {}; sources are: {}",
+                path.display(),
+                known.join(", ")
+            )));
+        }
+    }
+    let registry = super::discover(flag, Some(&config))?;
+    let sinks = crate::sinks::build(&config.sinks)
+        .await
+        .map_err(CommandError::failed)?;
+    let state = StateStore::open(&config.state_path).map_err(CommandError::failed)?;
+    let client = crate::services::http::build_client().map_err(CommandError::failed)?;
+    let cancel = CancellationToken::new();
+    cancel_on_signal(cancel.clone());
+    let env = SyncEnv {
+        config: config.clone(),
+        registry,
+        sinks: Arc::new(sinks),
+        state,
+        client,
+        progress,
+        cancel,
+    };
+    let outcomes = crate::sync::run(&env, &options).await;
+    if json {
+        let rows: Vec<_> = outcomes
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "source": o.source, "connector": o.connector, "sync_id": o.sync_id,
+                    "status": o.status, "counts": o.counts, "error": o.error,
+                    "requests": o.metrics.requests(), "retries": o.metrics.retries(),
+                    "seconds": o.elapsed.as_secs_f64(),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
+    } else {
+        env.progress
+            .suspend(|| eprint!("\n{}", super::summary_table(&outcomes)));
+    }
+    let missing_plugin = outcomes
+        .iter()
+        .any(|o| o.status == RunStatus::Failed && env.registry.get(&o.connector).is_none());
+    Ok(
+        if outcomes.iter().all(|o| o.status == RunStatus::Succeeded) {
+            Outcome::Success
+        } else if missing_plugin {
+            Outcome::Plugin
+        } else {
+            Outcome::Failed
+        },
+    )
+}

@@ -1,0 +1,373 @@
+//! Upstream HTTP for plugins: one reqwest client (rustls), one retry policy, rate budgets,
+//! dry-run interception, the plain-http guard and redaction, applied once here for every
+//! connector.
+//!
+//! Retry policy, in order:
+//! 1. A 429 is retried (any method: the upstream refused it) after `Retry-After` when given
+//!    (seconds or HTTP date, capped), else after exponential backoff with full jitter.
+//! 2. A 500/502/503/504 is retried the same way for idempotent requests only.
+//! 3. A connection error (refused, reset, timeout) is retried for idempotent requests, and for
+//!    any request when the connection was never made.
+//! 4. Anything else (4xx, 501, ...) is returned at once; 401 refresh is the connector's job
+//!    (it owns the token), and 403 is never retried.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use idhost_connector_sdk::http::{Budget, HttpRequest, HttpResponse, parse_retry_after};
+use idhost_connector_sdk::{ConnectorError, ErrorKind};
+use rand::Rng as _;
+
+use crate::metrics::SourceMetrics;
+use crate::redact::{Redactor, credential_of};
+
+/// Largest response body accepted; beyond it the request fails instead of eating memory.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Retry and timeout settings.
+#[derive(Debug, Clone)]
+pub struct HttpPolicy {
+    /// Most attempts per request, first included.
+    pub max_attempts: u32,
+    /// First backoff step.
+    pub base_delay: Duration,
+    /// Largest backoff step and largest `Retry-After` honoured.
+    pub max_delay: Duration,
+    /// Timeout of one attempt.
+    pub timeout: Duration,
+}
+
+impl Default for HttpPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(60),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A write `--dry-run` intercepted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InterceptedRequest {
+    /// Method.
+    pub method: String,
+    /// URL.
+    pub url: String,
+    /// Body (redacted).
+    pub body: String,
+}
+
+/// The HTTP service of one source.
+#[derive(Debug)]
+pub struct HostHttp {
+    client: reqwest::Client,
+    policy: HttpPolicy,
+    budgets: Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>,
+    dry_run: bool,
+    allow_insecure_http: bool,
+    redactor: Redactor,
+    metrics: Arc<SourceMetrics>,
+    intercepted: Mutex<Vec<InterceptedRequest>>,
+}
+
+/// Builds the one shared reqwest client.
+pub fn build_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .user_agent(concat!("idhost/", env!("CARGO_PKG_VERSION")))
+        // Never follow a redirect to another origin: a token request must not carry its
+        // credentials to a host the config did not name.
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let same_origin = attempt.previous().last().is_some_and(|prev| {
+                prev.scheme() == attempt.url().scheme()
+                    && prev.host_str() == attempt.url().host_str()
+                    && prev.port_or_known_default() == attempt.url().port_or_known_default()
+            });
+            if same_origin && attempt.previous().len() < 5 {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        }))
+        .pool_max_idle_per_host(64)
+        .build()
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+impl HostHttp {
+    /// The service for one source.
+    pub fn new(
+        client: reqwest::Client,
+        policy: HttpPolicy,
+        dry_run: bool,
+        allow_insecure_http: bool,
+        redactor: Redactor,
+        metrics: Arc<SourceMetrics>,
+    ) -> Self {
+        Self {
+            client,
+            policy,
+            budgets: Mutex::new(HashMap::new()),
+            dry_run,
+            allow_insecure_http,
+            redactor,
+            metrics,
+            intercepted: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The writes `--dry-run` intercepted, in order.
+    pub fn intercepted(&self) -> Vec<InterceptedRequest> {
+        self.intercepted
+            .lock()
+            .map(|i| i.clone())
+            .unwrap_or_default()
+    }
+
+    fn limiter(&self, budget: &Budget) -> Option<Arc<DefaultDirectRateLimiter>> {
+        let requests = NonZeroU32::new(budget.requests)?;
+        let period = Duration::from_millis(budget.period_ms.max(1));
+        let mut budgets = self.budgets.lock().ok()?;
+        let limiter = budgets.entry(budget.name.clone()).or_insert_with(|| {
+            // Replenish evenly over the period, bursting up to the whole allowance.
+            let quota = Quota::with_period(period / requests.get())
+                .unwrap_or_else(|| Quota::per_second(requests))
+                .allow_burst(requests);
+            Arc::new(RateLimiter::direct(quota))
+        });
+        Some(limiter.clone())
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .policy
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.policy.max_delay);
+        // Full jitter (AWS architecture blog): uniform in [0, exp].
+        let millis = u64::try_from(exp.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(rand::thread_rng().gen_range(0..=millis.max(1)))
+    }
+
+    /// Sends `request` under the policy. `Ok` for every HTTP status the policy gives up on;
+    /// `Err` only for transport failures, refusals before sending, and oversized bodies.
+    pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, ConnectorError> {
+        for (name, value) in &request.headers {
+            if name.eq_ignore_ascii_case("authorization") {
+                if let Some(credential) = credential_of(value) {
+                    self.redactor.add(credential.to_owned());
+                }
+            }
+        }
+        let url = url::Url::parse(&request.url).map_err(|e| {
+            ConnectorError::invalid_input(format!(
+                "{} {} is not a valid URL: {e}",
+                request.method,
+                self.redactor.redact(&request.url)
+            ))
+        })?;
+        let line = format!("{} {}", request.method, self.redactor.redact(url.as_str()));
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) || self.allow_insecure_http => {}
+            "http" => {
+                return Err(ConnectorError::invalid_input(format!(
+                    "{line}: refusing plain http:// to a non-loopback host; use https://, or set `allow_insecure_http = true` in the source's settings"
+                )));
+            }
+            other => {
+                return Err(ConnectorError::invalid_input(format!(
+                    "{line}: unsupported URL scheme `{other}`"
+                )));
+            }
+        }
+        if self.dry_run && request.is_write() {
+            let body = self
+                .redactor
+                .redact(&String::from_utf8_lossy(&request.body));
+            if let Ok(mut i) = self.intercepted.lock() {
+                i.push(InterceptedRequest {
+                    method: request.method.clone(),
+                    url: self.redactor.redact(url.as_str()),
+                    body,
+                });
+            }
+            tracing::info!(request = %line, "dry run: not sent");
+            return Ok(HttpResponse {
+                status: 202,
+                headers: Vec::new(),
+                body: Vec::new(),
+                dry_run: true,
+                request_line: line,
+            });
+        }
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+            .map_err(|_| ConnectorError::invalid_input(format!("{line}: bad HTTP method")))?;
+        let max_attempts = request
+            .options
+            .max_attempts
+            .unwrap_or(self.policy.max_attempts)
+            .max(1);
+        let timeout = request
+            .options
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(self.policy.timeout);
+        let limiter = request
+            .options
+            .budget
+            .as_ref()
+            .and_then(|b| self.limiter(b));
+        let idempotent = request.is_idempotent();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            if let Some(limiter) = &limiter {
+                limiter.until_ready().await;
+            }
+            let mut builder = self
+                .client
+                .request(method.clone(), url.clone())
+                .timeout(timeout);
+            for (k, v) in &request.headers {
+                builder = builder.header(k.as_str(), v.as_str());
+            }
+            if !request.body.is_empty() {
+                builder = builder.body(request.body.clone());
+            }
+            let started = std::time::Instant::now();
+            match builder.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    self.metrics.record_request(status, started.elapsed());
+                    let retryable =
+                        status == 429 || (idempotent && matches!(status, 500 | 502 | 503 | 504));
+                    if retryable && attempt < max_attempts {
+                        let wait = response
+                            .headers()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(parse_retry_after)
+                            .map(|d| d.min(self.policy.max_delay))
+                            .unwrap_or_else(|| self.backoff(attempt));
+                        self.metrics.record_retry();
+                        tracing::debug!(request = %line, status, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+                        drop(response);
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    return self.read(response, line).await;
+                }
+                Err(err) => {
+                    self.metrics.record_transport_error();
+                    let never_connected = err.is_connect();
+                    let retryable = never_connected
+                        || (idempotent && (err.is_timeout() || err.is_request() || err.is_body()));
+                    if retryable && attempt < max_attempts {
+                        self.metrics.record_retry();
+                        let wait = self.backoff(attempt);
+                        tracing::debug!(request = %line, error = %self.redactor.redact(&err.to_string()), attempt, "retrying after a transport error");
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    let what = if err.is_timeout() {
+                        format!("timed out after {} ms", timeout.as_millis())
+                    } else {
+                        error_chain(&err)
+                    };
+                    return Err(ConnectorError::unavailable(format!(
+                        "{line} failed after {attempt} attempt(s): {}",
+                        self.redactor.redact(&what)
+                    )));
+                }
+            }
+        }
+    }
+
+    async fn read(
+        &self,
+        mut response: reqwest::Response,
+        line: String,
+    ) -> Result<HttpResponse, ConnectorError> {
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        if response
+            .content_length()
+            .is_some_and(|len| len > MAX_BODY_BYTES as u64)
+        {
+            return Err(ConnectorError::internal(format!(
+                "{line} answered {status} with a body over the {MAX_BODY_BYTES}-byte limit"
+            )));
+        }
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_BODY_BYTES {
+                        return Err(ConnectorError::internal(format!(
+                            "{line} answered {status} with a body over the {MAX_BODY_BYTES}-byte limit"
+                        )));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    self.metrics.record_transport_error();
+                    return Err(ConnectorError::new(
+                        ErrorKind::Unavailable,
+                        format!(
+                            "{line} answered {status} but the body broke off: {}",
+                            self.redactor.redact(&error_chain(&err))
+                        ),
+                    )
+                    .with_status(status));
+                }
+            }
+        }
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+            dry_run: false,
+            request_line: line,
+        })
+    }
+}
+
+/// An error with its causes, `a: b: c`.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
