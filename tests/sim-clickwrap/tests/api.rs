@@ -891,3 +891,60 @@ async fn twenty_thousand_users_build_fast_and_any_page_is_fast() {
         "4 pages in {elapsed:?}"
     );
 }
+
+/// Every key of `doc` exists in `ours` with the same JSON type, recursively (arrays by their
+/// first item). Keys we add beyond the docs are allowed; missing or retyped ones are not.
+fn assert_same_shape(doc: &Value, ours: &Value, path: &str) {
+    match (doc, ours) {
+        (Value::Object(d), Value::Object(o)) => {
+            for (k, dv) in d {
+                let ov = o
+                    .get(k)
+                    .unwrap_or_else(|| panic!("{path}.{k} missing in {ours}"));
+                assert_same_shape(dv, ov, &format!("{path}.{k}"));
+            }
+        }
+        (Value::Array(d), Value::Array(o)) => {
+            if let (Some(dv), Some(ov)) = (d.first(), o.first()) {
+                assert_same_shape(dv, ov, &format!("{path}[0]"));
+            }
+        }
+        (Value::Number(_), Value::Number(_))
+        | (Value::String(_), Value::String(_))
+        | (Value::Bool(_), Value::Bool(_)) => {}
+        _ => panic!("{path}: doc has {doc}, simulator has {ours}"),
+    }
+}
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/resources/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("fixture JSON")
+}
+
+#[tokio::test]
+async fn objects_have_the_shape_of_the_doc_examples() {
+    let sim = sim(30);
+    let router = sim.router();
+    // The owner is verified in seed 1 and every user has a profile; pick a verified user with a
+    // photo so optional parts are present for the comparison.
+    let members = get_ok(&router, "/v1.1/accounts/1001/members?per_page=30").await;
+    let full = members["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["verified"] == json!(true) && u["profiles"][0]["photos"][0].is_string())
+        .expect("a verified user with a photo");
+    assert_same_shape(&fixture("user.json"), full, "user");
+    let mut envelope = members.clone();
+    envelope["data"] = json!([]);
+    assert_same_shape(&fixture("pagination.json"), &envelope, "envelope");
+
+    let site = sim.site_ids()[0];
+    let filter = format!("user.id=={}", full["id"]);
+    let ms = get_ok(
+        &router,
+        &format!("/v1.1/sites/{site}/memberships?filter={filter}"),
+    )
+    .await;
+    assert_same_shape(&fixture("membership.json"), &ms["data"][0], "membership");
+}

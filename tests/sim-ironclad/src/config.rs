@@ -124,3 +124,42 @@ impl Args {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn flags_default_to_the_default_config_and_negative_flags_switch_off() {
+        let config = Cli::parse_from(["sim"]).args.into_config();
+        let default = SimConfig::default();
+        assert_eq!(format!("{config:?}"), format!("{default:?}"));
+        let config = Cli::parse_from([
+            "sim",
+            "--users",
+            "50000",
+            "--latency-ms",
+            "25",
+            "--token-ttl-secs",
+            "60",
+            "--no-rate-limits",
+            "--no-saml",
+            "--admin-email",
+            "root@example.com",
+        ])
+        .args
+        .into_config();
+        assert_eq!(config.users, 50_000);
+        assert_eq!(config.latency, Duration::from_millis(25));
+        assert_eq!(config.token_ttl, Duration::from_secs(60));
+        assert!(!config.rate_limits && !config.saml);
+        assert_eq!(config.admin_email, "root@example.com");
+    }
+}

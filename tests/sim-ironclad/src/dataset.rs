@@ -17,32 +17,197 @@ use crate::schema::{ENTERPRISE_URN, IRONCLAD_URN, SCIM_BASE, USER_URN};
 use crate::store::{GroupRecord, Store, group_id, object_id, timestamp};
 
 const FIRST: [&str; 48] = [
-    "alex", "jordan", "taylor", "morgan", "casey", "riley", "jamie", "avery", "quinn", "harper",
-    "olivia", "liam", "emma", "noah", "ava", "elijah", "sophia", "lucas", "mia", "mateo", "amelia",
-    "james", "isabella", "benjamin", "charlotte", "henry", "evelyn", "theodore", "luna", "oliver",
-    "priya", "arjun", "mei", "hiroshi", "fatima", "omar", "ingrid", "lars", "sofia", "diego",
-    "chloe", "samuel", "grace", "daniel", "zoe", "nathan", "aisha", "kwame",
+    "alex",
+    "jordan",
+    "taylor",
+    "morgan",
+    "casey",
+    "riley",
+    "jamie",
+    "avery",
+    "quinn",
+    "harper",
+    "olivia",
+    "liam",
+    "emma",
+    "noah",
+    "ava",
+    "elijah",
+    "sophia",
+    "lucas",
+    "mia",
+    "mateo",
+    "amelia",
+    "james",
+    "isabella",
+    "benjamin",
+    "charlotte",
+    "henry",
+    "evelyn",
+    "theodore",
+    "luna",
+    "oliver",
+    "priya",
+    "arjun",
+    "mei",
+    "hiroshi",
+    "fatima",
+    "omar",
+    "ingrid",
+    "lars",
+    "sofia",
+    "diego",
+    "chloe",
+    "samuel",
+    "grace",
+    "daniel",
+    "zoe",
+    "nathan",
+    "aisha",
+    "kwame",
 ];
 const LAST: [&str; 48] = [
-    "doe", "smith", "johnson", "williams", "brown", "jones", "garcia", "miller", "davis",
-    "rodriguez", "martinez", "hernandez", "lopez", "gonzalez", "wilson", "anderson", "thomas",
-    "taylor", "moore", "jackson", "martin", "lee", "perez", "thompson", "white", "harris",
-    "sanchez", "clark", "ramirez", "lewis", "robinson", "walker", "young", "allen", "king",
-    "wright", "scott", "nguyen", "patel", "kim", "chen", "okafor", "larsen", "novak", "silva",
-    "tanaka", "schmidt", "murphy",
+    "doe",
+    "smith",
+    "johnson",
+    "williams",
+    "brown",
+    "jones",
+    "garcia",
+    "miller",
+    "davis",
+    "rodriguez",
+    "martinez",
+    "hernandez",
+    "lopez",
+    "gonzalez",
+    "wilson",
+    "anderson",
+    "thomas",
+    "taylor",
+    "moore",
+    "jackson",
+    "martin",
+    "lee",
+    "perez",
+    "thompson",
+    "white",
+    "harris",
+    "sanchez",
+    "clark",
+    "ramirez",
+    "lewis",
+    "robinson",
+    "walker",
+    "young",
+    "allen",
+    "king",
+    "wright",
+    "scott",
+    "nguyen",
+    "patel",
+    "kim",
+    "chen",
+    "okafor",
+    "larsen",
+    "novak",
+    "silva",
+    "tanaka",
+    "schmidt",
+    "murphy",
 ];
 /// `(department, titles)`; the first user of a department becomes its head.
 const DEPARTMENTS: [(&str, [&str; 4]); 10] = [
-    ("Legal", ["Counsel", "Senior Counsel", "Paralegal", "Legal Operations Manager"]),
-    ("Sales", ["Account Executive", "Sales Manager", "Sales Development Rep", "Deal Desk Analyst"]),
-    ("Finance", ["Financial Analyst", "Controller", "Accountant", "FP&A Manager"]),
-    ("Procurement", ["Buyer", "Procurement Manager", "Sourcing Specialist", "Vendor Manager"]),
-    ("Engineering", ["Software Engineer", "Engineering Manager", "Staff Engineer", "SRE"]),
-    ("Human Resources", ["HR Business Partner", "Recruiter", "People Ops Manager", "HR Generalist"]),
-    ("Marketing", ["Marketing Manager", "Content Strategist", "Brand Designer", "Growth Analyst"]),
-    ("Operations", ["Operations Analyst", "Program Manager", "Business Operations Lead", "Coordinator"]),
-    ("IT", ["IT Administrator", "Systems Engineer", "Helpdesk Specialist", "IT Manager"]),
-    ("Security", ["Security Engineer", "GRC Analyst", "Security Manager", "Privacy Analyst"]),
+    (
+        "Legal",
+        [
+            "Counsel",
+            "Senior Counsel",
+            "Paralegal",
+            "Legal Operations Manager",
+        ],
+    ),
+    (
+        "Sales",
+        [
+            "Account Executive",
+            "Sales Manager",
+            "Sales Development Rep",
+            "Deal Desk Analyst",
+        ],
+    ),
+    (
+        "Finance",
+        [
+            "Financial Analyst",
+            "Controller",
+            "Accountant",
+            "FP&A Manager",
+        ],
+    ),
+    (
+        "Procurement",
+        [
+            "Buyer",
+            "Procurement Manager",
+            "Sourcing Specialist",
+            "Vendor Manager",
+        ],
+    ),
+    (
+        "Engineering",
+        [
+            "Software Engineer",
+            "Engineering Manager",
+            "Staff Engineer",
+            "SRE",
+        ],
+    ),
+    (
+        "Human Resources",
+        [
+            "HR Business Partner",
+            "Recruiter",
+            "People Ops Manager",
+            "HR Generalist",
+        ],
+    ),
+    (
+        "Marketing",
+        [
+            "Marketing Manager",
+            "Content Strategist",
+            "Brand Designer",
+            "Growth Analyst",
+        ],
+    ),
+    (
+        "Operations",
+        [
+            "Operations Analyst",
+            "Program Manager",
+            "Business Operations Lead",
+            "Coordinator",
+        ],
+    ),
+    (
+        "IT",
+        [
+            "IT Administrator",
+            "Systems Engineer",
+            "Helpdesk Specialist",
+            "IT Manager",
+        ],
+    ),
+    (
+        "Security",
+        [
+            "Security Engineer",
+            "GRC Analyst",
+            "Security Manager",
+            "Privacy Analyst",
+        ],
+    ),
 ];
 const GROUP_SUFFIXES: [&str; 6] = [
     "Ops Group",
@@ -158,18 +323,26 @@ pub(crate) fn build(config: &SimConfig) -> Store {
     let mut heads: [Option<String>; DEPARTMENTS.len()] = Default::default();
 
     for i in 0..n {
-        let id = object_id(SEED_USER_PREFIX + i as u32, &mut rng);
+        let id = object_id(SEED_USER_PREFIX.wrapping_add(i as u32), &mut rng);
         let (given, family, user_name, dept) = if i == 0 {
             let local = config.admin_email.split('@').next().unwrap_or("admin");
             let mut parts = local.split(['.', '-', '_']).filter(|p| !p.is_empty());
             let given = parts.next().map(capitalize).unwrap_or_else(|| "It".into());
-            let family = parts.next().map(capitalize).unwrap_or_else(|| "Admin".into());
+            let family = parts
+                .next()
+                .map(capitalize)
+                .unwrap_or_else(|| "Admin".into());
             (given, family, config.admin_email.to_lowercase(), 8)
         } else {
             let given = FIRST.choose(&mut rng).copied().unwrap_or("alex");
             let family = LAST.choose(&mut rng).copied().unwrap_or("doe");
             let user_name = format!("{given}.{family}{i}@example.com");
-            (capitalize(given), capitalize(family), user_name, rng.gen_range(0..DEPARTMENTS.len()))
+            (
+                capitalize(given),
+                capitalize(family),
+                user_name,
+                rng.gen_range(0..DEPARTMENTS.len()),
+            )
         };
         let (dept_name, titles) = DEPARTMENTS[dept];
         let is_head = heads[dept].is_none();
@@ -215,7 +388,11 @@ pub(crate) fn build(config: &SimConfig) -> Store {
             },
             ironclad: SeedIronclad {
                 department_head: heads[dept].as_deref(),
-                provider: if i == 0 { "local" } else { provider(&mut rng, config.saml) },
+                provider: if i == 0 {
+                    "local"
+                } else {
+                    provider(&mut rng, config.saml)
+                },
                 allow_provider_conversion: rng.gen_ratio(1, 10),
                 management_level: level,
             },

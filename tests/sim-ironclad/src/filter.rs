@@ -112,8 +112,14 @@ pub(crate) fn parse(filter: &str) -> Result<EqFilter, ScimError> {
         Some((a, s)) => (a.to_owned(), Some(s.to_owned())),
         None => (attr_path.to_owned(), None),
     };
-    if attr.is_empty() || sub.as_deref().is_some_and(|s| s.is_empty() || s.contains('.')) {
-        return Err(ScimError::invalid_filter(format!("Invalid filter: {filter}")));
+    if attr.is_empty()
+        || sub
+            .as_deref()
+            .is_some_and(|s| s.is_empty() || s.contains('.'))
+    {
+        return Err(ScimError::invalid_filter(format!(
+            "Invalid filter: {filter}"
+        )));
     }
     Ok(EqFilter {
         container,
@@ -126,15 +132,16 @@ pub(crate) fn parse(filter: &str) -> Result<EqFilter, ScimError> {
 /// Splits an optional schema URN off an attribute path: `urn:…:2.0:User:department` gives
 /// `(Some("urn:…:2.0:User"), "department")`; a core-schema URN gives `None`.
 pub(crate) fn split_urn(path: &str) -> (Option<String>, &str) {
-    if path.len() > 4 && path[..4].eq_ignore_ascii_case("urn:") {
-        if let Some((urn, attr)) = path.rsplit_once(':') {
-            let urn = urn.to_owned();
-            return if is_core_urn(&urn) {
-                (None, attr)
-            } else {
-                (Some(urn), attr)
-            };
-        }
+    if path
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+        && let Some((urn, attr)) = path.rsplit_once(':')
+    {
+        return if is_core_urn(urn) {
+            (None, attr)
+        } else {
+            (Some(urn.to_owned()), attr)
+        };
     }
     (None, path)
 }
@@ -145,10 +152,15 @@ pub(crate) fn check_user_attribute(f: &EqFilter) -> Result<(), ScimError> {
     let known = match &f.container {
         Some(urn) => USER_EXTENSIONS.iter().any(|u| u.eq_ignore_ascii_case(urn)),
         None => {
-            f.attr.eq_ignore_ascii_case("id")
+            (f.attr.eq_ignore_ascii_case("id")
                 || CORE_USER_ATTRIBUTES
                     .iter()
-                    .any(|a| a.eq_ignore_ascii_case(&f.attr))
+                    .any(|a| a.eq_ignore_ascii_case(&f.attr)))
+                && f.sub.as_deref().is_none_or(|sub| {
+                    core_sub_attributes(&f.attr)
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(sub))
+                })
         }
     };
     if known {
@@ -158,12 +170,41 @@ pub(crate) fn check_user_attribute(f: &EqFilter) -> Result<(), ScimError> {
     }
 }
 
+/// Sub-attributes of the complex core User attributes (RFC 7643 §4.1); none for simple ones.
+fn core_sub_attributes(attr: &str) -> &'static [&'static str] {
+    const MULTI: &[&str] = &["value", "display", "type", "primary", "$ref"];
+    match attr.to_ascii_lowercase().as_str() {
+        "name" => &[
+            "formatted",
+            "familyName",
+            "givenName",
+            "middleName",
+            "honorificPrefix",
+            "honorificSuffix",
+        ],
+        "addresses" => &[
+            "formatted",
+            "streetAddress",
+            "locality",
+            "region",
+            "postalCode",
+            "country",
+            "type",
+            "primary",
+        ],
+        "emails" | "phonenumbers" | "ims" | "photos" | "groups" | "entitlements" | "roles"
+        | "x509certificates" => MULTI,
+        _ => &[],
+    }
+}
+
 /// Rejects filters on attributes outside the Group schema.
 pub(crate) fn check_group_attribute(f: &EqFilter) -> Result<(), ScimError> {
-    let known = f.container.is_none()
-        && ["id", "displayName", "externalId", "members"]
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(&f.attr));
+    let known = ["id", "displayName", "externalId"]
+        .iter()
+        .any(|a| f.is(a, None))
+        || f.is("members", None)
+        || f.is("members", Some("value"));
     if known {
         Ok(())
     } else {
@@ -191,19 +232,35 @@ mod tests {
         assert_eq!(f.text(), Some("alex.doe@example.com"));
         let f = parse(r#"displayName eq "Legal Ops Group""#).unwrap();
         assert_eq!(f.text(), Some("Legal Ops Group"));
-        let f = parse(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department EQ "Legal""#).unwrap();
+        let f = parse(
+            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department EQ "Legal""#,
+        )
+        .unwrap();
         assert_eq!(f.container.as_deref(), Some(crate::schema::ENTERPRISE_URN));
-        let f = parse(r#"urn:ietf:params:scim:schemas:core:2.0:User:emails.value eq "a@b.c""#).unwrap();
+        let f =
+            parse(r#"urn:ietf:params:scim:schemas:core:2.0:User:emails.value eq "a@b.c""#).unwrap();
         assert!(f.is("emails", Some("value")));
     }
 
     #[test]
     fn unsupported_operators_and_unknown_attributes_are_invalid_filter() {
-        for bad in [r#"userName sw "a""#, "userName pr", r#"userName eq "a" and title eq "b""#, "userName"] {
-            assert_eq!(parse(bad).unwrap_err().scim_type(), Some("invalidFilter"), "{bad}");
+        for bad in [
+            r#"userName sw "a""#,
+            "userName pr",
+            r#"userName eq "a" and title eq "b""#,
+            "userName",
+        ] {
+            assert_eq!(
+                parse(bad).unwrap_err().scim_type(),
+                Some("invalidFilter"),
+                "{bad}"
+            );
         }
-        let f = parse(r#"name.lastName eq "x""#).unwrap();
+        let f = parse(r#"name.familyName eq "x""#).unwrap();
         check_user_attribute(&f).unwrap();
+        // The documented example: "No matching schema for attribute: name,lastName".
+        let f = parse(r#"name.lastName eq "x""#).unwrap();
+        assert!(check_user_attribute(&f).is_err());
         let f = parse(r#"legalName eq "x""#).unwrap();
         assert!(check_user_attribute(&f).is_err());
     }
@@ -213,7 +270,11 @@ mod tests {
         let user = json!({"id":"AbC","userName":"A@B.C","emails":[{"value":"x@y.z"},{"value":"Other@y.z"}]});
         let user = user.as_object().unwrap();
         assert!(parse(r#"userName eq "a@b.c""#).unwrap().matches(user));
-        assert!(parse(r#"emails.value eq "other@y.z""#).unwrap().matches(user));
+        assert!(
+            parse(r#"emails.value eq "other@y.z""#)
+                .unwrap()
+                .matches(user)
+        );
         assert!(parse(r#"emails eq "X@y.z""#).unwrap().matches(user));
         assert!(!parse(r#"id eq "abc""#).unwrap().matches(user));
     }

@@ -30,7 +30,12 @@ pub(crate) fn operations(body: &Value) -> Result<Vec<Operation>, ScimError> {
     let names_patch_op = body
         .get("schemas")
         .and_then(Value::as_array)
-        .is_some_and(|s| s.iter().any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(PATCH_URN))));
+        .is_some_and(|s| {
+            s.iter().any(|u| {
+                u.as_str()
+                    .is_some_and(|u| u.eq_ignore_ascii_case(PATCH_URN))
+            })
+        });
     if !names_patch_op {
         return Err(ScimError::invalid_value(
             "schemas",
@@ -42,14 +47,26 @@ pub(crate) fn operations(body: &Value) -> Result<Vec<Operation>, ScimError> {
         .and_then(|o| find_key(o, "Operations").and_then(|k| o.get(&k)))
         .and_then(Value::as_array)
         .filter(|ops| !ops.is_empty())
-        .ok_or_else(|| ScimError::bad_request("invalidSyntax", "Operations must be a non-empty array"))?;
+        .ok_or_else(|| {
+            ScimError::bad_request("invalidSyntax", "Operations must be a non-empty array")
+        })?;
     ops.iter()
         .map(|raw| {
-            let op = match raw.get("op").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
+            let op = match raw
+                .get("op")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
                 Some("add") => Op::Add,
                 Some("remove") => Op::Remove,
                 Some("replace") => Op::Replace,
-                _ => return Err(ScimError::invalid_value("op", raw.get("op").unwrap_or(&Value::Null))),
+                _ => {
+                    return Err(ScimError::invalid_value(
+                        "op",
+                        raw.get("op").unwrap_or(&Value::Null),
+                    ));
+                }
             };
             let path = match raw.get("path") {
                 None | Some(Value::Null) => None,
@@ -80,7 +97,10 @@ struct Target {
 
 fn parse_path(path: &str) -> Result<Target, ScimError> {
     let invalid = || ScimError::bad_request("invalidPath", format!("Invalid path: {path}"));
-    if let Some(urn) = USER_EXTENSIONS.iter().find(|u| u.eq_ignore_ascii_case(path)) {
+    if let Some(urn) = USER_EXTENSIONS
+        .iter()
+        .find(|u| u.eq_ignore_ascii_case(path))
+    {
         return Ok(Target {
             container: Some((*urn).to_owned()),
             attr: None,
@@ -111,7 +131,11 @@ fn parse_path(path: &str) -> Result<Target, ScimError> {
             None => (rest.clone(), None, None),
         },
     };
-    if attr.is_empty() || sub.as_deref().is_some_and(|s| s.is_empty() || s.contains('.')) {
+    if attr.is_empty()
+        || sub
+            .as_deref()
+            .is_some_and(|s| s.is_empty() || s.contains('.'))
+    {
         return Err(invalid());
     }
     Ok(Target {
@@ -146,7 +170,10 @@ pub(crate) fn apply_user(user: &mut Map<String, Value>, op: &Operation) -> Resul
                 format!("Attribute {attr} is readOnly"),
             ));
         }
-        if !CORE_USER_ATTRIBUTES.iter().any(|a| a.eq_ignore_ascii_case(attr)) {
+        if !CORE_USER_ATTRIBUTES
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(attr))
+        {
             return Err(no_schema(attr));
         }
         if attr.eq_ignore_ascii_case("password") {
@@ -195,17 +222,34 @@ fn apply_pathless(user: &mut Map<String, Value>, op: &Operation) -> Result<(), S
         return Err(ScimError::bad_request("noTarget", "remove requires a path"));
     }
     let Some(Value::Object(values)) = &op.value else {
-        return Err(ScimError::invalid_value("value", op.value.as_ref().unwrap_or(&Value::Null)));
+        return Err(ScimError::invalid_value(
+            "value",
+            op.value.as_ref().unwrap_or(&Value::Null),
+        ));
     };
     for (key, value) in values {
         let is_extension = USER_EXTENSIONS.iter().any(|u| u.eq_ignore_ascii_case(key));
         match value {
             Value::Object(inner) if is_extension => {
                 for (attr, v) in inner {
-                    apply_user(user, &Operation { op: op.op, path: Some(format!("{key}:{attr}")), value: Some(v.clone()) })?;
+                    apply_user(
+                        user,
+                        &Operation {
+                            op: op.op,
+                            path: Some(format!("{key}:{attr}")),
+                            value: Some(v.clone()),
+                        },
+                    )?;
                 }
             }
-            v => apply_user(user, &Operation { op: op.op, path: Some(key.clone()), value: Some(v.clone()) })?,
+            v => apply_user(
+                user,
+                &Operation {
+                    op: op.op,
+                    path: Some(key.clone()),
+                    value: Some(v.clone()),
+                },
+            )?,
         }
     }
     Ok(())
@@ -225,7 +269,12 @@ fn apply_attr(
             Some(Value::Array(items)) => {
                 for item in items.iter_mut().filter(|i| i.is_object()) {
                     if let Value::Object(o) = item {
-                        set_or_remove(o, &find_key(o, sub).unwrap_or_else(|| sub.clone()), op, value.clone())?;
+                        set_or_remove(
+                            o,
+                            &find_key(o, sub).unwrap_or_else(|| sub.clone()),
+                            op,
+                            value.clone(),
+                        )?;
                     }
                 }
                 Ok(())
@@ -241,12 +290,20 @@ fn apply_attr(
                 scope.insert(key, Value::Object(o));
                 Ok(())
             }
-            Some(_) => Err(ScimError::bad_request("invalidPath", format!("{attr} has no sub-attribute {sub}"))),
+            Some(_) => Err(ScimError::bad_request(
+                "invalidPath",
+                format!("{attr} has no sub-attribute {sub}"),
+            )),
         },
         (Some(select), sub) => {
             let items = match scope.entry(key).or_insert_with(|| Value::Array(Vec::new())) {
                 Value::Array(items) => items,
-                _ => return Err(ScimError::bad_request("invalidPath", format!("{attr} is not multi-valued"))),
+                _ => {
+                    return Err(ScimError::bad_request(
+                        "invalidPath",
+                        format!("{attr} is not multi-valued"),
+                    ));
+                }
             };
             let hits: Vec<usize> = items
                 .iter()
@@ -296,10 +353,15 @@ fn apply_attr(
                         return Ok(());
                     }
                     for &i in &hits {
-                        let Some(Value::Object(o)) = items.get_mut(i) else { continue };
+                        let Some(Value::Object(o)) = items.get_mut(i) else {
+                            continue;
+                        };
                         match (sub, &value) {
                             (Some(sub), v) => {
-                                o.insert(find_key(o, sub).unwrap_or_else(|| sub.clone()), v.clone());
+                                o.insert(
+                                    find_key(o, sub).unwrap_or_else(|| sub.clone()),
+                                    v.clone(),
+                                );
                             }
                             (None, Value::Object(v)) if op == Op::Add => o.extend(v.clone()),
                             (None, Value::Object(v)) => *o = v.clone(),
@@ -314,7 +376,12 @@ fn apply_attr(
 }
 
 /// add / replace / remove of `key` itself.
-fn set_or_remove(scope: &mut Map<String, Value>, key: &str, op: Op, value: Option<Value>) -> Result<(), ScimError> {
+fn set_or_remove(
+    scope: &mut Map<String, Value>,
+    key: &str,
+    op: Op,
+    value: Option<Value>,
+) -> Result<(), ScimError> {
     match op {
         Op::Remove => {
             // A remove carrying values removes just those values from a multi-valued attribute.
@@ -365,11 +432,17 @@ fn same_value(a: &Value, b: &Value) -> bool {
 }
 
 fn missing_value() -> ScimError {
-    ScimError::bad_request("invalidSyntax", "add and replace operations require a value")
+    ScimError::bad_request(
+        "invalidSyntax",
+        "add and replace operations require a value",
+    )
 }
 
 fn no_schema(attr: &str) -> ScimError {
-    ScimError::bad_request("invalidPath", format!("No matching schema for attribute: {attr}"))
+    ScimError::bad_request(
+        "invalidPath",
+        format!("No matching schema for attribute: {attr}"),
+    )
 }
 
 #[cfg(test)]
@@ -410,9 +483,17 @@ mod tests {
         let out = patch(user.clone(), json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "b@x.com"}])).unwrap();
         assert_eq!(out["emails"][0]["value"], "b@x.com");
         assert_eq!(out["emails"][1]["value"], "h@x.com");
-        let out = patch(user.clone(), json!([{"op": "remove", "path": "emails[type eq \"home\"]"}])).unwrap();
+        let out = patch(
+            user.clone(),
+            json!([{"op": "remove", "path": "emails[type eq \"home\"]"}]),
+        )
+        .unwrap();
         assert_eq!(out["emails"].as_array().map(Vec::len), Some(1));
-        let err = patch(user, json!([{"op": "replace", "path": "emails[type eq \"other\"].value", "value": "c"}])).unwrap_err();
+        let err = patch(
+            user,
+            json!([{"op": "replace", "path": "emails[type eq \"other\"].value", "value": "c"}]),
+        )
+        .unwrap_err();
         assert_eq!(err.scim_type(), Some("noTarget"));
     }
 
@@ -426,20 +507,45 @@ mod tests {
         .unwrap();
         assert_eq!(out["title"], "U");
         assert_eq!(out["name"]["familyName"], "Z");
-        assert_eq!(out["urn:ietf:params:scim:schemas:extension:ironclad:2.0:User"]["managementLevel"], "Director");
+        assert_eq!(
+            out["urn:ietf:params:scim:schemas:extension:ironclad:2.0:User"]["managementLevel"],
+            "Director"
+        );
         let err = patch(json!({}), json!([{"op": "remove"}])).unwrap_err();
         assert_eq!(err.scim_type(), Some("noTarget"));
     }
 
     #[test]
     fn read_only_and_unknown_attributes_are_refused() {
-        assert_eq!(patch(json!({}), json!([{"op": "replace", "path": "id", "value": "x"}])).unwrap_err().scim_type(), Some("mutability"));
-        assert_eq!(patch(json!({}), json!([{"op": "replace", "path": "shoeSize", "value": 9}])).unwrap_err().scim_type(), Some("invalidPath"));
         assert_eq!(
-            patch(json!({}), json!([{"op": "add", "path": "title"}])).unwrap_err().scim_type(),
+            patch(
+                json!({}),
+                json!([{"op": "replace", "path": "id", "value": "x"}])
+            )
+            .unwrap_err()
+            .scim_type(),
+            Some("mutability")
+        );
+        assert_eq!(
+            patch(
+                json!({}),
+                json!([{"op": "replace", "path": "shoeSize", "value": 9}])
+            )
+            .unwrap_err()
+            .scim_type(),
+            Some("invalidPath")
+        );
+        assert_eq!(
+            patch(json!({}), json!([{"op": "add", "path": "title"}]))
+                .unwrap_err()
+                .scim_type(),
             Some("invalidSyntax")
         );
-        let missing_schemas = operations(&json!({"Operations": [{"op": "add", "path": "title", "value": "x"}]}));
-        assert_eq!(missing_schemas.unwrap_err().scim_type(), Some("invalidValue"));
+        let missing_schemas =
+            operations(&json!({"Operations": [{"op": "add", "path": "title", "value": "x"}]}));
+        assert_eq!(
+            missing_schemas.unwrap_err().scim_type(),
+            Some("invalidValue")
+        );
     }
 }

@@ -48,7 +48,11 @@ impl ScimError {
 
     /// 400 with a scimType keyword (RFC 7644 §3.12 table 9) and a detail.
     pub(crate) fn bad_request(scim_type: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, Some(scim_type), Some(detail.into()))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            Some(scim_type),
+            Some(detail.into()),
+        )
     }
 
     /// 400 invalidValue with the documented detail shape ("Invalid value at name.givenName: 123").
@@ -269,7 +273,10 @@ pub(crate) fn find_key(object: &Map<String, Value>, name: &str) -> Option<String
     if object.contains_key(name) {
         return Some(name.to_owned());
     }
-    object.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
+    object
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .cloned()
 }
 
 /// A ListResponse built by concatenating already-serialized resources, so a page of 1000 users

@@ -7,7 +7,8 @@ pub(crate) const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 /// RFC 7643 core Group schema.
 pub(crate) const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 /// RFC 7643 §4.3 enterprise User extension.
-pub(crate) const ENTERPRISE_URN: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub(crate) const ENTERPRISE_URN: &str =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 /// Ironclad's own User extension (SCIM OpenAPI `IroncladUserSchema`).
 pub(crate) const IRONCLAD_URN: &str = "urn:ietf:params:scim:schemas:extension:ironclad:2.0:User";
 /// RFC 7644 §3.4.2 ListResponse.
@@ -62,7 +63,15 @@ pub(crate) const CORE_USER_ATTRIBUTES: [&str; 22] = [
 ];
 
 /// `(name, type, multiValued, required, caseExact, mutability, uniqueness)` of one attribute.
-type Attr = (&'static str, &'static str, bool, bool, bool, &'static str, &'static str);
+type Attr = (
+    &'static str,
+    &'static str,
+    bool,
+    bool,
+    bool,
+    &'static str,
+    &'static str,
+);
 
 fn attribute(a: Attr, description: &str, sub: &[(Attr, &str)]) -> Value {
     let (name, kind, multi, required, case_exact, mutability, uniqueness) = a;
@@ -111,12 +120,26 @@ pub(crate) fn all() -> Vec<Value> {
                     ("members", "complex", true, false, false, RW, "none"),
                     "A list of members of the Group.",
                     &[
-                        (s("value", "immutable"), "Identifier of the member of this Group."),
                         (
-                            ("$ref", "reference", false, false, false, "immutable", "none"),
+                            s("value", "immutable"),
+                            "Identifier of the member of this Group.",
+                        ),
+                        (
+                            (
+                                "$ref",
+                                "reference",
+                                false,
+                                false,
+                                false,
+                                "immutable",
+                                "none",
+                            ),
                             "The URI corresponding to a SCIM resource that is a member of this Group.",
                         ),
-                        (s("type", "immutable"), "A label indicating the type of resource, e.g., 'User' or 'Group'."),
+                        (
+                            s("type", "immutable"),
+                            "A label indicating the type of resource, e.g., 'User' or 'Group'.",
+                        ),
                     ],
                 ),
             ],
@@ -165,8 +188,14 @@ pub(crate) fn all() -> Vec<Value> {
                     "Email addresses for the user.",
                     &[
                         (s("value", RW), "Email addresses for the user."),
-                        (s("display", "readOnly"), "A human-readable name.  READ-ONLY."),
-                        (s("type", RW), "A label indicating the attribute's function."),
+                        (
+                            s("display", "readOnly"),
+                            "A human-readable name.  READ-ONLY.",
+                        ),
+                        (
+                            s("type", RW),
+                            "A label indicating the attribute's function.",
+                        ),
                     ],
                 ),
             ],
@@ -176,17 +205,42 @@ pub(crate) fn all() -> Vec<Value> {
             "EnterpriseUser",
             "Enterprise User",
             vec![
-                attribute(s("employeeNumber", RW), "Numeric or alphanumeric identifier assigned to a person.", &[]),
-                attribute(s("costCenter", RW), "Identifies the name of a cost center.", &[]),
-                attribute(s("organization", RW), "Identifies the name of an organization.", &[]),
-                attribute(s("department", RW), "Identifies the name of a department.", &[]),
+                attribute(
+                    s("employeeNumber", RW),
+                    "Numeric or alphanumeric identifier assigned to a person.",
+                    &[],
+                ),
+                attribute(
+                    s("costCenter", RW),
+                    "Identifies the name of a cost center.",
+                    &[],
+                ),
+                attribute(
+                    s("organization", RW),
+                    "Identifies the name of an organization.",
+                    &[],
+                ),
+                attribute(
+                    s("department", RW),
+                    "Identifies the name of a department.",
+                    &[],
+                ),
                 attribute(
                     ("manager", "complex", false, false, false, RW, "none"),
                     "The User's manager.",
                     &[
-                        (s("value", RW), "The id of the SCIM resource representing the User's manager."),
-                        (("$ref", "reference", false, false, false, RW, "none"), "The URI of the manager."),
-                        (s("displayName", "readOnly"), "The displayName of the User's manager."),
+                        (
+                            s("value", RW),
+                            "The id of the SCIM resource representing the User's manager.",
+                        ),
+                        (
+                            ("$ref", "reference", false, false, false, RW, "none"),
+                            "The URI of the manager.",
+                        ),
+                        (
+                            s("displayName", "readOnly"),
+                            "The displayName of the User's manager.",
+                        ),
                     ],
                 ),
             ],
@@ -205,4 +259,51 @@ pub(crate) fn all() -> Vec<Value> {
             )],
         ),
     ]
+}
+
+/// `GET /Schemas` — list-all-schemas, scope `scim.schemas.readSchemas` ("All other APIs": 800/min).
+pub(crate) async fn list(
+    axum::extract::State(sim): axum::extract::State<crate::Simulator>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use crate::guard::{Bucket, admit};
+    use axum::response::IntoResponse;
+    if let Err(err) = admit(
+        &sim,
+        &headers,
+        Bucket::Other,
+        crate::oauth::Scope::ReadSchemas,
+    ) {
+        return err.into_response();
+    }
+    let schemas: Vec<String> = all().iter().map(Value::to_string).collect();
+    let total = schemas.len();
+    crate::respond::list(total, 1, total, &schemas)
+}
+
+/// `GET /Schemas/{schemaId}` — retrieve-a-schema; 404 for an unknown URN.
+pub(crate) async fn fetch(
+    axum::extract::State(sim): axum::extract::State<crate::Simulator>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> axum::response::Response {
+    use crate::guard::{Bucket, admit};
+    use crate::respond::ScimError;
+    use axum::response::IntoResponse;
+    if let Err(err) = admit(
+        &sim,
+        &headers,
+        Bucket::Other,
+        crate::oauth::Scope::ReadSchemas,
+    ) {
+        return err.into_response();
+    }
+    match all().into_iter().find(|s| {
+        s["id"]
+            .as_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case(&id))
+    }) {
+        Some(schema) => crate::respond::json(axum::http::StatusCode::OK, schema.to_string()),
+        None => ScimError::not_found(&id).into_response(),
+    }
 }

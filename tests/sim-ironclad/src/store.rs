@@ -139,11 +139,7 @@ impl<T> Table<T> {
         let Some(first) = (count > 0).then(|| self.live.kth(start_index)).flatten() else {
             return Vec::new();
         };
-        self.slots[first..]
-            .iter()
-            .flatten()
-            .take(count)
-            .collect()
+        self.slots[first..].iter().flatten().take(count).collect()
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
@@ -286,17 +282,6 @@ impl GroupRecord {
         self.refresh();
     }
 
-    /// Adds members not already present (RFC 7644 §3.5.2.1: adding an existing value changes
-    /// nothing and succeeds).
-    pub(crate) fn add_members(&mut self, ids: &[Arc<str>]) {
-        for id in ids {
-            if self.member_set.insert(id.clone()) {
-                self.members.push(id.clone());
-            }
-        }
-        self.refresh();
-    }
-
     /// Removes members; absent ones are ignored. Returns whether anything changed.
     pub(crate) fn remove_members(&mut self, ids: &[&str]) -> bool {
         let before = self.members.len();
@@ -367,15 +352,6 @@ impl Store {
         }
     }
 
-    /// Inserts or replaces a user. The caller has checked userName uniqueness.
-    pub(crate) fn put_user(&mut self, id: Arc<str>, json: String) {
-        let user_name_lc = serde_json::from_str::<Value>(&json)
-            .ok()
-            .and_then(|v| v.get("userName").and_then(Value::as_str).map(str::to_lowercase))
-            .unwrap_or_default();
-        self.put_user_indexed(id, user_name_lc, json);
-    }
-
     /// Inserts or replaces a user whose lower-cased userName is already known.
     pub(crate) fn put_user_indexed(&mut self, id: Arc<str>, user_name_lc: String, json: String) {
         if let Some(old) = self.users.get(&id)
@@ -418,7 +394,12 @@ impl Store {
     }
 
     /// Renames a group, keeping the name index right.
-    pub(crate) fn rename_group(&mut self, id: &str, display_name: String, external_id: Option<String>) {
+    pub(crate) fn rename_group(
+        &mut self,
+        id: &str,
+        display_name: String,
+        external_id: Option<String>,
+    ) {
         let Some(group) = self.groups.get_mut(id) else {
             return;
         };
@@ -461,7 +442,11 @@ pub(crate) fn object_id(prefix: u32, rng: &mut StdRng) -> String {
 /// A random UUID drawn from `rng`.
 pub(crate) fn group_id(rng: &mut StdRng) -> Arc<str> {
     let bytes: [u8; 16] = rng.r#gen();
-    Arc::from(uuid::Builder::from_random_bytes(bytes).into_uuid().to_string())
+    Arc::from(
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string(),
+    )
 }
 
 /// `2025-03-26T18:33:48.336Z`, the timestamp format of the documented `meta` example.
@@ -480,7 +465,11 @@ pub(crate) fn timestamp(t: OffsetDateTime) -> String {
 }
 
 /// Keys of `object` in order, used to keep the documented attribute order stable.
-pub(crate) fn ordered(object: Map<String, Value>, first: &[&str], last: &[&str]) -> Map<String, Value> {
+pub(crate) fn ordered(
+    object: Map<String, Value>,
+    first: &[&str],
+    last: &[&str],
+) -> Map<String, Value> {
     let mut object = object;
     let mut out = Map::new();
     for key in first {
@@ -524,7 +513,10 @@ mod tests {
 
     #[test]
     fn timestamps_have_millisecond_precision_and_a_z() {
-        assert_eq!(timestamp(OffsetDateTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            timestamp(OffsetDateTime::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000Z"
+        );
         let t = OffsetDateTime::from_unix_timestamp(1_743_014_028).unwrap()
             + time::Duration::milliseconds(336);
         assert_eq!(timestamp(t), "2025-03-26T18:33:48.336Z");
