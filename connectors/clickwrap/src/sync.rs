@@ -1,0 +1,176 @@
+//! Listing: account members as `user` pages, sites with their role grants as `site` pages.
+//!
+//! Paging follows reference/pagination: `page` (1-based) and `per_page`, looping while
+//! `has_more`. `no_count=true` is sent where the endpoint documents it (`/accounts/{id}/members`,
+//! `/sites`): the total is never needed. `/sites/{id}/memberships` does not list it, so it is
+//! not sent there.
+
+use idhost_connector_sdk::{ConnectorError, Page, PageToken, Resource};
+
+use crate::Clickwrap;
+use crate::client::Envelope;
+use crate::mapping::{self, ApiMembership, ApiUser};
+
+impl Clickwrap {
+    /// A cheap call that proves the credentials, the scope and the permission to list users.
+    pub(crate) async fn check(&self) -> Result<(), ConnectorError> {
+        let account = self.scope.account_id(&self.client, self.per_page).await?;
+        self.scope.resolve(&self.client, self.per_page).await?;
+        let _: Envelope<serde_json::Value> = self
+            .client
+            .get(
+                &format!("/accounts/{account}/members"),
+                &[("page", "1"), ("per_page", "1"), ("no_count", "true")],
+            )
+            .await
+            .map_err(|e| e.context(format!("listing the users of account {account}")))?;
+        Ok(())
+    }
+
+    /// One page of `GET /accounts/{account_id}/members`. The page token is the next page number.
+    pub(crate) async fn list_users(
+        &self,
+        token: &PageToken,
+    ) -> Result<Page<Resource>, ConnectorError> {
+        let page = match token.as_str() {
+            None => 1,
+            Some(t) => parse_number(t, token)?,
+        };
+        let account = self.scope.account_id(&self.client, self.per_page).await?;
+        let page_text = page.to_string();
+        let per_page_text = self.per_page.to_string();
+        let envelope: Envelope<ApiUser> = self
+            .client
+            .get(
+                &format!("/accounts/{account}/members"),
+                &[
+                    ("page", page_text.as_str()),
+                    ("per_page", per_page_text.as_str()),
+                    ("no_count", "true"),
+                ],
+            )
+            .await
+            .map_err(|e| e.context(format!("listing the users of account {account}")))?;
+        let more = self.more(&envelope, page, "users")?;
+        let users = envelope
+            .data
+            .into_iter()
+            .map(ApiUser::into_resource)
+            .collect::<Result<Vec<_>, _>>()?;
+        tracing::debug!(
+            account,
+            page,
+            users = users.len(),
+            more,
+            "clickwrap users page"
+        );
+        Ok(Page::new(users, more.then(|| (page + 1).to_string())))
+    }
+
+    /// One page of one site's memberships (`GET /sites/{site_id}/memberships`).
+    ///
+    /// The first page of a site carries the site and its three role entitlements; every page
+    /// carries the grants of the memberships on it, so a site with many members spans several
+    /// pages, the later ones holding grants only. The page token is `<site id>:<page>`.
+    pub(crate) async fn list_sites(
+        &self,
+        token: &PageToken,
+    ) -> Result<Page<Resource>, ConnectorError> {
+        let scope = self.scope.resolve(&self.client, self.per_page).await?;
+        let (index, page) = match token.as_str() {
+            None => (0, 1),
+            Some(t) => {
+                let (site, page) = t.split_once(':').ok_or_else(|| bad_token(token))?;
+                let site = parse_number(site, token)?;
+                let index = scope
+                    .sites
+                    .iter()
+                    .position(|s| s.id() == Some(site))
+                    .ok_or_else(|| {
+                        ConnectorError::not_found(format!(
+                            "page token `{t}` names site {site}, which the token no longer sees; \
+                             restart the sync"
+                        ))
+                    })?;
+                (index, parse_number(page, token)?)
+            }
+        };
+        let Some(site) = scope.sites.get(index) else {
+            return Ok(Page::empty());
+        };
+        let site_resource = site.to_resource()?;
+        let site_id = site_resource.upstream_id().to_owned();
+        // A deleted site has no memberships to read (the API would answer 404).
+        let (memberships, more) = if site.is_deleted() {
+            (Vec::new(), false)
+        } else {
+            let page_text = page.to_string();
+            let per_page_text = self.per_page.to_string();
+            let envelope: Envelope<ApiMembership> = self
+                .client
+                .get(
+                    &format!("/sites/{site_id}/memberships"),
+                    &[
+                        ("page", page_text.as_str()),
+                        ("per_page", per_page_text.as_str()),
+                    ],
+                )
+                .await
+                .map_err(|e| e.context(format!("listing the memberships of site {site_id}")))?;
+            let more = self.more(&envelope, page, "site memberships")?;
+            (envelope.data, more)
+        };
+        let (grants, extra) = mapping::membership_grants(&site_resource, memberships)?;
+        let next = if more {
+            Some(format!("{site_id}:{}", page + 1))
+        } else {
+            scope
+                .sites
+                .get(index + 1)
+                .and_then(|s| s.id())
+                .map(|id| format!("{id}:1"))
+        };
+        tracing::debug!(site = %site_id, page, grants = grants.len(), more, "clickwrap site page");
+        let mut entitlements = extra;
+        let items = if page == 1 {
+            entitlements.splice(0..0, mapping::site_entitlements(&site_resource));
+            vec![site_resource]
+        } else {
+            Vec::new()
+        };
+        Ok(Page::new(items, next)
+            .with_entitlements(entitlements)
+            .with_grants(grants))
+    }
+
+    /// Whether a page after `page` exists; `has_more` with an empty page would loop for ever.
+    fn more<T>(
+        &self,
+        envelope: &Envelope<T>,
+        page: u64,
+        what: &str,
+    ) -> Result<bool, ConnectorError> {
+        let more = envelope.has_more(self.per_page);
+        if more && envelope.data.is_empty() {
+            return Err(ConnectorError::internal(format!(
+                "the API answered page {page} of {what} with no items but `has_more: true`; \
+                 stopping rather than paging for ever"
+            )));
+        }
+        Ok(more)
+    }
+}
+
+fn parse_number(text: &str, token: &PageToken) -> Result<u64, ConnectorError> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| bad_token(token))
+}
+
+fn bad_token(token: &PageToken) -> ConnectorError {
+    ConnectorError::invalid_input(format!(
+        "`{}` is not a page token this connector made",
+        token.as_str().unwrap_or_default()
+    ))
+}

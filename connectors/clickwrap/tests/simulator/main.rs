@@ -1,0 +1,13 @@
+//! The Clickwrap connector against the `sim-clickwrap` simulator, in process.
+//!
+//! `TestServices` sends requests as they are, with no retries and no rate budgets (the host does
+//! those), so these tests see the connector's own behaviour: paging, mapping, scope discovery,
+//! token renewal, error kinds.
+
+mod abi;
+mod auth;
+mod common;
+mod config_example;
+mod discovery;
+mod faults;
+mod listing;

@@ -1,0 +1,470 @@
+//! Settings of the Ironclad connector (`[sources.X.settings]`), and their validation.
+//!
+//! The raw [`IroncladSettings`] are what serde reads; [`IroncladSettings::validate`] turns them
+//! into [`Validated`], the only form the client sees. Every error names the key and shows a
+//! correct value.
+
+use std::net::IpAddr;
+
+use idhost_connector_sdk::prelude::*;
+use serde::Deserialize;
+use url::Url;
+
+/// Scopes a read-only source asks for (SCIM OpenAPI: "OAuth Scope required" of list/retrieve).
+pub(crate) const READ_SCOPES: &str = "scim.users.readUsers scim.groups.readGroups";
+
+/// Scopes a provisioning source asks for: the read scopes plus what create/update/delete of
+/// users and create/update of groups require (SCIM OpenAPI, per operation).
+pub(crate) const WRITE_SCOPES: &str = "scim.users.readUsers scim.groups.readGroups \
+     scim.users.createUsers scim.users.updateUsers scim.users.deleteUsers \
+     scim.groups.createGroups scim.groups.updateGroups";
+
+/// Largest `count` the SCIM OpenAPI allows (`Count`: "maximum: 1000").
+pub(crate) const MAX_PAGE_SIZE: u32 = 1000;
+
+/// Settings of an Ironclad source.
+///
+/// Authenticate with exactly one of: `client_id` + `client_secret` (the client-credentials
+/// grant, which also needs `as_user_email` or `as_user_id`), `bearer_token` (a static token),
+/// or `refresh_token` + `client_id` + `client_secret`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IroncladSettings {
+    /// Ironclad region to talk to.
+    ///
+    /// One of `na1` (the default), `eu1` or `demo`; it picks `https://{environment}.ironcladapp.com`.
+    /// Leave it out when `base_url` is set.
+    /// Example: `environment = "eu1"`
+    #[serde(default)]
+    pub environment: Option<String>,
+
+    /// Origin of the Ironclad API, instead of `environment`.
+    ///
+    /// SCIM is called at `{base_url}/scim/v2` and tokens are fetched from `{base_url}/oauth/token`
+    /// unless `token_url` is set. Plain `http://` is accepted only for loopback hosts unless
+    /// `allow_insecure_http` is true.
+    /// Example: `base_url = "https://na1.ironcladapp.com"`
+    #[serde(default)]
+    pub base_url: Option<String>,
+
+    /// Full URL of the OAuth token endpoint.
+    ///
+    /// Defaults to `{base_url}/oauth/token` (or the environment's).
+    /// Example: `token_url = "https://na1.ironcladapp.com/oauth/token"`
+    #[serde(default)]
+    pub token_url: Option<String>,
+
+    /// OAuth client id of the Ironclad API application.
+    ///
+    /// Used with `client_secret` for the client-credentials grant, or with `refresh_token`.
+    /// Example: `client_id = "${IRONCLAD_CLIENT_ID}"`
+    #[serde(default)]
+    pub client_id: Option<String>,
+
+    /// OAuth client secret of the Ironclad API application (secret).
+    ///
+    /// Sent in the JSON body of `POST /oauth/token`; redacted everywhere by the host.
+    /// Example: `client_secret = "${IRONCLAD_CLIENT_SECRET}"`
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+
+    /// Email of the Ironclad user the connector acts as (`x-as-user-email`).
+    ///
+    /// Ironclad requires an acting user on every SCIM call made with a client-credentials or
+    /// legacy token; that user's permissions apply. Give this or `as_user_id`, not both.
+    /// Example: `as_user_email = "it-admin@example.com"`
+    #[serde(default)]
+    pub as_user_email: Option<String>,
+
+    /// Id of the Ironclad user the connector acts as (`x-as-user-id`).
+    ///
+    /// The alternative to `as_user_email`.
+    /// Example: `as_user_id = "5f0375c4cdc1927a3c5edcd3"`
+    #[serde(default)]
+    pub as_user_id: Option<String>,
+
+    /// A static bearer token (secret), instead of client credentials.
+    ///
+    /// Never refreshed: a 401 fails the call as unauthenticated. The acting-user header is
+    /// still sent when `as_user_email` or `as_user_id` is set (legacy tokens need it).
+    /// Example: `bearer_token = "${IRONCLAD_SCIM_TOKEN}"`
+    #[serde(default)]
+    pub bearer_token: Option<SecretString>,
+
+    /// An OAuth refresh token (secret), used with `client_id` and `client_secret`.
+    ///
+    /// Access tokens are obtained with the `refresh_token` grant; a rotated refresh token
+    /// from the answer is used for the next refresh (for the life of the process).
+    /// Example: `refresh_token = "${IRONCLAD_REFRESH_TOKEN}"`
+    #[serde(default)]
+    pub refresh_token: Option<SecretString>,
+
+    /// Request read scopes only and refuse every provisioning call.
+    ///
+    /// Same effect as the source-level `read_only = true`; either one makes the source read-only.
+    /// Example: `read_only = true`
+    #[serde(default)]
+    pub read_only: bool,
+
+    /// OAuth scopes to request instead of the defaults, space-separated.
+    ///
+    /// Defaults to `scim.users.readUsers scim.groups.readGroups` for a read-only source, plus
+    /// `scim.users.createUsers scim.users.updateUsers scim.users.deleteUsers
+    /// scim.groups.createGroups scim.groups.updateGroups` otherwise. Set it when the API
+    /// application is registered for fewer scopes (Ironclad refuses a token request that asks
+    /// for more than the application has).
+    /// Example: `scopes = "scim.users.readUsers scim.groups.readGroups"`
+    #[serde(default)]
+    pub scopes: Option<String>,
+
+    /// Resources per list request (SCIM `count`).
+    ///
+    /// 1 to 1000; defaults to 1000, the documented maximum, which keeps request counts low.
+    /// Example: `page_size = 1000`
+    #[serde(default)]
+    pub page_size: Option<u32>,
+
+    /// Allow plain `http://` URLs to hosts that are not loopback.
+    ///
+    /// Off by default: credentials would cross the network in clear text.
+    /// Example: `allow_insecure_http = false`
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+}
+
+/// How the connector obtains its bearer token.
+#[derive(Debug)]
+pub(crate) enum Auth {
+    /// Client-credentials grant.
+    ClientCredentials {
+        client_id: String,
+        client_secret: SecretString,
+    },
+    /// Refresh-token grant.
+    RefreshToken {
+        client_id: String,
+        client_secret: SecretString,
+        refresh_token: SecretString,
+    },
+    /// A static token.
+    Static(SecretString),
+}
+
+/// The acting-user header Ironclad wants on SCIM calls.
+#[derive(Debug, Clone)]
+pub(crate) struct Actor {
+    /// `x-as-user-email` or `x-as-user-id`.
+    pub(crate) header: &'static str,
+    pub(crate) value: String,
+}
+
+/// Settings after validation.
+#[derive(Debug)]
+pub(crate) struct Validated {
+    /// `{origin}/scim/v2`, no trailing slash.
+    pub(crate) scim_base: String,
+    pub(crate) token_url: String,
+    pub(crate) auth: Auth,
+    pub(crate) actor: Option<Actor>,
+    pub(crate) read_only: bool,
+    pub(crate) scopes: String,
+    pub(crate) page_size: u32,
+}
+
+fn invalid(message: impl Into<String>) -> ConnectorError {
+    ConnectorError::invalid_input(message)
+}
+
+fn present(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+impl IroncladSettings {
+    /// Checks the settings; `source_read_only` is the source-level `read_only`.
+    pub(crate) fn validate(self, source_read_only: bool) -> Result<Validated, ConnectorError> {
+        let origin = self.origin()?;
+        let token_url = match present(&self.token_url) {
+            Some(url) => checked_url("token_url", url, self.allow_insecure_http)?.to_string(),
+            None => format!("{origin}/oauth/token"),
+        };
+        let actor = self.actor()?;
+        let auth = self.auth(actor.is_some())?;
+        let read_only = self.read_only || source_read_only;
+        let scopes = match present(&self.scopes) {
+            Some(s) => s.split_whitespace().collect::<Vec<_>>().join(" "),
+            None if read_only => READ_SCOPES.to_owned(),
+            None => WRITE_SCOPES
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        let page_size = match self.page_size {
+            None => MAX_PAGE_SIZE,
+            Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+            Some(n) => {
+                return Err(invalid(format!(
+                    "page_size must be between 1 and {MAX_PAGE_SIZE} (e.g. `page_size = 1000`); got `{n}`"
+                )));
+            }
+        };
+        Ok(Validated {
+            scim_base: format!("{origin}/scim/v2"),
+            token_url,
+            auth,
+            actor,
+            read_only,
+            scopes,
+            page_size,
+        })
+    }
+
+    /// The API origin from `environment` or `base_url`, without a trailing slash.
+    fn origin(&self) -> Result<String, ConnectorError> {
+        match (present(&self.environment), present(&self.base_url)) {
+            (Some(_), Some(_)) => Err(invalid(
+                "set either `environment` or `base_url`, not both \
+                 (e.g. `environment = \"na1\"`, or `base_url = \"https://na1.ironcladapp.com\"`)",
+            )),
+            (None, Some(raw)) => {
+                let url = checked_url("base_url", raw, self.allow_insecure_http)?;
+                let origin = url.as_str().trim_end_matches('/').to_owned();
+                if origin.ends_with("/scim/v2") || origin.ends_with("/oauth") {
+                    return Err(invalid(format!(
+                        "base_url is the origin, e.g. `base_url = \"https://na1.ironcladapp.com\"` \
+                         (SCIM is called at {{base_url}}/scim/v2); got `{raw}`"
+                    )));
+                }
+                Ok(origin)
+            }
+            (env, None) => match env.unwrap_or("na1") {
+                env @ ("na1" | "eu1" | "demo") => Ok(format!("https://{env}.ironcladapp.com")),
+                other => Err(invalid(format!(
+                    "environment must be one of `na1`, `eu1`, `demo`; got `{other}`"
+                ))),
+            },
+        }
+    }
+
+    fn actor(&self) -> Result<Option<Actor>, ConnectorError> {
+        match (present(&self.as_user_email), present(&self.as_user_id)) {
+            (Some(_), Some(_)) => Err(invalid(
+                "set either `as_user_email` or `as_user_id`, not both \
+                 (e.g. `as_user_email = \"it-admin@example.com\"`)",
+            )),
+            (Some(email), None) if !email.contains('@') => Err(invalid(format!(
+                "as_user_email must be the acting user's email, e.g. \
+                 `as_user_email = \"it-admin@example.com\"`; got `{email}`"
+            ))),
+            (Some(email), None) => Ok(Some(Actor {
+                header: "x-as-user-email",
+                value: email.to_owned(),
+            })),
+            (None, Some(id)) => Ok(Some(Actor {
+                header: "x-as-user-id",
+                value: id.to_owned(),
+            })),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn auth(&self, has_actor: bool) -> Result<Auth, ConnectorError> {
+        let secret = |s: &Option<SecretString>| {
+            s.as_ref()
+                .filter(|s| !s.expose_secret().trim().is_empty())
+                .cloned()
+        };
+        let client_id = present(&self.client_id).map(str::to_owned);
+        let client_secret = secret(&self.client_secret);
+        let refresh_token = secret(&self.refresh_token);
+        if let Some(token) = secret(&self.bearer_token) {
+            if client_id.is_some() || client_secret.is_some() || refresh_token.is_some() {
+                return Err(invalid(
+                    "`bearer_token` replaces `client_id`/`client_secret`/`refresh_token`; \
+                     set only one way to authenticate",
+                ));
+            }
+            return Ok(Auth::Static(token));
+        }
+        let (Some(client_id), Some(client_secret)) = (client_id, client_secret) else {
+            return Err(invalid(
+                "Ironclad needs credentials: `client_id` + `client_secret` \
+                 (e.g. `client_id = \"${IRONCLAD_CLIENT_ID}\"`, \
+                 `client_secret = \"${IRONCLAD_CLIENT_SECRET}\"`), or `bearer_token`, \
+                 or `refresh_token` with `client_id` + `client_secret`",
+            ));
+        };
+        if let Some(refresh_token) = refresh_token {
+            return Ok(Auth::RefreshToken {
+                client_id,
+                client_secret,
+                refresh_token,
+            });
+        }
+        // SCIM OpenAPI, XAsUserEmail: "This or `x-as-user-id` is required when the associated
+        // token was produced from the Client Credentials grant".
+        if !has_actor {
+            return Err(invalid(
+                "the client-credentials grant needs an acting user: set `as_user_email` \
+                 (e.g. `as_user_email = \"it-admin@example.com\"`) or `as_user_id`",
+            ));
+        }
+        Ok(Auth::ClientCredentials {
+            client_id,
+            client_secret,
+        })
+    }
+}
+
+/// Parses `raw` as an http(s) URL; plain http only to loopback unless allowed.
+fn checked_url(key: &str, raw: &str, allow_insecure_http: bool) -> Result<Url, ConnectorError> {
+    let url = Url::parse(raw).map_err(|err| {
+        invalid(format!(
+            "{key} must be an absolute URL such as `https://na1.ironcladapp.com`; got `{raw}` ({err})"
+        ))
+    })?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_insecure_http || is_loopback(&url) => {}
+        "http" => {
+            return Err(invalid(format!(
+                "{key} uses plain http to a host that is not loopback (`{raw}`): use https, \
+                 or set `allow_insecure_http = true` if you really mean it"
+            )));
+        }
+        other => {
+            return Err(invalid(format!(
+                "{key} must be an http(s) URL such as `https://na1.ironcladapp.com`; \
+                 got scheme `{other}`"
+            )));
+        }
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(format!(
+            "{key} must not carry a query or fragment; got `{raw}`"
+        )));
+    }
+    Ok(url)
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(json: serde_json::Value) -> Result<Validated, ConnectorError> {
+        let s: IroncladSettings =
+            serde_json::from_value(json).map_err(|e| invalid(e.to_string()))?;
+        s.validate(false)
+    }
+
+    fn creds() -> serde_json::Value {
+        serde_json::json!({"client_id": "id", "client_secret": "s", "as_user_email": "a@b.co"})
+    }
+
+    fn with(extra: serde_json::Value) -> serde_json::Value {
+        let mut base = creds();
+        if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        base
+    }
+
+    #[test]
+    fn environment_defaults_to_na1_and_names_the_valid_values() {
+        let v = settings(creds()).expect("valid");
+        assert_eq!(v.scim_base, "https://na1.ironcladapp.com/scim/v2");
+        assert_eq!(v.token_url, "https://na1.ironcladapp.com/oauth/token");
+        let v = settings(with(serde_json::json!({"environment": "eu1"}))).expect("valid");
+        assert_eq!(v.scim_base, "https://eu1.ironcladapp.com/scim/v2");
+        let err = settings(with(serde_json::json!({"environment": "us2"}))).expect_err("invalid");
+        assert_eq!(
+            err.message,
+            "environment must be one of `na1`, `eu1`, `demo`; got `us2`"
+        );
+    }
+
+    #[test]
+    fn base_url_is_an_origin_and_plain_http_needs_loopback_or_opt_in() {
+        let v = settings(with(
+            serde_json::json!({"base_url": "http://127.0.0.1:8080/"}),
+        ))
+        .expect("loopback http is fine");
+        assert_eq!(v.scim_base, "http://127.0.0.1:8080/scim/v2");
+        assert_eq!(v.token_url, "http://127.0.0.1:8080/oauth/token");
+        let err = settings(with(
+            serde_json::json!({"base_url": "http://ironclad.internal"}),
+        ))
+        .expect_err("insecure");
+        assert!(err.message.contains("base_url") && err.message.contains("allow_insecure_http"));
+        settings(with(serde_json::json!({
+            "base_url": "http://ironclad.internal", "allow_insecure_http": true
+        })))
+        .expect("opted in");
+        let err = settings(with(serde_json::json!({
+            "base_url": "https://na1.ironcladapp.com/scim/v2"
+        })))
+        .expect_err("not an origin");
+        assert!(err.message.contains("origin"));
+        let err = settings(with(serde_json::json!({
+            "base_url": "https://x.example", "token_url": "http://10.0.0.1/oauth/token"
+        })))
+        .expect_err("insecure token url");
+        assert!(err.message.starts_with("token_url"));
+    }
+
+    #[test]
+    fn credentials_need_one_way_and_an_actor_for_client_credentials() {
+        let err = settings(serde_json::json!({"client_id": "id", "client_secret": "s"}))
+            .expect_err("no actor");
+        assert!(err.message.contains("as_user_email"));
+        let err = settings(serde_json::json!({})).expect_err("no credentials");
+        assert!(err.message.contains("client_id"));
+        let v = settings(serde_json::json!({"bearer_token": "t"})).expect("static token");
+        assert!(matches!(v.auth, Auth::Static(_)) && v.actor.is_none());
+        let err = settings(with(serde_json::json!({"bearer_token": "t"}))).expect_err("both");
+        assert!(err.message.contains("bearer_token"));
+        let v = settings(serde_json::json!({
+            "client_id": "id", "client_secret": "s", "refresh_token": "r"
+        }))
+        .expect("refresh token needs no actor");
+        assert!(matches!(v.auth, Auth::RefreshToken { .. }));
+        let err = settings(with(serde_json::json!({"as_user_id": "u1"}))).expect_err("two actors");
+        assert!(err.message.contains("as_user_id"));
+    }
+
+    #[test]
+    fn read_only_asks_for_read_scopes_only() {
+        let v = settings(with(serde_json::json!({"read_only": true}))).expect("valid");
+        assert_eq!(v.scopes, READ_SCOPES);
+        assert!(v.read_only);
+        let s: IroncladSettings = serde_json::from_value(creds()).expect("parses");
+        let v = s.validate(true).expect("valid");
+        assert_eq!(v.scopes, READ_SCOPES);
+        let v = settings(creds()).expect("valid");
+        assert!(v.scopes.contains("scim.users.deleteUsers"));
+        assert!(v.scopes.contains("scim.groups.updateGroups"));
+    }
+
+    #[test]
+    fn page_size_is_bounded_by_the_documented_maximum() {
+        assert_eq!(settings(creds()).expect("valid").page_size, 1000);
+        let err = settings(with(serde_json::json!({"page_size": 5000}))).expect_err("too big");
+        assert!(err.message.contains("page_size"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err =
+            serde_json::from_value::<IroncladSettings>(with(serde_json::json!({"tenant": 1})))
+                .expect_err("unknown key");
+        assert!(err.to_string().contains("tenant"));
+    }
+}
