@@ -119,10 +119,10 @@ impl<C: Connector> ConnectorAbi for Glue<C> {
                 if let Some(result) = dispatch_sync(connector.as_ref(), &op, &payload).await {
                     return result;
                 }
-                if let Some(provision) = provision {
-                    if let Some(result) = provision(connector, op.clone(), payload).await {
-                        return result;
-                    }
+                if let Some(provision) = provision
+                    && let Some(result) = provision(connector, op.clone(), payload).await
+                {
+                    return result;
                 }
                 Err(ConnectorError::unsupported(format!(
                     "this connector does not support the `{op}` operation"
