@@ -136,6 +136,14 @@ fn classify(path: &Path, err: LibraryError) -> LoadError {
             expected: expected_version.to_string(),
             found: actual_version.to_string(),
         },
+        LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin {
+            path,
+            reason: "it exports no idhost root module; connector plugins are built with `idhost_connector_sdk::export_connector!` as a cdylib".to_owned(),
+        },
+        LibraryError::OpenError { err, .. } => LoadError::NotAPlugin {
+            path,
+            reason: format!("the dynamic loader refused it: {err}"),
+        },
         LibraryError::AbiInstability(report) => LoadError::Layout {
             path,
             detail: tail_lines(&report.to_string(), 4),

@@ -60,13 +60,10 @@ pub(crate) fn discover(
     let needed: Vec<&str> = config
         .map(|c| c.sources.iter().map(|s| s.connector.as_str()).collect())
         .unwrap_or_default();
+    // A broken file nobody asked for is worth a debug line, not a failure (`idhost plugins`
+    // prints every one); it is shown as a warning when a source's connector is missing.
     for err in &registry.errors {
-        // A broken file nobody asked for is worth a warning, not a failure.
-        if needed.is_empty() {
-            tracing::warn!("{err}");
-        } else {
-            tracing::debug!("{err}");
-        }
+        tracing::debug!("{err}");
     }
     for name in needed {
         if registry.get(name).is_none() {

@@ -27,6 +27,9 @@ pub struct SimConfig {
     /// Number of groups (security, Microsoft 365, dynamic, on-premises synced).
     pub groups: usize,
     /// Total group -> member edges, spread unevenly over groups; some members are groups.
+    ///
+    /// No group gets more than 90% of the users (so every group has room for one more), which
+    /// caps the total at about `groups * users * 0.9`.
     pub memberships: usize,
     /// Enterprise apps (service principals of type `Application`) with 1-4 app roles each.
     pub apps: usize,

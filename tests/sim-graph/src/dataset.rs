@@ -8,7 +8,7 @@
 use crate::config::SimConfig;
 use crate::directory::{AppAssignment, Directory, GroupRec, RoleAssignment, SpRec, UserRec};
 use crate::ids::{IdCodec, ObjRef, Rng};
-use crate::profile::{self, GroupFlavor};
+use crate::profile;
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
@@ -18,7 +18,7 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 }
 
 /// `count` distinct values of `0..n`, in a seed-dependent order.
-fn distinct(rng: &mut Rng, n: u64, count: u64) -> impl Iterator<Item = u64> {
+fn distinct(rng: &mut Rng, n: u64, count: u64) -> impl Iterator<Item = u64> + use<> {
     let start = rng.below(n.max(1));
     let mut step = 1 + rng.below(n.max(1));
     while n > 1 && gcd(step, n) != 1 {
@@ -95,8 +95,14 @@ pub(crate) fn generate(config: &SimConfig) -> Directory {
             0.05 + u * u * u * 20.0
         })
         .collect();
+    // No group holds every user, so any group has room for a provisioning test to add one.
+    let user_cap = if config.users > 1 {
+        config.users * 9 / 10
+    } else {
+        config.users
+    };
     let caps: Vec<usize> = (0..n_groups)
-        .map(|g| config.users + nested[g].len() + usize::from(mi_member[g].is_some()))
+        .map(|g| user_cap + nested[g].len() + usize::from(mi_member[g].is_some()))
         .collect();
     let sizes = split(config.memberships, &weights, &caps);
 
@@ -114,9 +120,11 @@ pub(crate) fn generate(config: &SimConfig) -> Directory {
                 members.push(ObjRef::sp(mi));
                 room -= 1;
             }
-            members.extend(distinct(&mut rng, n_users, room as u64).map(|u| ObjRef::user(u as u32)));
+            members
+                .extend(distinct(&mut rng, n_users, room as u64).map(|u| ObjRef::user(u as u32)));
             members.sort_unstable();
-            let mut owners: Vec<ObjRef> = distinct(&mut rng, n_users, 1 + rng.below(2))
+            let owner_count = 1 + rng.below(2);
+            let mut owners: Vec<ObjRef> = distinct(&mut rng, n_users, owner_count)
                 .map(|u| ObjRef::user(u as u32))
                 .collect();
             owners.sort_unstable();
@@ -128,7 +136,8 @@ pub(crate) fn generate(config: &SimConfig) -> Directory {
     let mut sps: Vec<SpRec> = (0..n_sps).map(|_| SpRec::default()).collect();
     for sp in 0..apps {
         let profile = profile::SpProfile::generated(config.seed, sp, apps);
-        let mut owners: Vec<ObjRef> = distinct(&mut rng, n_users, 1 + rng.below(2))
+        let owner_count = 1 + rng.below(2);
+        let mut owners: Vec<ObjRef> = distinct(&mut rng, n_users, owner_count)
             .map(|u| ObjRef::user(u as u32))
             .collect();
         owners.sort_unstable();
@@ -158,7 +167,8 @@ pub(crate) fn generate(config: &SimConfig) -> Directory {
     let mut role_assignments = Vec::new();
     for role in 0..config.roles.min(role_count) {
         roles[role] = true;
-        for u in distinct(&mut rng, n_users, 1 + rng.below(3)) {
+        let member_count = 1 + rng.below(3);
+        for u in distinct(&mut rng, n_users, member_count) {
             role_assignments.push(RoleAssignment {
                 principal: ObjRef::user(u as u32),
                 role: to_u32(role),
@@ -180,7 +190,10 @@ pub(crate) fn generate(config: &SimConfig) -> Directory {
     Directory {
         seed: config.seed,
         codec: IdCodec::new(config.seed, &config.tenant_id),
-        domain: format!("{}.onmicrosoft.com", profile::slug(&config.tenant_id).replace('.', "")),
+        domain: format!(
+            "{}.onmicrosoft.com",
+            profile::slug(&config.tenant_id).replace('.', "")
+        ),
         apps,
         users: vec![UserRec::default(); config.users],
         groups,
@@ -195,6 +208,7 @@ pub(crate) fn generate(config: &SimConfig) -> Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::GroupFlavor;
 
     #[test]
     fn membership_total_is_exact_and_members_are_distinct() {
@@ -232,6 +246,9 @@ mod tests {
             ..SimConfig::default()
         };
         let dir = generate(&config);
-        assert!(dir.groups.iter().all(|g| g.members.len() <= 3));
+        assert!(
+            dir.groups.iter().all(|g| g.members.len() <= 2),
+            "90% of 3 users"
+        );
     }
 }

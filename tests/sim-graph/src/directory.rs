@@ -27,16 +27,11 @@ impl Rel {
 pub(crate) enum Change {
     /// User created or deleted.
     User(u32),
-    /// Group property change.
-    Group(u32),
     /// Group member or owner added or removed (the current state says which).
     Link { rel: Rel, group: u32, obj: ObjRef },
-    /// Service principal owner added or removed.
-    SpOwner { sp: u32, obj: ObjRef },
-    /// App role assignment created or deleted.
-    AppAssignment(u32),
-    /// Directory role assignment created or deleted.
-    RoleAssignment(u32),
+    /// A write users/groups delta does not report (app owners, app role and directory role
+    /// assignments); it still advances the log, as every directory write does.
+    Other,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -141,7 +136,11 @@ impl Directory {
     }
 
     pub(crate) fn user_profile(&self, index: u32) -> UserProfile {
-        match self.users.get(index as usize).and_then(|u| u.name.as_deref()) {
+        match self
+            .users
+            .get(index as usize)
+            .and_then(|u| u.name.as_deref())
+        {
             Some(name) => UserProfile::named(self.seed, index, name),
             None => UserProfile::generated(self.seed, index),
         }
@@ -180,7 +179,7 @@ impl Directory {
         let (namespace, index) = self.codec.parse(id)?;
         let count = u64::from(self.sp_profile(sp).role_count);
         (namespace == ns::APP_ROLE && index / 8 == u64::from(sp) && index % 8 < count)
-            .then(|| Some((index % 8) as u8))
+            .then_some(Some((index % 8) as u8))
     }
 
     pub(crate) fn role_definition_id(&self, role: u32) -> String {
@@ -243,6 +242,9 @@ impl Directory {
     }
 
     pub(crate) fn add_link(&mut self, rel: Rel, group: u32, obj: ObjRef) -> Result<(), Refusal> {
+        if !self.exists(obj) {
+            return Err(Refusal::Absent);
+        }
         let list = self.links_mut(rel, group).ok_or(Refusal::Absent)?;
         match list.binary_search(&obj) {
             Ok(_) => Err(Refusal::AlreadyExists),
@@ -267,12 +269,15 @@ impl Directory {
     }
 
     pub(crate) fn add_sp_owner(&mut self, sp: u32, obj: ObjRef) -> Result<(), Refusal> {
+        if !self.exists(obj) {
+            return Err(Refusal::Absent);
+        }
         let owners = &mut self.sps.get_mut(sp as usize).ok_or(Refusal::Absent)?.owners;
         match owners.binary_search(&obj) {
             Ok(_) => Err(Refusal::AlreadyExists),
             Err(at) => {
                 owners.insert(at, obj);
-                self.changes.push(Change::SpOwner { sp, obj });
+                self.changes.push(Change::Other);
                 Ok(())
             }
         }
@@ -283,7 +288,7 @@ impl Directory {
         match owners.binary_search(&obj) {
             Ok(at) => {
                 owners.remove(at);
-                self.changes.push(Change::SpOwner { sp, obj });
+                self.changes.push(Change::Other);
                 Ok(())
             }
             Err(_) => Err(Refusal::Absent),
@@ -311,6 +316,9 @@ impl Directory {
         principal: ObjRef,
         role: Option<u8>,
     ) -> Result<u32, Refusal> {
+        if !self.exists(principal) {
+            return Err(Refusal::Absent);
+        }
         let duplicate = self.assignments_to(sp).any(|a| {
             let x = &self.app_assignments[a as usize];
             x.principal == principal && x.role == role
@@ -332,7 +340,7 @@ impl Directory {
             .ok_or(Refusal::Absent)?
             .assigned_to
             .push(index);
-        self.changes.push(Change::AppAssignment(index));
+        self.changes.push(Change::Other);
         Ok(index)
     }
 
@@ -340,7 +348,7 @@ impl Directory {
         match self.app_assignments.get_mut(index as usize) {
             Some(a) if a.sp == sp && !a.removed => {
                 a.removed = true;
-                self.changes.push(Change::AppAssignment(index));
+                self.changes.push(Change::Other);
                 true
             }
             _ => false,
@@ -361,10 +369,12 @@ impl Directory {
         role: u32,
         scope: &str,
     ) -> Result<u32, Refusal> {
-        let duplicate = self
-            .role_assignments
-            .iter()
-            .any(|a| !a.removed && a.principal == principal && a.role == role && &*a.scope == scope);
+        if !self.exists(principal) {
+            return Err(Refusal::Absent);
+        }
+        let duplicate = self.role_assignments.iter().any(|a| {
+            !a.removed && a.principal == principal && a.role == role && &*a.scope == scope
+        });
         if duplicate {
             return Err(Refusal::AlreadyExists);
         }
@@ -379,7 +389,7 @@ impl Directory {
         if let Some(active) = self.roles.get_mut(role as usize) {
             *active = true;
         }
-        self.changes.push(Change::RoleAssignment(index));
+        self.changes.push(Change::Other);
         Ok(index)
     }
 
@@ -387,7 +397,7 @@ impl Directory {
         match self.role_assignments.get_mut(index as usize) {
             Some(a) if !a.removed => {
                 a.removed = true;
-                self.changes.push(Change::RoleAssignment(index));
+                self.changes.push(Change::Other);
                 true
             }
             _ => false,

@@ -254,7 +254,10 @@ mod tests {
         let other = IdCodec::new(8, "contoso");
         assert_eq!(other.parse_obj(&codec.obj_id(ObjRef::user(1))), None);
         let opaque = codec.format_opaque(ns::APP_ROLE_ASSIGNMENT, 41);
-        assert_eq!(codec.parse_opaque(ns::APP_ROLE_ASSIGNMENT, &opaque), Some(41));
+        assert_eq!(
+            codec.parse_opaque(ns::APP_ROLE_ASSIGNMENT, &opaque),
+            Some(41)
+        );
         assert_eq!(codec.parse_opaque(ns::ROLE_ASSIGNMENT, &opaque), None);
     }
 }

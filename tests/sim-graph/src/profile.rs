@@ -6,15 +6,68 @@
 use crate::ids::mix;
 
 const GIVEN: &[&str] = &[
-    "Adele", "Alex", "Allan", "Bianca", "Brian", "Cameron", "Christie", "Debra", "Diego", "Emily",
-    "Enrico", "Grady", "Henrietta", "Irvin", "Isaiah", "Johanna", "Joni", "Lee", "Lidia", "Lynne",
-    "Megan", "Miriam", "Nestor", "Patti", "Pradeep", "Raul", "Sara", "Tomas", "Wanda", "Zoe",
+    "Adele",
+    "Alex",
+    "Allan",
+    "Bianca",
+    "Brian",
+    "Cameron",
+    "Christie",
+    "Debra",
+    "Diego",
+    "Emily",
+    "Enrico",
+    "Grady",
+    "Henrietta",
+    "Irvin",
+    "Isaiah",
+    "Johanna",
+    "Joni",
+    "Lee",
+    "Lidia",
+    "Lynne",
+    "Megan",
+    "Miriam",
+    "Nestor",
+    "Patti",
+    "Pradeep",
+    "Raul",
+    "Sara",
+    "Tomas",
+    "Wanda",
+    "Zoe",
 ];
 const SURNAMES: &[&str] = &[
-    "Vance", "Wilber", "Deyoung", "Kuo", "Johnson", "White", "Cline", "Berger", "Siciliani",
-    "Braun", "Gray", "Archie", "Gonzalez", "Bellow", "Holt", "Lambert", "Sherman", "Gu", "Ryan",
-    "Robbins", "Bowen", "Graham", "Kennedy", "Fernandez", "Gupta", "Rodriguez", "Davis", "Ward",
-    "Lewis", "Chen",
+    "Vance",
+    "Wilber",
+    "Deyoung",
+    "Kuo",
+    "Johnson",
+    "White",
+    "Cline",
+    "Berger",
+    "Siciliani",
+    "Braun",
+    "Gray",
+    "Archie",
+    "Gonzalez",
+    "Bellow",
+    "Holt",
+    "Lambert",
+    "Sherman",
+    "Gu",
+    "Ryan",
+    "Robbins",
+    "Bowen",
+    "Graham",
+    "Kennedy",
+    "Fernandez",
+    "Gupta",
+    "Rodriguez",
+    "Davis",
+    "Ward",
+    "Lewis",
+    "Chen",
 ];
 pub(crate) const DEPARTMENTS: &[&str] = &[
     "Engineering",
@@ -157,7 +210,13 @@ pub(crate) fn timestamp(minutes: u64) -> String {
 pub(crate) fn slug(text: &str) -> String {
     text.chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == ' ' || *c == '.')
-        .map(|c| if c == ' ' { '.' } else { c.to_ascii_lowercase() })
+        .map(|c| {
+            if c == ' ' {
+                '.'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
         .collect()
 }
 
@@ -224,7 +283,7 @@ impl UserProfile {
             department: pick(DEPARTMENTS, h >> 16),
             job_title: pick(TITLES, h >> 24),
             language: pick(LANGUAGES, h >> 32),
-            has_other_mail: (h >> 40) % 4 == 0,
+            has_other_mail: (h >> 40).is_multiple_of(4),
             created_minutes: u64::from(index) * 7 + (h >> 44) % 7,
             last_sign_in_minutes: 2_000_000 - (h >> 20) % 100_000,
         }
@@ -282,7 +341,7 @@ impl GroupProfile {
             display_name,
             department,
             flavor: GroupFlavor::of(index),
-            public: (h >> 16) % 2 == 0,
+            public: (h >> 16).is_multiple_of(2),
             created_minutes: u64::from(index) * 31 + (h >> 24) % 31,
         }
     }
@@ -311,11 +370,15 @@ impl SpProfile {
                 display_name,
                 managed: false,
                 role_count: 1 + (h % 4) as u32,
-                assignment_required: index % 2 == 0,
+                assignment_required: index.is_multiple_of(2),
             }
         } else {
             Self {
-                display_name: format!("mi-{}-{}", pick(&["batch", "web", "etl", "func"], h), index - apps),
+                display_name: format!(
+                    "mi-{}-{}",
+                    pick(&["batch", "web", "etl", "func"], h),
+                    index - apps
+                ),
                 managed: true,
                 role_count: 0,
                 assignment_required: false,

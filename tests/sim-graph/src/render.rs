@@ -39,14 +39,6 @@ impl Select {
         }
     }
 
-    /// The `$select` value that reproduces this selection.
-    pub(crate) fn to_query(&self) -> String {
-        match self {
-            Self::Default => String::new(),
-            Self::Fields(fields) => fields.join(","),
-        }
-    }
-
     /// The same selection without relationship names (delta tracks those separately).
     pub(crate) fn without(&self, names: &[&str]) -> Self {
         match self {
@@ -75,31 +67,85 @@ pub(crate) struct Shape {
 pub(crate) const USER: Shape = Shape {
     odata_type: "#microsoft.graph.user",
     all: &[
-        "id", "businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
-        "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "accountEnabled",
-        "userType", "department", "employeeId", "otherMails", "createdDateTime", "mailNickname",
-        "companyName", "usageLocation", "onPremisesSyncEnabled", "onPremisesImmutableId",
-        "signInActivity", "deletedDateTime",
+        "id",
+        "businessPhones",
+        "displayName",
+        "givenName",
+        "jobTitle",
+        "mail",
+        "mobilePhone",
+        "officeLocation",
+        "preferredLanguage",
+        "surname",
+        "userPrincipalName",
+        "accountEnabled",
+        "userType",
+        "department",
+        "employeeId",
+        "otherMails",
+        "createdDateTime",
+        "mailNickname",
+        "companyName",
+        "usageLocation",
+        "onPremisesSyncEnabled",
+        "onPremisesImmutableId",
+        "signInActivity",
+        "deletedDateTime",
     ],
     default: &[
-        "businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
-        "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id",
+        "businessPhones",
+        "displayName",
+        "givenName",
+        "jobTitle",
+        "mail",
+        "mobilePhone",
+        "officeLocation",
+        "preferredLanguage",
+        "surname",
+        "userPrincipalName",
+        "id",
     ],
 };
 
 pub(crate) const GROUP: Shape = Shape {
     odata_type: "#microsoft.graph.group",
     all: &[
-        "id", "deletedDateTime", "classification", "createdDateTime", "description", "displayName",
-        "groupTypes", "isAssignableToRole", "mail", "mailEnabled", "mailNickname", "membershipRule",
-        "membershipRuleProcessingState", "onPremisesSyncEnabled", "securityEnabled",
-        "securityIdentifier", "visibility",
+        "id",
+        "deletedDateTime",
+        "classification",
+        "createdDateTime",
+        "description",
+        "displayName",
+        "groupTypes",
+        "isAssignableToRole",
+        "mail",
+        "mailEnabled",
+        "mailNickname",
+        "membershipRule",
+        "membershipRuleProcessingState",
+        "onPremisesSyncEnabled",
+        "securityEnabled",
+        "securityIdentifier",
+        "visibility",
     ],
     default: &[
-        "id", "deletedDateTime", "classification", "createdDateTime", "description", "displayName",
-        "groupTypes", "isAssignableToRole", "mail", "mailEnabled", "mailNickname", "membershipRule",
-        "membershipRuleProcessingState", "onPremisesSyncEnabled", "securityEnabled",
-        "securityIdentifier", "visibility",
+        "id",
+        "deletedDateTime",
+        "classification",
+        "createdDateTime",
+        "description",
+        "displayName",
+        "groupTypes",
+        "isAssignableToRole",
+        "mail",
+        "mailEnabled",
+        "mailNickname",
+        "membershipRule",
+        "membershipRuleProcessingState",
+        "onPremisesSyncEnabled",
+        "securityEnabled",
+        "securityIdentifier",
+        "visibility",
     ],
 };
 
@@ -107,52 +153,126 @@ pub(crate) const GROUP: Shape = Shape {
 pub(crate) const SERVICE_PRINCIPAL: Shape = Shape {
     odata_type: "#microsoft.graph.servicePrincipal",
     all: &[
-        "id", "deletedDateTime", "accountEnabled", "alternativeNames", "appDisplayName", "appId",
-        "appOwnerOrganizationId", "appRoleAssignmentRequired", "appRoles", "displayName",
-        "servicePrincipalNames", "servicePrincipalType", "signInAudience", "tags",
+        "id",
+        "deletedDateTime",
+        "accountEnabled",
+        "alternativeNames",
+        "appDisplayName",
+        "appId",
+        "appOwnerOrganizationId",
+        "appRoleAssignmentRequired",
+        "appRoles",
+        "displayName",
+        "servicePrincipalNames",
+        "servicePrincipalType",
+        "signInAudience",
+        "tags",
     ],
     default: &[
-        "id", "deletedDateTime", "accountEnabled", "alternativeNames", "appDisplayName", "appId",
-        "appOwnerOrganizationId", "appRoleAssignmentRequired", "appRoles", "displayName",
-        "servicePrincipalNames", "servicePrincipalType", "signInAudience", "tags",
+        "id",
+        "deletedDateTime",
+        "accountEnabled",
+        "alternativeNames",
+        "appDisplayName",
+        "appId",
+        "appOwnerOrganizationId",
+        "appRoleAssignmentRequired",
+        "appRoles",
+        "displayName",
+        "servicePrincipalNames",
+        "servicePrincipalType",
+        "signInAudience",
+        "tags",
     ],
 };
 
 pub(crate) const DIRECTORY_ROLE: Shape = Shape {
     odata_type: "#microsoft.graph.directoryRole",
-    all: &["id", "deletedDateTime", "description", "displayName", "roleTemplateId"],
-    default: &["id", "deletedDateTime", "description", "displayName", "roleTemplateId"],
+    all: &[
+        "id",
+        "deletedDateTime",
+        "description",
+        "displayName",
+        "roleTemplateId",
+    ],
+    default: &[
+        "id",
+        "deletedDateTime",
+        "description",
+        "displayName",
+        "roleTemplateId",
+    ],
 };
 
 pub(crate) const ROLE_DEFINITION: Shape = Shape {
     odata_type: "#microsoft.graph.unifiedRoleDefinition",
     all: &[
-        "id", "description", "displayName", "isBuiltIn", "isEnabled", "resourceScopes",
-        "templateId", "version", "rolePermissions",
+        "id",
+        "description",
+        "displayName",
+        "isBuiltIn",
+        "isEnabled",
+        "resourceScopes",
+        "templateId",
+        "version",
+        "rolePermissions",
     ],
     default: &[
-        "id", "description", "displayName", "isBuiltIn", "isEnabled", "resourceScopes",
-        "templateId", "version", "rolePermissions",
+        "id",
+        "description",
+        "displayName",
+        "isBuiltIn",
+        "isEnabled",
+        "resourceScopes",
+        "templateId",
+        "version",
+        "rolePermissions",
     ],
 };
 
 /// rbacapplication-list-roleassignments.md example.
 pub(crate) const ROLE_ASSIGNMENT: Shape = Shape {
     odata_type: "#microsoft.graph.unifiedRoleAssignment",
-    all: &["id", "principalId", "resourceScope", "directoryScopeId", "roleDefinitionId"],
-    default: &["id", "principalId", "resourceScope", "directoryScopeId", "roleDefinitionId"],
+    all: &[
+        "id",
+        "principalId",
+        "resourceScope",
+        "directoryScopeId",
+        "roleDefinitionId",
+    ],
+    default: &[
+        "id",
+        "principalId",
+        "resourceScope",
+        "directoryScopeId",
+        "roleDefinitionId",
+    ],
 };
 
 /// serviceprincipal-post-approleassignedto.md example response.
 pub(crate) const APP_ROLE_ASSIGNMENT: Shape = Shape {
     odata_type: "#microsoft.graph.appRoleAssignment",
     all: &[
-        "id", "deletedDateTime", "appRoleId", "createdDateTime", "principalDisplayName",
-        "principalId", "principalType", "resourceDisplayName", "resourceId",
+        "id",
+        "deletedDateTime",
+        "appRoleId",
+        "createdDateTime",
+        "principalDisplayName",
+        "principalId",
+        "principalType",
+        "resourceDisplayName",
+        "resourceId",
     ],
     default: &[
-        "id", "deletedDateTime", "appRoleId", "createdDateTime", "principalDisplayName",
-        "principalId", "principalType", "resourceDisplayName", "resourceId",
+        "id",
+        "deletedDateTime",
+        "appRoleId",
+        "createdDateTime",
+        "principalDisplayName",
+        "principalId",
+        "principalType",
+        "resourceDisplayName",
+        "resourceId",
     ],
 };
 
@@ -212,7 +332,11 @@ pub(crate) struct UserView<'a> {
 
 impl<'a> UserView<'a> {
     pub(crate) fn new(dir: &'a Directory, index: u32) -> Self {
-        Self { dir, index, p: dir.user_profile(index) }
+        Self {
+            dir,
+            index,
+            p: dir.user_profile(index),
+        }
     }
 
     pub(crate) fn render(&self, select: &Select, with_type: bool) -> Value {
@@ -285,7 +409,11 @@ pub(crate) struct GroupView<'a> {
 
 impl<'a> GroupView<'a> {
     pub(crate) fn new(dir: &'a Directory, index: u32) -> Self {
-        Self { dir, index, p: dir.group_profile(index) }
+        Self {
+            dir,
+            index,
+            p: dir.group_profile(index),
+        }
     }
 
     pub(crate) fn render(&self, select: &Select, with_type: bool) -> Value {
@@ -297,7 +425,12 @@ impl<'a> GroupView<'a> {
     }
 }
 
-fn group_value(dir: &Directory, index: u32, p: &profile::GroupProfile, name: &str) -> Option<Value> {
+fn group_value(
+    dir: &Directory,
+    index: u32,
+    p: &profile::GroupProfile,
+    name: &str,
+) -> Option<Value> {
     let unified = p.flavor == GroupFlavor::Unified;
     let dynamic = p.flavor == GroupFlavor::Dynamic;
     Some(match name {
@@ -360,7 +493,11 @@ pub(crate) struct SpView<'a> {
 
 impl<'a> SpView<'a> {
     pub(crate) fn new(dir: &'a Directory, index: u32) -> Self {
-        Self { dir, index, p: dir.sp_profile(index) }
+        Self {
+            dir,
+            index,
+            p: dir.sp_profile(index),
+        }
     }
 
     pub(crate) fn render(&self, select: &Select, with_type: bool) -> Value {
@@ -394,12 +531,20 @@ fn sp_value(dir: &Directory, index: u32, p: &profile::SpProfile, name: &str) -> 
         "appRoles" => app_roles(dir, index),
         "displayName" => Value::from(p.display_name.as_str()),
         "servicePrincipalNames" if p.managed => {
-            json!([app_id, format!("https://identity.azure.net/{}", dir.codec.format(ns::ORGANIZATION, 2))])
+            json!([
+                app_id,
+                format!(
+                    "https://identity.azure.net/{}",
+                    dir.codec.format(ns::ORGANIZATION, 2)
+                )
+            ])
         }
         "servicePrincipalNames" => json!([app_id]),
-        "servicePrincipalType" => {
-            Value::from(if p.managed { "ManagedIdentity" } else { "Application" })
-        }
+        "servicePrincipalType" => Value::from(if p.managed {
+            "ManagedIdentity"
+        } else {
+            "Application"
+        }),
         "signInAudience" if p.managed => Value::Null,
         "signInAudience" => Value::from("AzureADMyOrg"),
         "tags" if p.managed => json!([]),
@@ -474,14 +619,14 @@ pub(crate) fn role_assignment(dir: &Directory, index: u32, select: &Select, expa
     let mut value = build(&ROLE_ASSIGNMENT, select, false, |n| {
         role_assignment_prop(dir, index, n)
     });
-    if expand {
-        if let (Some(a), Value::Object(map)) = (dir.role_assignments.get(index as usize), &mut value)
-        {
-            map.insert(
-                "principal".to_owned(),
-                directory_object(dir, a.principal, &Select::Default),
-            );
-        }
+    if expand
+        && let (Some(a), Value::Object(map)) =
+            (dir.role_assignments.get(index as usize), &mut value)
+    {
+        map.insert(
+            "principal".to_owned(),
+            directory_object(dir, a.principal, &Select::Default),
+        );
     }
     value
 }

@@ -2,11 +2,10 @@
 
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// Content type Graph sends with JSON (concepts/json-batching.md, example response headers).
-pub(crate) const JSON_TYPE: &str =
-    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+pub(crate) const JSON_TYPE: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 #[derive(Debug, Clone)]
 pub(crate) enum Body {
@@ -58,29 +57,21 @@ impl Reply {
         self
     }
 
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub(crate) fn is_error(&self) -> bool {
-        self.status.is_client_error() || self.status.is_server_error()
-    }
-
     /// Fills `innerError` with the ids of the call it answers (errors.md: `request-id`, `date`;
     /// json-batching.md examples add `client-request-id`).
     pub(crate) fn stamp(mut self, request_id: &str, client_request_id: &str, date: &str) -> Self {
-        if let Body::Json(Value::Object(map)) = &mut self.body {
-            if let Some(Value::Object(error)) = map.get_mut("error") {
-                error.insert(
-                    "innerError".to_owned(),
-                    json!({
-                        "date": date,
-                        "request-id": request_id,
-                        "client-request-id": client_request_id,
-                    }),
+        if let Body::Json(Value::Object(map)) = &mut self.body
+            && let Some(Value::Object(error)) = map.get_mut("error")
+        {
+            let inner = error
+                .entry("innerError")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(inner) = inner {
+                inner.insert("date".to_owned(), Value::from(date));
+                inner.insert("request-id".to_owned(), Value::from(request_id));
+                inner.insert(
+                    "client-request-id".to_owned(),
+                    Value::from(client_request_id),
                 );
             }
         }
