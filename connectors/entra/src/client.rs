@@ -1,0 +1,284 @@
+//! The Graph client: tokens, base URL, rate budgets, and the one request helper every call
+//! goes through (bearer token, one retry after a 401, Graph error parsing).
+//!
+//! Retries on 429/5xx are the host's job (its HTTP service honours `Retry-After`); the only
+//! retry loop in this crate is for reads *inside* a `$batch`, whose outer answer is 200 and
+//! which the host therefore cannot see (batch.rs).
+
+use std::time::Duration;
+
+use idhost_connector_sdk::oauth::{TokenCache, TokenRequestStyle, TokenSource};
+use idhost_connector_sdk::{
+    Budget, ConnectorError, Context, HttpResponse, RequestBuilder, SecretString,
+};
+use serde_json::Value;
+
+use crate::config::Endpoints;
+use crate::error::{GraphError, graph_error};
+
+/// Rate budgets from concepts/throttling-limits.md, "Identity and access service limits".
+///
+/// Graph meters reads in resource units per app+tenant (L tenants 8,000, M 5,000 per 10 s; a
+/// member list costs 3 units, 2 with `$select`) and every inner request of a `$batch` on its
+/// own, while the host's budgets count requests. So the budgets are set from units: a `$batch`
+/// of 20 member reads costs about 40 units, and 120 batches per 10 s stay under the M quota;
+/// single reads cost 1–2 units, 2,000 per 10 s stay under it too. Writes have their own quota:
+/// 3,000 per 2 min 30 s per app+tenant. Whatever slips through is answered 429 with
+/// `Retry-After`, which the host (outer) and batch.rs (inner) honour.
+#[derive(Debug, Clone)]
+pub(crate) struct Budgets {
+    pub(crate) read: Budget,
+    pub(crate) batch: Budget,
+    pub(crate) write: Budget,
+}
+
+impl Budgets {
+    fn new() -> Self {
+        Self {
+            read: Budget::new("graph-read", 2_000, Duration::from_secs(10)),
+            batch: Budget::new("graph-batch", 120, Duration::from_secs(10)),
+            write: Budget::new("graph-write", 3_000, Duration::from_secs(150)),
+        }
+    }
+}
+
+/// Microsoft Graph v1.0 for one tenant.
+pub(crate) struct Graph {
+    pub(crate) ctx: Context,
+    pub(crate) endpoints: Endpoints,
+    pub(crate) budgets: Budgets,
+    tokens: TokenCache,
+}
+
+impl Graph {
+    pub(crate) fn new(
+        ctx: Context,
+        endpoints: Endpoints,
+        client_id: &str,
+        secret: SecretString,
+    ) -> Self {
+        // v2-oauth2-client-creds-grant-flow.md: form body, scope `{graph root}/.default`.
+        let tokens = TokenCache::new(
+            ctx.http().clone(),
+            TokenSource::ClientCredentials {
+                token_url: endpoints.token_url(),
+                client_id: client_id.to_owned(),
+                client_secret: secret,
+                scope: Some(endpoints.scope()),
+                style: TokenRequestStyle::Form,
+            },
+        );
+        Self {
+            ctx,
+            endpoints,
+            budgets: Budgets::new(),
+            tokens,
+        }
+    }
+
+    /// `{graph}/v1.0{path}`; `path` starts with `/`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.endpoints.api())
+    }
+
+    /// Sends the request `build` makes with a bearer token; after a 401 it fetches a new token
+    /// and sends once more. Any other status comes back as is.
+    pub(crate) async fn send(
+        &self,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<HttpResponse, ConnectorError> {
+        let token = self.tokens.token().await?;
+        let response = build().bearer(&token).send().await?;
+        if response.status != 401 {
+            return Ok(response);
+        }
+        if !self.tokens.invalidate(&token).await {
+            return Err(graph_error(&response));
+        }
+        let token = self.tokens.token().await?;
+        build().bearer(&token).send().await
+    }
+
+    /// GET `url` (absolute) as JSON; non-2xx answers become errors.
+    pub(crate) async fn get_json(&self, url: &str) -> Result<Value, ConnectorError> {
+        let response = self.get(url).await?;
+        if !response.is_success() {
+            return Err(graph_error(&response));
+        }
+        response.json()
+    }
+
+    /// GET `url` (absolute), any status.
+    pub(crate) async fn get(&self, url: &str) -> Result<HttpResponse, ConnectorError> {
+        self.send(|| {
+            self.ctx
+                .http()
+                .get(url)
+                .header("accept", "application/json")
+                .budget(&self.budgets.read)
+        })
+        .await
+    }
+
+    /// GET `url` and every page its `@odata.nextLink`s lead to; the `value` items of all.
+    pub(crate) async fn get_all(&self, url: &str) -> Result<Vec<Value>, ConnectorError> {
+        let mut items = Vec::new();
+        let mut next = Some(url.to_owned());
+        let mut seen = std::collections::HashSet::new();
+        while let Some(url) = next.take() {
+            if !seen.insert(url.clone()) {
+                return Err(ConnectorError::internal(format!(
+                    "Graph handed back the same @odata.nextLink twice: {url}"
+                )));
+            }
+            let body = self.get_json(&url).await?;
+            items.extend(values(&body));
+            next = self.next_link(&body)?;
+        }
+        Ok(items)
+    }
+
+    /// A write (`POST`/`DELETE`) with an optional JSON body, any status.
+    pub(crate) async fn write(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<HttpResponse, ConnectorError> {
+        self.send(|| {
+            let request = self
+                .ctx
+                .http()
+                .request(method, url)
+                .header("accept", "application/json")
+                .budget(&self.budgets.write);
+            match body {
+                Some(body) => request.json(body),
+                None => request,
+            }
+        })
+        .await
+    }
+
+    /// The page's `@odata.nextLink`, checked to point at our Graph root.
+    pub(crate) fn next_link(&self, body: &Value) -> Result<Option<String>, ConnectorError> {
+        self.link(body, "@odata.nextLink")
+    }
+
+    /// `@odata.nextLink` or `@odata.deltaLink` of a page, to follow verbatim (paging.md).
+    ///
+    /// A link under our `{graph}/v1.0` is returned as is. A link to another origin (Graph
+    /// behind a proxy in `graph_url` that does not rewrite links) keeps its path and query
+    /// but is re-rooted on `graph_url`, so the bearer token never leaves the configured
+    /// origin; anything that is not a `/v1.0/` URL is an error.
+    pub(crate) fn link(&self, body: &Value, key: &str) -> Result<Option<String>, ConnectorError> {
+        let Some(link) = body.get(key).and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        match self.relative(link) {
+            Some(rest) => Ok(Some(self.url(&rest))),
+            None => Err(ConnectorError::internal(format!(
+                "Graph answered with {key} `{link}`, which is not a Graph v1.0 URL"
+            ))),
+        }
+    }
+
+    /// Whether `link` is under our own `{graph}/v1.0/` (stored delta links must be: one kept
+    /// for another cloud is not reused).
+    pub(crate) fn owns(&self, link: &str) -> bool {
+        strip_prefix_ignore_case(link, &self.endpoints.api()).is_some_and(|r| r.starts_with('/'))
+    }
+
+    /// The path and query of a Graph v1.0 `link` below `/v1.0` (what a `$batch` inner
+    /// request's `url` is), byte for byte.
+    pub(crate) fn relative(&self, link: &str) -> Option<String> {
+        if let Some(rest) = strip_prefix_ignore_case(link, &self.endpoints.api()) {
+            return rest.starts_with('/').then(|| rest.to_owned());
+        }
+        let authority_and_path = link.split_once("://")?.1;
+        let path = &authority_and_path[authority_and_path.find('/')?..];
+        let rest = strip_prefix_ignore_case(path, "/v1.0")?;
+        if rest.starts_with('/') {
+            tracing::debug!(
+                link,
+                "re-rooting a Graph link from another origin on graph_url"
+            );
+            Some(rest.to_owned())
+        } else {
+            None
+        }
+    }
+
+    /// Whether a failed GET says the delta link expired.
+    pub(crate) fn expired_delta(response: &HttpResponse) -> bool {
+        GraphError::from_response(response).is_expired_delta(response.status)
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+/// The `value` array of a collection page (empty when absent).
+pub(crate) fn values(body: &Value) -> Vec<Value> {
+    match body.get("value") {
+        Some(Value::Array(items)) => items.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// Percent-encodes a query value the way Graph expects in `$filter`/`$select` (spaces as `%20`).
+pub(crate) fn encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use idhost_connector_sdk::SourceInfo;
+    use idhost_connector_sdk::testing::TestServices;
+    use serde_json::json;
+
+    use super::*;
+
+    fn graph() -> Graph {
+        let endpoints = Endpoints {
+            graph: "https://graph.microsoft.us".into(),
+            login: "https://login.microsoftonline.us".into(),
+            tenant_id: "t".into(),
+        };
+        let ctx = Context::new(TestServices::new(), SourceInfo::default());
+        Graph::new(ctx, endpoints, "c", SecretString::from("s"))
+    }
+
+    #[test]
+    fn links_are_followed_verbatim_and_never_leave_graph_url() {
+        let g = graph();
+        let own = "https://graph.microsoft.us/v1.0/groups/g1/members?$select=id&$skiptoken=X'%27";
+        let body = json!({ "@odata.nextLink": own });
+        assert_eq!(g.next_link(&body).expect("ok").as_deref(), Some(own));
+        assert_eq!(
+            g.relative(own).as_deref(),
+            Some("/groups/g1/members?$select=id&$skiptoken=X'%27")
+        );
+        assert!(g.owns(own));
+        // A link from another origin keeps its path and query, on our origin.
+        let foreign =
+            json!({ "@odata.nextLink": "https://graph.microsoft.com/v1.0/users?$skiptoken=a" });
+        assert_eq!(
+            g.next_link(&foreign).expect("ok").as_deref(),
+            Some("https://graph.microsoft.us/v1.0/users?$skiptoken=a")
+        );
+        assert!(!g.owns("https://graph.microsoft.com/v1.0/users/delta?$deltatoken=a"));
+        let bogus = json!({ "@odata.nextLink": "https://evil.example/steal" });
+        assert!(g.next_link(&bogus).is_err());
+        assert_eq!(g.next_link(&json!({})).expect("ok"), None);
+        assert_eq!(
+            encode("servicePrincipalType eq 'Application'"),
+            "servicePrincipalType%20eq%20%27Application%27"
+        );
+    }
+}

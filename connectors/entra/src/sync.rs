@@ -1,0 +1,408 @@
+//! Listing: users (+ managed identities), groups, enterprise apps and directory roles, with the
+//! members, owners and assignments of every group, app and role side-loaded onto the list page
+//! that holds it (read through `$batch`, batch.rs).
+//!
+//! Users and groups are listed incrementally after the first complete sync (delta.rs); apps
+//! and roles are small and always listed in full.
+
+use std::collections::HashSet;
+
+use crate::Entra;
+use crate::batch::{self, ReadPlan};
+use crate::client::{encode, values};
+use crate::mapping::{self, PrincipalRules};
+use idhost_connector_sdk::{ConnectorError, Entitlement, Grant, Page, PageToken, Resource};
+
+/// Where a listing continues. Encoded as `"<kind> <url>"`; URLs are Graph's own
+/// `@odata.nextLink`s, followed verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Cursor {
+    /// The next `/users` page.
+    Users(String),
+    /// The next page of a `/users/delta` round.
+    UserDelta(String),
+    /// The managed identities, after the users; `incremental` when the users came from delta.
+    ManagedIdentities { incremental: bool },
+    /// The next `/groups` page.
+    Groups(String),
+    /// The next page of a `/groups/delta` round.
+    GroupDelta(String),
+    /// The next `/servicePrincipals` (apps) page.
+    Apps(String),
+}
+
+impl Cursor {
+    pub(crate) fn encode(&self) -> String {
+        match self {
+            Self::Users(url) => format!("users {url}"),
+            Self::UserDelta(url) => format!("users-delta {url}"),
+            Self::ManagedIdentities { incremental: false } => "managed-identities".to_owned(),
+            Self::ManagedIdentities { incremental: true } => {
+                "managed-identities-incremental".to_owned()
+            }
+            Self::Groups(url) => format!("groups {url}"),
+            Self::GroupDelta(url) => format!("groups-delta {url}"),
+            Self::Apps(url) => format!("apps {url}"),
+        }
+    }
+
+    pub(crate) fn decode(token: &str) -> Result<Self, ConnectorError> {
+        let (kind, url) = token.split_once(' ').unwrap_or((token, ""));
+        let url = url.to_owned();
+        Ok(match (kind, url.is_empty()) {
+            ("users", false) => Self::Users(url),
+            ("users-delta", false) => Self::UserDelta(url),
+            ("managed-identities", true) => Self::ManagedIdentities { incremental: false },
+            ("managed-identities-incremental", true) => {
+                Self::ManagedIdentities { incremental: true }
+            }
+            ("groups", false) => Self::Groups(url),
+            ("groups-delta", false) => Self::GroupDelta(url),
+            ("apps", false) => Self::Apps(url),
+            _ => {
+                return Err(ConnectorError::invalid_input(format!(
+                    "`{token}` is not a page token of the entra connector"
+                )));
+            }
+        })
+    }
+}
+
+fn wrong_cursor(rtype: &str, cursor: &Cursor) -> ConnectorError {
+    ConnectorError::invalid_input(format!(
+        "page token `{}` does not belong to a `{rtype}` listing",
+        cursor.encode()
+    ))
+}
+
+fn cursor(token: &PageToken) -> Result<Option<Cursor>, ConnectorError> {
+    token.as_str().map(Cursor::decode).transpose()
+}
+
+impl Entra {
+    pub(crate) fn plan(&self) -> ReadPlan {
+        ReadPlan {
+            batch: self.opts.batch,
+            concurrency: self.opts.concurrency,
+            attempts: self.opts.batch_retry_attempts,
+        }
+    }
+
+    pub(crate) fn rules(&self) -> PrincipalRules {
+        PrincipalRules {
+            include_managed_identities: self.opts.include_managed_identities,
+        }
+    }
+
+    fn top(&self) -> u32 {
+        self.opts.page_size
+    }
+
+    /// `user` pages: `/users` (or `/users/delta`), then the managed identities.
+    pub(crate) async fn list_users(
+        &self,
+        token: &PageToken,
+    ) -> Result<Page<Resource>, ConnectorError> {
+        match cursor(token)? {
+            None => {
+                if let Some(page) = self.resume_user_delta().await? {
+                    return Ok(page);
+                }
+                self.start_delta(crate::delta::USERS).await;
+                let url = self.graph.url(&format!(
+                    "/users?$select={}&$top={}",
+                    encode(mapping::USER_SELECT),
+                    self.top()
+                ));
+                self.users_page(&url).await
+            }
+            Some(Cursor::Users(url)) => self.users_page(&url).await,
+            Some(Cursor::UserDelta(url)) => self.user_delta_page(&url).await,
+            Some(Cursor::ManagedIdentities { incremental }) => {
+                self.managed_identities_page(incremental).await
+            }
+            Some(other) => Err(wrong_cursor("user", &other)),
+        }
+    }
+
+    /// After the last user page: the managed identities, if they are listed.
+    pub(crate) fn after_users(&self, incremental: bool) -> Option<String> {
+        self.opts
+            .include_managed_identities
+            .then(|| Cursor::ManagedIdentities { incremental }.encode())
+    }
+
+    async fn users_page(&self, url: &str) -> Result<Page<Resource>, ConnectorError> {
+        let body = self.graph.get_json(url).await?;
+        let items = values(&body).iter().filter_map(mapping::user).collect();
+        let next = match self.graph.next_link(&body)? {
+            Some(link) => Some(Cursor::Users(link).encode()),
+            None => self.after_users(false),
+        };
+        Ok(Page::new(items, next))
+    }
+
+    /// Every managed identity in one page (a tenant has hundreds, not hundreds of thousands).
+    /// Their ids are kept in the connector state, so an incremental sync can name the ones
+    /// that disappeared since (service principals are not in `/users/delta`).
+    async fn managed_identities_page(
+        &self,
+        incremental: bool,
+    ) -> Result<Page<Resource>, ConnectorError> {
+        let found = self.managed.load_all(self).await?;
+        let items: Vec<Resource> = found.iter().filter_map(mapping::managed_identity).collect();
+        let current: Vec<String> = items.iter().map(|r| r.upstream_id().to_owned()).collect();
+        let state = self.graph.ctx.state();
+        let previous = state.get(crate::delta::MANAGED_IDENTITIES);
+        state.set(crate::delta::MANAGED_IDENTITIES, current.join("\n"));
+        let page = Page::last(items);
+        if !incremental {
+            return Ok(page);
+        }
+        let now: HashSet<&str> = current.iter().map(String::as_str).collect();
+        let removed = previous
+            .unwrap_or_default()
+            .lines()
+            .filter(|id| !id.is_empty() && !now.contains(id))
+            .map(|id| format!("user:{id}"))
+            .collect();
+        Ok(page.incremental(removed))
+    }
+
+    /// `group` pages: `/groups` with members and owners side-loaded, or `/groups/delta`.
+    pub(crate) async fn list_groups(
+        &self,
+        token: &PageToken,
+    ) -> Result<Page<Resource>, ConnectorError> {
+        match cursor(token)? {
+            None => {
+                if let Some(page) = self.resume_group_delta().await? {
+                    return Ok(page);
+                }
+                self.start_delta(crate::delta::GROUPS).await;
+                let url = self.graph.url(&format!(
+                    "/groups?$select={}&$top={}",
+                    encode(mapping::GROUP_SELECT),
+                    self.top()
+                ));
+                self.groups_page(&url).await
+            }
+            Some(Cursor::Groups(url)) => self.groups_page(&url).await,
+            Some(Cursor::GroupDelta(url)) => self.group_delta_page(&url).await,
+            Some(other) => Err(wrong_cursor("group", &other)),
+        }
+    }
+
+    async fn groups_page(&self, url: &str) -> Result<Page<Resource>, ConnectorError> {
+        let body = self.graph.get_json(url).await?;
+        let next = self
+            .graph
+            .next_link(&body)?
+            .map(|link| Cursor::Groups(link).encode());
+        let mut groups = Vec::new();
+        let mut entitlements = Vec::new();
+        let mut reads = Vec::new();
+        for v in values(&body) {
+            if self.opts.skip_on_prem_groups && mapping::on_prem(&v) {
+                continue;
+            }
+            let Some((group, ents)) = mapping::group(&v) else {
+                continue;
+            };
+            let id = group.upstream_id().to_owned();
+            for rel in ["members", "owners"] {
+                reads.push(format!(
+                    "/groups/{id}/{rel}?$select={}&$top={}",
+                    encode(mapping::PRINCIPAL_SELECT),
+                    self.top()
+                ));
+            }
+            groups.push(group);
+            entitlements.extend(ents);
+        }
+        let lists = batch::read_all(&self.graph, self.plan(), reads).await?;
+        let managed = self.managed.get(self).await?;
+        let rules = self.rules();
+        let mut grants = Grants::default();
+        for (group, pair) in groups.iter().zip(lists.chunks(2)) {
+            for (slug, objects) in ["member", "owner"].iter().zip(pair) {
+                let ent = format!("{}:{slug}", group.id);
+                for v in objects {
+                    if let Some(p) = rules.of_object(v, |id| managed.contains(id)) {
+                        grants.add(&ent, &p);
+                    }
+                }
+            }
+        }
+        Ok(Page::new(groups, next)
+            .with_entitlements(entitlements)
+            .with_grants(grants.into_vec()))
+    }
+
+    /// `app` pages: enterprise apps with app role assignments and owners side-loaded.
+    pub(crate) async fn list_apps(
+        &self,
+        token: &PageToken,
+    ) -> Result<Page<Resource>, ConnectorError> {
+        let url = match cursor(token)? {
+            None => self.graph.url(&format!(
+                "/servicePrincipals?$filter={}&$select={}&$top={}",
+                encode("servicePrincipalType eq 'Application'"),
+                encode(mapping::APP_SELECT),
+                self.top()
+            )),
+            Some(Cursor::Apps(url)) => url,
+            Some(other) => return Err(wrong_cursor("app", &other)),
+        };
+        let body = self.graph.get_json(&url).await?;
+        let next = self
+            .graph
+            .next_link(&body)?
+            .map(|link| Cursor::Apps(link).encode());
+        let apps: Vec<mapping::App> = values(&body).iter().filter_map(mapping::app).collect();
+        let mut reads = Vec::with_capacity(apps.len() * 2);
+        for app in &apps {
+            let id = app.resource.upstream_id();
+            reads.push(format!(
+                "/servicePrincipals/{id}/appRoleAssignedTo?$select={}&$top={}",
+                encode("id,appRoleId,principalId,principalType"),
+                self.top()
+            ));
+            reads.push(format!(
+                "/servicePrincipals/{id}/owners?$select={}&$top={}",
+                encode(mapping::PRINCIPAL_SELECT),
+                self.top()
+            ));
+        }
+        let lists = batch::read_all(&self.graph, self.plan(), reads).await?;
+        let managed = self.managed.get(self).await?;
+        let is_managed = |id: &str| managed.contains(id);
+        let rules = self.rules();
+        let mut items = Vec::new();
+        let mut entitlements = Vec::new();
+        let mut grants = Grants::default();
+        for (app, pair) in apps.into_iter().zip(lists.chunks(2)) {
+            let (assigned, owners) = (&pair[0], &pair[1]);
+            if self.opts.skip_unassigned_apps && assigned.is_empty() {
+                continue;
+            }
+            for a in assigned {
+                let role = a["appRoleId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                let Some(slug) = app.slugs.get(&role) else {
+                    tracing::debug!(app = %app.resource.id, role, "assignment of an app role the app no longer defines");
+                    continue;
+                };
+                let Some(id) = a["principalId"].as_str().filter(|id| !id.is_empty()) else {
+                    continue;
+                };
+                // principalType is `User`, `Group` or `ServicePrincipal` (approleassignment.md).
+                let kind = a["principalType"].as_str().unwrap_or_default();
+                if let Some(p) = rules.principal(kind, id, None, is_managed) {
+                    grants.add(&format!("{}:{slug}", app.resource.id), &p);
+                }
+            }
+            let owner = format!("{}:owner", app.resource.id);
+            for v in owners {
+                if let Some(p) = rules.of_object(v, is_managed) {
+                    grants.add(&owner, &p);
+                }
+            }
+            items.push(app.resource);
+            entitlements.extend(app.entitlements);
+        }
+        Ok(Page::new(items, next)
+            .with_entitlements(entitlements)
+            .with_grants(grants.into_vec()))
+    }
+
+    /// `role` page: the activated directory roles (one page: `/directoryRoles` does not page)
+    /// with their members side-loaded.
+    pub(crate) async fn list_roles(
+        &self,
+        token: &PageToken,
+    ) -> Result<Page<Resource>, ConnectorError> {
+        if let Some(other) = cursor(token)? {
+            return Err(wrong_cursor("role", &other));
+        }
+        let url = self.graph.url(&format!(
+            "/directoryRoles?$select={}",
+            encode(mapping::ROLE_SELECT)
+        ));
+        let found = self.graph.get_all(&url).await?;
+        let mut roles: Vec<Resource> = Vec::new();
+        let mut entitlements: Vec<Entitlement> = Vec::new();
+        for (role, ent) in found.iter().filter_map(mapping::role) {
+            roles.push(role);
+            entitlements.push(ent);
+        }
+        let reads = roles
+            .iter()
+            .map(|r| {
+                format!(
+                    "/directoryRoles/{}/members?$select={}",
+                    r.upstream_id(),
+                    encode(mapping::PRINCIPAL_SELECT)
+                )
+            })
+            .collect();
+        let lists = batch::read_all(&self.graph, self.plan(), reads).await?;
+        let managed = self.managed.get(self).await?;
+        let rules = self.rules();
+        let mut grants = Grants::default();
+        for (ent, members) in entitlements.iter().zip(&lists) {
+            for v in members {
+                if let Some(p) = rules.of_object(v, |id| managed.contains(id)) {
+                    grants.add(&ent.id, &p);
+                }
+            }
+        }
+        Ok(Page::last(roles)
+            .with_entitlements(entitlements)
+            .with_grants(grants.into_vec()))
+    }
+}
+
+/// Grants of one page, each once (Graph may repeat an object across pages of one collection).
+#[derive(Default)]
+pub(crate) struct Grants {
+    seen: HashSet<String>,
+    grants: Vec<Grant>,
+}
+
+impl Grants {
+    pub(crate) fn add(&mut self, entitlement: &str, principal: &str) {
+        let grant = Grant::new(entitlement, principal);
+        if self.seen.insert(grant.id.clone()) {
+            self.grants.push(grant);
+        }
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<Grant> {
+        self.grants
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip() {
+        for c in [
+            Cursor::Users("https://graph.microsoft.com/v1.0/users?$skiptoken=a b".into()),
+            Cursor::UserDelta("https://x/v1.0/users/delta?$skiptoken=1".into()),
+            Cursor::ManagedIdentities { incremental: false },
+            Cursor::ManagedIdentities { incremental: true },
+            Cursor::Groups("u".into()),
+            Cursor::GroupDelta("u".into()),
+            Cursor::Apps("u".into()),
+        ] {
+            assert_eq!(Cursor::decode(&c.encode()).expect("decodes"), c);
+        }
+        assert!(Cursor::decode("users").is_err());
+        assert!(Cursor::decode("17").is_err());
+    }
+}
