@@ -1,0 +1,72 @@
+//! The audit trail of provisioning: every attempted change (who, what, when, result) is a row
+//! in the state database's `audit` table, written before the command reports, dry runs included.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+/// One attempted change.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    /// RFC 3339.
+    pub at: String,
+    /// Who asked (`--actor`, else `$USER`).
+    pub actor: String,
+    /// Source name.
+    pub source: String,
+    /// `grant`, `revoke`, `create-account`, ...
+    pub operation: String,
+    /// What it was about (entitlement + principal, grant id, resource id, login).
+    pub target: String,
+    /// Whether it was a dry run.
+    pub dry_run: bool,
+    /// `changed`, `already`, `refused`, `failed`, `dry_run`.
+    pub result: String,
+    /// Error text or outcome detail (redacted).
+    pub detail: String,
+}
+
+/// Why the audit row could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("audit log in {path}: {source}")]
+pub struct AuditError {
+    path: PathBuf,
+    source: rusqlite::Error,
+}
+
+/// Appends `record` to the `audit` table of the state database at `path`.
+pub fn append(path: &Path, record: &AuditRecord) -> Result<(), AuditError> {
+    let wrap = |source| AuditError {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let conn = Connection::open(path).map_err(wrap)?;
+    conn.execute_batch(
+        "PRAGMA busy_timeout = 10000;
+         CREATE TABLE IF NOT EXISTS audit (
+             id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL,
+             source TEXT NOT NULL, operation TEXT NOT NULL, target TEXT NOT NULL,
+             dry_run INTEGER NOT NULL, result TEXT NOT NULL, detail TEXT NOT NULL);",
+    )
+    .map_err(wrap)?;
+    conn.execute(
+        "INSERT INTO audit (at, actor, source, operation, target, dry_run, result, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            record.at,
+            record.actor,
+            record.source,
+            record.operation,
+            record.target,
+            record.dry_run,
+            record.result,
+            record.detail
+        ],
+    )
+    .map(drop)
+    .map_err(wrap)
+}
