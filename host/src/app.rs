@@ -60,6 +60,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let progress = match &cli.command {
         Command::Sync { json, .. } => Progress::new(!json),
+        Command::Demo { .. } => Progress::new(true),
         _ => Progress::hidden(),
     };
     if let Err(message) = crate::logging::init(&cli.log_level, cli.log_format, &progress) {

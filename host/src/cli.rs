@@ -30,9 +30,196 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Output of commands that report one result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// For people.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// `idhost provision` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ProvisionArgs {
+    /// The source whose connector makes the change.
+    #[arg(long)]
+    pub source: String,
+    /// Show the upstream writes it would send; send none.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+    /// Who is asking, for the audit trail (default: $USER).
+    #[arg(long, env = "IDHOST_ACTOR")]
+    pub actor: Option<String>,
+    /// Vault file (0600) for generated passwords (default: idhost-vault.jsonl beside the state database).
+    #[arg(long, env = "IDHOST_VAULT")]
+    pub vault: Option<PathBuf>,
+    /// The change.
+    #[command(subcommand)]
+    pub op: ProvisionOp,
+}
+
+/// One provisioning operation.
+#[derive(Debug, Subcommand)]
+pub enum ProvisionOp {
+    /// Grant an entitlement (`group:<id>:member`) to a principal (`user:<id>`).
+    Grant {
+        /// Entitlement id.
+        #[arg(long)]
+        entitlement: String,
+        /// Principal resource id.
+        #[arg(long)]
+        principal: String,
+    },
+    /// Revoke a grant (`group:<id>:member:user:<id>`).
+    Revoke {
+        /// Grant id.
+        #[arg(long)]
+        grant: String,
+    },
+    /// Create a user account.
+    CreateAccount {
+        /// Sign-in name.
+        #[arg(long)]
+        login: String,
+        /// Primary email.
+        #[arg(long)]
+        email: Option<String>,
+        /// Given name.
+        #[arg(long)]
+        given_name: Option<String>,
+        /// Family name.
+        #[arg(long)]
+        family_name: Option<String>,
+        /// Display name.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Further attributes as a JSON object.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Generate a password meeting the upstream's policy (written to the vault, never shown).
+        #[arg(long)]
+        generate_password: bool,
+    },
+    /// Create a group.
+    CreateGroup {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Further attributes as a JSON object.
+        #[arg(long)]
+        profile: Option<String>,
+    },
+    /// Update attributes of a resource.
+    Update {
+        /// Resource id (`user:<id>`).
+        #[arg(long)]
+        resource: String,
+        /// FIELD=VALUE (repeatable); VALUE is JSON when it parses as JSON.
+        #[arg(long = "set", value_parser = crate::commands::parse_set_arg, required = true)]
+        set: Vec<(String, serde_json::Value)>,
+    },
+    /// Delete a resource.
+    Delete {
+        /// Resource id (`user:<id>`).
+        #[arg(long)]
+        resource: String,
+    },
+}
+
+/// Output of `idhost query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueryFormat {
+    /// Aligned columns.
+    Table,
+    /// A JSON array of objects.
+    Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+/// `idhost query` arguments.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// The sqlite sink to read (default: the first one in the config).
+    #[arg(long)]
+    pub sink: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: QueryFormat,
+    /// The question.
+    #[command(subcommand)]
+    pub op: QueryOp,
+}
+
+/// Questions `idhost query` answers.
+#[derive(Debug, Subcommand)]
+pub enum QueryOp {
+    /// Who holds an entitlement (`group:<id>:member`).
+    WhoHas {
+        /// Entitlement id.
+        entitlement: String,
+    },
+    /// What a principal (`user:<id>`) holds.
+    Access {
+        /// Principal resource id.
+        principal: String,
+    },
+    /// Change events of a source, oldest first.
+    Diff {
+        /// Source name.
+        source: String,
+        /// Only events at or after this RFC 3339 time, or this long ago (`24h`).
+        #[arg(long)]
+        since: Option<String>,
+    },
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start the three upstream simulators on loopback and sync all three connectors into SQLite.
+    Demo {
+        /// Leave the simulators running (until Ctrl-C) and print their URLs.
+        #[arg(long)]
+        keep: bool,
+        /// Users in the simulated Ironclad company.
+        #[arg(long, default_value_t = 2000)]
+        ironclad_users: usize,
+        /// Users in the simulated Entra tenant.
+        #[arg(long, default_value_t = 5000)]
+        entra_users: usize,
+        /// Users in the simulated Clickwrap account.
+        #[arg(long, default_value_t = 3000)]
+        clickwrap_users: usize,
+        /// Latency each simulator adds to every answer, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+    },
+    /// Make one change upstream through a source's connector (audited; --dry-run sends no write).
+    Provision {
+        /// Config file.
+        #[arg(short, long, env = "IDHOST_CONFIG")]
+        config: PathBuf,
+        /// What to change.
+        #[command(flatten)]
+        args: ProvisionArgs,
+    },
+    /// Daemon: sync each source on its schedule; serve /healthz, /readyz and /metrics; notify on
+    /// failures; stop gracefully on SIGTERM.
+    Run(crate::commands::run::RunArgs),
+    /// Answer questions from the SQLite sink: who-has, access, diff.
+    Query {
+        /// Config file.
+        #[arg(short, long, env = "IDHOST_CONFIG")]
+        config: PathBuf,
+        /// The question.
+        #[command(flatten)]
+        args: QueryArgs,
+    },
     /// List discovered plugins: name, version, SDK interface version, resource types, capabilities.
     Plugins {
         /// Print JSON instead of a table.
@@ -59,6 +246,10 @@ pub enum Command {
         /// Ignore kept connector state (delta links) and list everything.
         #[arg(long)]
         full: bool,
+        /// Start over instead of resuming a sync that was interrupted (by a crash, a stop or a
+        /// failure); its undelivered events are dropped and recomputed by this sync.
+        #[arg(long)]
+        restart: bool,
         /// Print the summary as JSON on stdout.
         #[arg(long)]
         json: bool,

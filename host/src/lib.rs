@@ -5,16 +5,22 @@
 //! The binary is a thin shell over [`app::main`].
 
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod daemon;
+pub mod export;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod plugins;
 pub mod progress;
 pub mod redact;
 pub mod schedule;
 pub mod services;
 pub mod sinks;
+pub mod snapshot;
 pub mod state;
 pub mod sync;
+pub mod vault;

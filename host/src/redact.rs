@@ -28,12 +28,12 @@ impl Redactor {
         if secret.len() < 4 {
             return;
         }
-        if let Ok(mut secrets) = self.secrets.write() {
-            if !secrets.contains(&secret) {
-                secrets.push(secret);
-                // Longest first, so a secret containing another is replaced whole.
-                secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-            }
+        if let Ok(mut secrets) = self.secrets.write()
+            && !secrets.contains(&secret)
+        {
+            secrets.push(secret);
+            // Longest first, so a secret containing another is replaced whole.
+            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         }
     }
 
@@ -58,6 +58,14 @@ impl Redactor {
             .map(|s| s.iter().any(|secret| text.contains(secret.as_str())))
             .unwrap_or(false)
     }
+}
+
+/// Whether a settings key names a credential even if no manifest says so.
+pub fn looks_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["secret", "token", "password", "api_key", "apikey", "private_key", "credential"]
+        .iter()
+        .any(|s| key.contains(s))
 }
 
 /// The credential inside an `Authorization` header value (`Bearer x`, `Basic x`), to redact.

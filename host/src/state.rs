@@ -1,6 +1,8 @@
-//! The state database (`state_path`): connector state (delta links and other opaque values)
-//! per source. A sync stages its changes and commits them only when it completes, so a failed
-//! sync never advances a connector's state.
+//! The state database (`state_path`): per source, the connector state (delta links and other
+//! opaque values), the last complete snapshot, the checkpoint of a sync under way and the
+//! change events waiting for delivery ([`crate::snapshot`] owns those tables). A sync stages
+//! its changes and commits them only when it completes, so a failed sync never advances a
+//! connector's state or the snapshot the next diff is made against.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,13 +12,38 @@ use rusqlite::{Connection, params};
 
 /// Errors of the state database, naming the file.
 #[derive(Debug, thiserror::Error)]
-#[error("state database {path}: {source}")]
-pub struct StateError {
-    path: PathBuf,
-    source: rusqlite::Error,
+#[non_exhaustive]
+pub enum StateError {
+    /// SQLite failed.
+    #[error("state database {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// Cause.
+        source: rusqlite::Error,
+    },
+    /// A stored value could not be read back (e.g. a checkpoint written by another version).
+    #[error("state database {path}: {what}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What could not be read, and why.
+        what: String,
+    },
+    /// The blocking task running a query failed.
+    #[error("state database {path}: the database task failed: {message}")]
+    Task {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
 }
 
 /// The state database. Cheap to clone.
+///
+/// One connection behind a mutex: several sources syncing at once take turns, which SQLite
+/// would make them do anyway (one writer at a time), without `SQLITE_BUSY` on a long diff.
 #[derive(Clone, Debug)]
 pub struct StateStore {
     path: PathBuf,
@@ -24,9 +51,9 @@ pub struct StateStore {
 }
 
 impl StateStore {
-    /// Opens (creating) the database at `path`.
+    /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StateError> {
-        let wrap = |source| StateError {
+        let wrap = |source| StateError::Sqlite {
             path: path.to_owned(),
             source,
         };
@@ -38,35 +65,69 @@ impl StateStore {
         let conn = Connection::open(path).map_err(wrap)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
-             PRAGMA busy_timeout=10000;
+             PRAGMA synchronous=NORMAL;
+             PRAGMA busy_timeout=60000;
              CREATE TABLE IF NOT EXISTS connector_state (
                  source TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
                  PRIMARY KEY (source, key));",
         )
         .map_err(wrap)?;
+        crate::snapshot::migrate(&conn).map_err(wrap)?;
         Ok(Self {
             path: path.to_owned(),
             conn: Arc::new(Mutex::new(conn)),
         })
     }
 
-    fn wrap(&self, source: rusqlite::Error) -> StateError {
-        StateError {
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn wrap(&self, source: rusqlite::Error) -> StateError {
+        StateError::Sqlite {
             path: self.path.clone(),
             source,
         }
     }
 
+    pub(crate) fn corrupt(&self, what: String) -> StateError {
+        StateError::Corrupt {
+            path: self.path.clone(),
+            what,
+        }
+    }
+
+    /// Runs `f` on the connection, here (for short statements).
+    pub(crate) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, StateError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn).map_err(|e| self.wrap(e))
+    }
+
+    /// Runs `f` on the connection on a blocking thread (for page writes, diffs, replays).
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, StateError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.with_conn(f))
+            .await
+            .map_err(|e| StateError::Task {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?
+    }
+
     /// The committed connector state of `source`.
     pub fn connector_state(&self, source: &str) -> Result<HashMap<String, String>, StateError> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let mut stmt = conn
-            .prepare("SELECT key, value FROM connector_state WHERE source = ?1")
-            .map_err(|e| self.wrap(e))?;
-        let rows = stmt
-            .query_map(params![source], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(|e| self.wrap(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.wrap(e))
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare("SELECT key, value FROM connector_state WHERE source = ?1")?;
+            let rows = stmt.query_map(params![source], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
     }
 
     /// Commits staged connector state changes of `source` in one transaction.
@@ -78,33 +139,44 @@ impl StateStore {
         if staged.is_empty() {
             return Ok(());
         }
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction().map_err(|e| self.wrap(e))?;
-        for (key, value) in staged {
-            match value {
-                Some(v) => tx.execute(
-                    "INSERT INTO connector_state (source, key, value) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (source, key) DO UPDATE SET value = excluded.value",
-                    params![source, key, v],
-                ),
-                None => tx.execute(
-                    "DELETE FROM connector_state WHERE source = ?1 AND key = ?2",
-                    params![source, key],
-                ),
-            }
-            .map_err(|e| self.wrap(e))?;
-        }
-        tx.commit().map_err(|e| self.wrap(e))
+        self.with_conn(|conn| {
+            let tx = conn.transaction()?;
+            apply_connector_state(&tx, source, staged.iter())?;
+            tx.commit()
+        })
     }
 
     /// Forgets the connector state of `source` (`--full`).
     pub fn clear_connector_state(&self, source: &str) -> Result<(), StateError> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        conn.execute(
-            "DELETE FROM connector_state WHERE source = ?1",
-            params![source],
-        )
-        .map(drop)
-        .map_err(|e| self.wrap(e))
+        self.with_conn(|conn| {
+            conn.execute(
+                "DELETE FROM connector_state WHERE source = ?1",
+                params![source],
+            )
+            .map(drop)
+        })
     }
+}
+
+/// Writes staged connector state inside `tx` (shared with the snapshot commit, so a sync's
+/// delta links and its snapshot advance together).
+pub(crate) fn apply_connector_state<'a>(
+    tx: &rusqlite::Transaction<'_>,
+    source: &str,
+    staged: impl Iterator<Item = (&'a String, &'a Option<String>)>,
+) -> Result<(), rusqlite::Error> {
+    for (key, value) in staged {
+        match value {
+            Some(v) => tx.execute(
+                "INSERT INTO connector_state (source, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (source, key) DO UPDATE SET value = excluded.value",
+                params![source, key, v],
+            ),
+            None => tx.execute(
+                "DELETE FROM connector_state WHERE source = ?1 AND key = ?2",
+                params![source, key],
+            ),
+        }?;
+    }
+    Ok(())
 }

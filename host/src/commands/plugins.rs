@@ -41,8 +41,8 @@ pub(crate) fn run(flag: Option<&Path>, json: bool) -> Result<Outcome, CommandErr
     } else {
         println!("plugins in {}", registry.dir.display());
         println!(
-            "{:<12} {:<9} {:<4} {:<28} {}",
-            "NAME", "VERSION", "ABI", "RESOURCE TYPES", "CAPABILITIES"
+            "{:<12} {:<9} {:<4} {:<28} CAPABILITIES",
+            "NAME", "VERSION", "ABI", "RESOURCE TYPES"
         );
         for r in &rows {
             println!(

@@ -1,6 +1,7 @@
 //! The one TOML file: parsed raw (serde), then validated into [`Config`], which is all the rest
 //! of the host sees. Every error names the file and, where it can, line and column.
 
+mod daemon;
 mod interpolate;
 mod raw;
 
@@ -8,6 +9,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use daemon::{
+    Coordination, DEFAULT_DEADLINE, EmailTarget, NotifyEvent, NotifyKind, NotifyTarget, SmtpTls,
+};
 use raw::{RawConfig, RawSink, RawSource};
 use toml::Spanned;
 
@@ -103,10 +107,10 @@ impl SourceText {
             if trimmed.starts_with('[') {
                 break;
             }
-            if let Some(rest) = trimmed.strip_prefix(key) {
-                if rest.trim_start().starts_with('=') {
-                    return self.at(offset + (line.len() - trimmed.len()), message);
-                }
+            if let Some(rest) = trimmed.strip_prefix(key)
+                && rest.trim_start().starts_with('=')
+            {
+                return self.at(offset + (line.len() - trimmed.len()), message);
             }
             offset += line.len();
         }
@@ -134,7 +138,7 @@ impl SourceText {
 pub struct Config {
     /// The file's text, to locate later errors (e.g. settings a plugin rejects).
     pub text: SourceText,
-    /// Plugin directory from the file, resolved against the file's directory.
+    /// Plugin directory from the file.
     pub plugin_dir: Option<PathBuf>,
     /// State database.
     pub state_path: PathBuf,
@@ -142,6 +146,10 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     /// Sinks, in name order.
     pub sinks: Vec<SinkConfig>,
+    /// Failure notification targets of `idhost run`, in name order.
+    pub notify: Vec<NotifyTarget>,
+    /// Replica coordination of `idhost run`, if configured.
+    pub coordination: Option<Coordination>,
 }
 
 /// One `[sources.NAME]`.
@@ -155,6 +163,8 @@ pub struct SourceConfig {
     pub connector_offset: usize,
     /// Schedule text, if any.
     pub schedule: Option<String>,
+    /// How long a sync may run before it is reported overdue (`idhost run`).
+    pub deadline: Duration,
     /// Read-only source.
     pub read_only: bool,
     /// Subset of resource types, if given.
@@ -330,6 +340,16 @@ pub struct SinkConfig {
     pub subject_prefix: Option<String>,
     /// Batch size.
     pub batch_size: Option<usize>,
+    /// Webhook: most bytes in one batch body.
+    pub batch_max_bytes: Option<usize>,
+    /// Webhook: longest a batch's first record waits before the batch is sent.
+    pub batch_timeout: Option<Duration>,
+    /// Webhook: most delivery attempts per batch.
+    pub max_attempts: Option<u32>,
+    /// Webhook: first retry delay (doubling, with jitter).
+    pub retry_backoff: Option<Duration>,
+    /// Webhook/NATS: timeout of one delivery or acknowledgement.
+    pub request_timeout: Option<Duration>,
 }
 
 /// Reads and validates `path`, expanding `${VAR}` from the process environment.
@@ -362,6 +382,8 @@ pub fn parse(
     Validator {
         text: &text,
         base_dir: path.parent().map(Path::to_owned).unwrap_or_default(),
+        // `${file:relative}` is read relative to the working directory, like every other path.
+        file_dir: PathBuf::new(),
         env,
         errors: Vec::new(),
     }
@@ -371,6 +393,7 @@ pub fn parse(
 struct Validator<'a> {
     text: &'a SourceText,
     base_dir: PathBuf,
+    file_dir: PathBuf,
     env: &'a dyn Fn(&str) -> Option<String>,
     errors: Vec<Located>,
 }
@@ -383,17 +406,15 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Validator<'_> {
+    /// Paths in the file are taken as written: relative ones are relative to the directory
+    /// idhost runs in (as in DESIGN §5's `plugin_dir = "target/release"`); only the default
+    /// state database sits beside the config file.
     fn resolve(&self, p: &str) -> PathBuf {
-        let p = Path::new(p);
-        if p.is_absolute() {
-            p.to_owned()
-        } else {
-            self.base_dir.join(p)
-        }
+        PathBuf::from(p)
     }
 
     fn expand_string(&mut self, s: &Spanned<String>, secrets: &mut Vec<String>) -> Option<String> {
-        match interpolate::expand(s.get_ref(), &self.base_dir, self.env) {
+        match interpolate::expand(s.get_ref(), &self.file_dir, self.env) {
             Ok((value, subs)) => {
                 secrets.extend(subs);
                 Some(value)
@@ -409,17 +430,23 @@ impl Validator<'_> {
     }
 
     /// Converts a settings table to JSON, expanding references in every string.
+    /// Interpolated values count as secrets when they land in a secret-looking key or come
+    /// from a file; an `account_id = "${ACCOUNT}"` is configuration, not a credential (the
+    /// plugin's manifest names its other secret keys, redacted once the plugin is known).
     fn settings_json(
         &mut self,
         value: &toml::Value,
         from: usize,
+        key: &str,
         secrets: &mut Vec<String>,
     ) -> serde_json::Value {
         use serde_json::Value as J;
         match value {
-            toml::Value::String(s) => match interpolate::expand(s, &self.base_dir, self.env) {
+            toml::Value::String(s) => match interpolate::expand(s, &self.file_dir, self.env) {
                 Ok((v, subs)) => {
-                    secrets.extend(subs);
+                    if crate::redact::looks_secret(key) || s.contains("${file:") {
+                        secrets.extend(subs);
+                    }
                     J::String(v)
                 }
                 Err(err) => {
@@ -435,12 +462,12 @@ impl Validator<'_> {
             toml::Value::Array(items) => J::Array(
                 items
                     .iter()
-                    .map(|v| self.settings_json(v, from, secrets))
+                    .map(|v| self.settings_json(v, from, key, secrets))
                     .collect(),
             ),
             toml::Value::Table(t) => J::Object(
                 t.iter()
-                    .map(|(k, v)| (k.clone(), self.settings_json(v, from, secrets)))
+                    .map(|(k, v)| (k.clone(), self.settings_json(v, from, k, secrets)))
                     .collect(),
             ),
         }
@@ -462,6 +489,13 @@ impl Validator<'_> {
         let source_names: BTreeSet<String> =
             raw.sources.keys().map(|k| k.get_ref().clone()).collect();
         let mut sinks = Vec::new();
+        let mut notify = Vec::new();
+        for (name, target) in &raw.notify {
+            if let Some(t) = self.notify_target(name, target, &source_names) {
+                notify.push(t);
+            }
+        }
+        let coordination = self.coordination(raw.coordination.as_ref());
         for (name, sink) in &raw.sinks {
             if let Some(s) = self.sink(name, sink, &source_names) {
                 sinks.push(s);
@@ -483,6 +517,8 @@ impl Validator<'_> {
             state_path,
             sources,
             sinks,
+            notify,
+            coordination,
         })
     }
 
@@ -497,12 +533,13 @@ impl Validator<'_> {
                 ),
             ));
         }
-        if let Some(schedule) = &raw.schedule {
-            if let Err(message) = crate::schedule::Schedule::parse(schedule.get_ref()) {
-                self.errors
-                    .push(self.text.at(schedule.span().start, message));
-            }
+        if let Some(schedule) = &raw.schedule
+            && let Err(message) = crate::schedule::Schedule::parse(schedule.get_ref())
+        {
+            self.errors
+                .push(self.text.at(schedule.span().start, message));
         }
+        let deadline = self.deadline(raw.deadline.as_ref());
         let mut secrets = Vec::new();
         let (settings, settings_from) = match &raw.settings {
             Some(table) => {
@@ -511,6 +548,7 @@ impl Validator<'_> {
                     self.settings_json(
                         &toml::Value::Table(table.get_ref().clone()),
                         from,
+                        "",
                         &mut secrets,
                     ),
                     from,
@@ -531,6 +569,7 @@ impl Validator<'_> {
             connector: raw.connector.get_ref().clone(),
             connector_offset: raw.connector.span().start,
             schedule: raw.schedule.as_ref().map(|s| s.get_ref().clone()),
+            deadline,
             read_only: raw.read_only,
             resource_types: raw.resource_types.as_ref().map(|r| r.get_ref().clone()),
             concurrency: raw.concurrency.unwrap_or(16).clamp(1, 256),
@@ -669,6 +708,11 @@ impl Validator<'_> {
             stream: raw.stream.as_ref().map(|s| s.get_ref().clone()),
             subject_prefix: raw.subject_prefix.as_ref().map(|s| s.get_ref().clone()),
             batch_size: raw.batch_size,
+            batch_max_bytes: raw.batch_max_bytes,
+            batch_timeout: raw.batch_timeout_ms.map(Duration::from_millis),
+            max_attempts: raw.max_attempts,
+            retry_backoff: raw.retry_backoff_ms.map(Duration::from_millis),
+            request_timeout: raw.request_timeout_secs.map(Duration::from_secs),
         })
     }
 

@@ -22,6 +22,12 @@ pub(crate) struct RawConfig {
     /// Sinks by name.
     #[serde(default)]
     pub(crate) sinks: BTreeMap<Spanned<String>, RawSink>,
+    /// Failure notification targets by name (`idhost run`).
+    #[serde(default)]
+    pub(crate) notify: BTreeMap<Spanned<String>, RawNotifyTarget>,
+    /// Sharing sources among several `idhost run` replicas through one Postgres.
+    #[serde(default)]
+    pub(crate) coordination: Option<Spanned<RawCoordination>>,
 }
 
 /// `[sources.NAME]`.
@@ -33,6 +39,9 @@ pub(crate) struct RawSource {
     /// For `idhost run`: a humantime interval (`15m`) or a cron expression.
     #[serde(default)]
     pub(crate) schedule: Option<Spanned<String>>,
+    /// For `idhost run`: how long a sync may run before its notify targets hear it is overdue.
+    #[serde(default)]
+    pub(crate) deadline: Option<Spanned<String>>,
     /// Refuse provisioning and request read scopes only.
     #[serde(default)]
     pub(crate) read_only: bool,
@@ -97,4 +106,80 @@ pub(crate) struct RawSink {
     /// Webhook/NATS: most events per batch.
     #[serde(default)]
     pub(crate) batch_size: Option<usize>,
+    /// Webhook: most bytes in one batch body (default 1048576).
+    #[serde(default)]
+    pub(crate) batch_max_bytes: Option<usize>,
+    /// Webhook: milliseconds a batch's first record may wait before the batch is sent
+    /// (default 1000).
+    #[serde(default)]
+    pub(crate) batch_timeout_ms: Option<u64>,
+    /// Webhook: most delivery attempts per batch, first included (default 8).
+    #[serde(default)]
+    pub(crate) max_attempts: Option<u32>,
+    /// Webhook: milliseconds before the first retry; doubles per attempt, with jitter
+    /// (default 500).
+    #[serde(default)]
+    pub(crate) retry_backoff_ms: Option<u64>,
+    /// Webhook/NATS: seconds one delivery or acknowledgement may take (default 30 / 10).
+    #[serde(default)]
+    pub(crate) request_timeout_secs: Option<u64>,
+}
+
+/// `[notify.NAME]`: where failure notifications of `idhost run` go.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNotifyTarget {
+    /// `webhook` or `email`.
+    #[serde(rename = "type")]
+    pub(crate) target_type: Spanned<String>,
+    /// Source names, or `"*"` for all (the default).
+    #[serde(default)]
+    pub(crate) sources: Option<Spanned<Vec<String>>>,
+    /// Which notifications: `failed`, `overdue`, `missed`, `recovered` (default all).
+    #[serde(default)]
+    pub(crate) events: Option<Spanned<Vec<String>>>,
+    /// Webhook: the URL to POST to.
+    #[serde(default)]
+    pub(crate) url: Option<Spanned<String>>,
+    /// Webhook: HMAC-SHA256 key for the `X-Idhost-Signature` header.
+    #[serde(default)]
+    pub(crate) secret: Option<Spanned<String>>,
+    /// Webhook: allow plain `http://` to a non-loopback host.
+    #[serde(default)]
+    pub(crate) allow_insecure_http: bool,
+    /// Webhook/email: timeout of one delivery attempt, in seconds.
+    #[serde(default)]
+    pub(crate) timeout_secs: Option<u64>,
+    /// Email: SMTP server host name.
+    #[serde(default)]
+    pub(crate) host: Option<Spanned<String>>,
+    /// Email: SMTP port (default 587 for `starttls`, 465 for `tls`, 25 for `none`).
+    #[serde(default)]
+    pub(crate) port: Option<u16>,
+    /// Email: `starttls` (default), `tls` or `none`.
+    #[serde(default)]
+    pub(crate) tls: Option<Spanned<String>>,
+    /// Email: SMTP user name.
+    #[serde(default)]
+    pub(crate) username: Option<Spanned<String>>,
+    /// Email: SMTP password.
+    #[serde(default)]
+    pub(crate) password: Option<Spanned<String>>,
+    /// Email: sender address.
+    #[serde(default)]
+    pub(crate) from: Option<Spanned<String>>,
+    /// Email: recipient addresses.
+    #[serde(default)]
+    pub(crate) to: Option<Spanned<Vec<String>>>,
+}
+
+/// `[coordination]`: replicas of `idhost run` sharing sources through Postgres leases.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCoordination {
+    /// `postgres://user:password@host:5432/db` (or key=value form).
+    pub(crate) postgres_url: Spanned<String>,
+    /// How long a replica's claim on a source lasts without renewal, in seconds.
+    #[serde(default)]
+    pub(crate) lease_secs: Option<Spanned<u64>>,
 }

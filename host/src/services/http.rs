@@ -167,10 +167,10 @@ impl HostHttp {
     /// `Err` only for transport failures, refusals before sending, and oversized bodies.
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, ConnectorError> {
         for (name, value) in &request.headers {
-            if name.eq_ignore_ascii_case("authorization") {
-                if let Some(credential) = credential_of(value) {
-                    self.redactor.add(credential.to_owned());
-                }
+            if name.eq_ignore_ascii_case("authorization")
+                && let Some(credential) = credential_of(value)
+            {
+                self.redactor.add(credential.to_owned());
             }
         }
         let url = url::Url::parse(&request.url).map_err(|e| {

@@ -90,10 +90,10 @@ impl HostServices for SourceServices {
     }
 
     fn state_get(&self, key: &str) -> Option<String> {
-        if let Ok(staged) = self.staged.lock() {
-            if let Some(value) = staged.get(key) {
-                return value.clone();
-            }
+        if let Ok(staged) = self.staged.lock()
+            && let Some(value) = staged.get(key)
+        {
+            return value.clone();
         }
         self.committed.get(key).cloned()
     }

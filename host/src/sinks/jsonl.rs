@@ -4,6 +4,10 @@
 //! to it only on commit, followed by the `sync_run` record; a failed sync appends just its
 //! `sync_run` (status failed). To stdout (`path = "-"`) records stream as they come, and the
 //! closing `sync_run` record says whether the sync they belong to completed.
+//!
+//! Change events (`records = ["event"]`) are lines of kind `event` after the sync's records.
+//! A resumed sync restages from scratch: staging files a killed process left for the source
+//! are deleted when its next sync begins.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,7 +15,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt as _;
 
-use super::{Batch, Sink, SinkError, SinkSession, SyncRun, wire_object};
+use super::{Batch, ChangeEvent, Sink, SinkError, SinkSession, SyncRun, wire_object};
 use crate::config::SinkConfig;
 
 /// The JSONL sink.
@@ -59,6 +63,7 @@ impl Sink for JsonlSink {
                     .map(Path::to_owned)
                     .unwrap_or_else(|| PathBuf::from("."));
                 std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+                remove_stale_staging(&dir, source);
                 let file = tempfile::Builder::new()
                     .prefix(&format!(".idhost-{source}-{sync_id}-"))
                     .suffix(".jsonl.part")
@@ -73,6 +78,31 @@ impl Sink for JsonlSink {
             staging,
             append_lock: self.append_lock.clone(),
         }))
+    }
+}
+
+/// Deletes `.idhost-<source>-<sync id>-*.jsonl.part` files in `dir` (left by a killed run).
+fn remove_stale_staging(dir: &Path, source: &str) {
+    let prefix = format!(".idhost-{source}-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        // The sync id (a UUID) follows the source, so source `a` never takes `a-b`'s files.
+        let owned = rest.len() > 37
+            && uuid::Uuid::parse_str(&rest[..36]).is_ok()
+            && rest[36..].starts_with('-')
+            && name.ends_with(".jsonl.part");
+        if owned {
+            if let Err(err) = std::fs::remove_file(entry.path()) {
+                tracing::warn!(file = %entry.path().display(), error = %err, "cannot remove a stale staging file");
+            }
+        }
     }
 }
 
@@ -138,28 +168,41 @@ impl JsonlSession {
     }
 }
 
-#[async_trait]
-impl SinkSession for JsonlSession {
-    async fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
-        let lines = self.lines(batch);
+impl JsonlSession {
+    /// Appends `lines` to the staging file, or writes them to stdout.
+    async fn put(&mut self, lines: &[u8]) -> Result<(), SinkError> {
         match &mut self.staging {
-            Some((_, file)) => file.write_all(&lines).map_err(|source| SinkError::Io {
+            Some((_, file)) => file.write_all(lines).map_err(|source| SinkError::Io {
                 sink: self.sink.clone(),
                 path: file.get_ref().path().to_owned(),
                 source,
             }),
-            None => {
-                let mut stdout = tokio::io::stdout();
-                stdout
-                    .write_all(&lines)
-                    .await
-                    .map_err(|source| SinkError::Io {
-                        sink: self.sink.clone(),
-                        path: PathBuf::from("-"),
-                        source,
-                    })
-            }
+            None => tokio::io::stdout()
+                .write_all(lines)
+                .await
+                .map_err(|source| SinkError::Io {
+                    sink: self.sink.clone(),
+                    path: PathBuf::from("-"),
+                    source,
+                }),
         }
+    }
+}
+
+#[async_trait]
+impl SinkSession for JsonlSession {
+    async fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        let lines = self.lines(batch);
+        self.put(&lines).await
+    }
+
+    async fn write_events(&mut self, events: &[ChangeEvent]) -> Result<(), SinkError> {
+        let mut lines = Vec::with_capacity(events.len() * 256);
+        for event in events {
+            event.write_json(&mut lines);
+            lines.push(b'\n');
+        }
+        self.put(&lines).await
     }
 
     async fn commit(mut self: Box<Self>, run: &SyncRun) -> Result<(), SinkError> {

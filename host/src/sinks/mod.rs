@@ -2,19 +2,28 @@
 //! (`begin` → `write`… → `commit` or `abort`), so it can make the new snapshot visible
 //! atomically and keep the last good one when a sync fails.
 
+mod csv;
+mod event;
 mod jsonl;
+mod nats;
+mod postgres;
 mod sqlite;
+mod webhook;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use idhost_connector_sdk::{Entitlement, Grant, Resource};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{RecordFilter, SinkConfig, SinkKind};
 
+pub use event::{ChangeEvent, EventKind, event_id};
 pub use jsonl::JsonlSink;
+pub use nats::NatsSink;
+pub use postgres::PostgresSink;
+pub use webhook::WebhookSink;
 pub use sqlite::SqliteSink;
 
 /// Records of one page, routed together.
@@ -98,7 +107,7 @@ impl RunStatus {
 }
 
 /// Record counts of a sync.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     /// Resources by type.
     pub resources: std::collections::BTreeMap<String, u64>,
@@ -159,6 +168,16 @@ pub enum SinkError {
         /// Cause.
         source: std::io::Error,
     },
+    /// A server sink (postgres, webhook, nats) failed.
+    #[error("sink `{sink}` ({url}): {message}")]
+    Remote {
+        /// Sink name.
+        sink: String,
+        /// The server, without credentials.
+        url: String,
+        /// What failed.
+        message: String,
+    },
     /// Anything else.
     #[error("sink `{sink}`: {message}")]
     Other {
@@ -183,6 +202,12 @@ pub trait Sink: Send + Sync {
 pub trait SinkSession: Send {
     /// Accepts a batch (durably staged when this returns).
     async fn write(&mut self, batch: &Batch) -> Result<(), SinkError>;
+    /// Accepts change events, after the last batch and before `commit` (staged, or delivered,
+    /// when this returns). Only called on sinks whose `records` include `event`.
+    async fn write_events(&mut self, events: &[ChangeEvent]) -> Result<(), SinkError> {
+        let _ = events;
+        Ok(())
+    }
     /// The sync is complete: make the new snapshot visible, atomically.
     async fn commit(self: Box<Self>, run: &SyncRun) -> Result<(), SinkError>;
     /// The sync failed or was cancelled: drop what was staged, keep the previous snapshot.
@@ -220,6 +245,27 @@ impl RoutedSession {
         }
     }
 
+    /// Whether the sink takes resources, entitlements or grants (else replays skip it).
+    pub fn wants_records(&self) -> bool {
+        ["resource", "entitlement", "grant"]
+            .iter()
+            .any(|k| self.filter.wants_kind(k))
+    }
+
+    /// Whether the sink takes change events.
+    pub fn wants_events(&self) -> bool {
+        self.filter.wants_kind("event")
+    }
+
+    /// Hands `events` to the sink if it takes events.
+    pub async fn write_events(&mut self, events: &[ChangeEvent]) -> Result<(), SinkError> {
+        if self.wants_events() && !events.is_empty() {
+            self.inner.write_events(events).await
+        } else {
+            Ok(())
+        }
+    }
+
     /// Commits.
     pub async fn commit(self, run: &SyncRun) -> Result<(), SinkError> {
         self.inner.commit(run).await
@@ -236,17 +282,13 @@ pub async fn build(configs: &[SinkConfig]) -> Result<Vec<Arc<dyn Sink>>, SinkErr
     let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
     for config in configs {
         let sink: Arc<dyn Sink> = match config.kind {
+            SinkKind::Csv => csv::open(config.clone())?,
+            _ if config.export.is_some() => crate::export::open(config.clone()).await?,
             SinkKind::Sqlite => Arc::new(SqliteSink::open(config.clone()).await?),
             SinkKind::Jsonl => Arc::new(JsonlSink::new(config.clone())),
-            other => {
-                return Err(SinkError::Other {
-                    sink: config.name.clone(),
-                    message: format!(
-                        "sink type `{}` is not available in this build yet",
-                        other.as_str()
-                    ),
-                });
-            }
+            SinkKind::Postgres => Arc::new(PostgresSink::open(config.clone()).await?),
+            SinkKind::Webhook => Arc::new(WebhookSink::new(config.clone())?),
+            SinkKind::Nats => Arc::new(NatsSink::open(config.clone()).await?),
         };
         sinks.push(sink);
     }

@@ -5,6 +5,8 @@
 //! - `entitlements(source, id, resource, slug, display_name, purpose, grantable_to, sync_id)`
 //! - `grants(source, id, entitlement, principal, sync_id)`
 //! - `sync_runs(source, sync_id, started_at, finished_at, status, counts, error)`
+//! - `events(seq, id, source, event, subject, sync_id, at, changes)` when `records` include
+//!   `event`: appended on commit, `seq` increasing, a redelivered event (same `id`) ignored
 //!
 //! A sync writes its pages into append-only staging tables in short transactions (so several
 //! sources can sync into one file at once), and its commit swaps the source's snapshot in ONE
@@ -18,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, params};
 
-use super::{Batch, Sink, SinkError, SinkSession, SyncRun};
+use super::{Batch, ChangeEvent, Sink, SinkError, SinkSession, SyncRun};
 use crate::config::SinkConfig;
 
 const SCHEMA: &str = r#"
@@ -55,6 +57,15 @@ CREATE TABLE IF NOT EXISTS _staging_grants (
 CREATE INDEX IF NOT EXISTS _staging_resources_sync ON _staging_resources (sync_id);
 CREATE INDEX IF NOT EXISTS _staging_entitlements_sync ON _staging_entitlements (sync_id);
 CREATE INDEX IF NOT EXISTS _staging_grants_sync ON _staging_grants (sync_id);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
+    event TEXT NOT NULL, subject TEXT NOT NULL, sync_id TEXT NOT NULL, at TEXT NOT NULL,
+    changes TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_subject ON events (source, subject);
+CREATE TABLE IF NOT EXISTS _staging_events (
+    sync_id TEXT NOT NULL, source TEXT NOT NULL, id TEXT NOT NULL, event TEXT NOT NULL,
+    subject TEXT NOT NULL, at TEXT NOT NULL, changes TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS _staging_events_sync ON _staging_events (sync_id);
 "#;
 
 /// The SQLite sink.
@@ -104,7 +115,8 @@ impl SqliteSink {
     pub async fn drop_stale_staging(&self) -> Result<(), SinkError> {
         self.blocking(|conn| {
             conn.execute_batch(
-                "DELETE FROM _staging_resources; DELETE FROM _staging_entitlements; DELETE FROM _staging_grants;",
+                "DELETE FROM _staging_resources; DELETE FROM _staging_entitlements; DELETE FROM _staging_grants;
+             DELETE FROM _staging_events;",
             )
         })
         .await
@@ -155,6 +167,17 @@ impl Sink for SqliteSink {
     }
 
     async fn begin(&self, source: &str, sync_id: &str) -> Result<Box<dyn SinkSession>, SinkError> {
+        // A resumed sync starts its staging over: what a killed attempt staged is dropped
+        // (one sync per source runs at a time, so every staged row of the source is stale).
+        let owner = source.to_owned();
+        self.blocking(move |conn| {
+            let tx = conn.transaction()?;
+            for table in STAGING {
+                tx.execute(&format!("DELETE FROM {table} WHERE source = ?1"), params![owner])?;
+            }
+            tx.commit()
+        })
+        .await?;
         Ok(Box::new(SqliteSession {
             conn: self.conn.clone(),
             sink: self.config.name.clone(),
@@ -252,12 +275,42 @@ fn record_run(tx: &rusqlite::Transaction<'_>, run: &SyncRun) -> Result<(), rusql
     .map(drop)
 }
 
+const STAGING: [&str; 4] = [
+    "_staging_resources",
+    "_staging_entitlements",
+    "_staging_grants",
+    "_staging_events",
+];
+
+fn stage_events(
+    conn: &mut Connection,
+    source: &str,
+    sync_id: &str,
+    events: &[ChangeEvent],
+) -> Result<(), rusqlite::Error> {
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO _staging_events (sync_id, source, id, event, subject, at, changes)
+             VALUES (?1,?2,?3,?4,?5,?6,?7)",
+        )?;
+        for e in events {
+            stmt.execute(params![
+                sync_id,
+                source,
+                e.id,
+                e.event.as_str(),
+                e.subject,
+                e.at,
+                e.changes.to_string(),
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
 fn drop_staging(tx: &rusqlite::Transaction<'_>, sync_id: &str) -> Result<(), rusqlite::Error> {
-    for table in [
-        "_staging_resources",
-        "_staging_entitlements",
-        "_staging_grants",
-    ] {
+    for table in STAGING {
         tx.execute(
             &format!("DELETE FROM {table} WHERE sync_id = ?1"),
             params![sync_id],
@@ -277,6 +330,18 @@ impl SinkSession for SqliteSession {
             self.sink.clone(),
             self.path.clone(),
             move |conn| stage(conn, &source, &sync_id, &batch),
+        )
+        .await
+    }
+
+    async fn write_events(&mut self, events: &[ChangeEvent]) -> Result<(), SinkError> {
+        let (source, sync_id) = (self.source.clone(), self.sync_id.clone());
+        let events = events.to_vec();
+        run_blocking(
+            self.conn.clone(),
+            self.sink.clone(),
+            self.path.clone(),
+            move |conn| stage_events(conn, &source, &sync_id, &events),
         )
         .await
     }
@@ -304,6 +369,12 @@ impl SinkSession for SqliteSession {
             tx.execute(
                 "INSERT OR REPLACE INTO grants (source, id, entitlement, principal, sync_id)
                  SELECT source, id, entitlement, principal, sync_id FROM _staging_grants
+                 WHERE sync_id = ?1 ORDER BY rowid",
+                params![sync_id],
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO events (id, source, event, subject, sync_id, at, changes)
+                 SELECT id, source, event, subject, sync_id, at, changes FROM _staging_events
                  WHERE sync_id = ?1 ORDER BY rowid",
                 params![sync_id],
             )?;

@@ -1,5 +1,13 @@
 //! Running syncs: every chosen source concurrently, each in its own task, each failing alone.
+//!
+//! One source's sync ([`sync_source`]) lists every page into the source's sinks and, page by
+//! page, into the state database with a checkpoint ([`crate::snapshot`]); a sync stopped or
+//! killed part-way resumes there next time. A complete listing is diffed against the last
+//! snapshot, the change events go to the sinks that take them, every sink commits, and only
+//! then does the host's snapshot (and the connector state) advance.
 
+mod deliver;
+mod listing;
 mod source;
 
 use std::sync::Arc;
@@ -24,6 +32,8 @@ pub struct SyncOptions {
     pub resources_only: bool,
     /// Ignore connector state (delta links): a full sync.
     pub full: bool,
+    /// Drop an interrupted sync's checkpoint and start over instead of resuming it.
+    pub restart: bool,
 }
 
 /// How one source's sync ended.

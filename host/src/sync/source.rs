@@ -1,14 +1,15 @@
-//! One source's sync: open the connector, page through every resource type, route each page
-//! to the source's sinks, then commit everywhere, or abort everywhere and keep the last good
-//! snapshot.
+//! One source's sync: resume or start its checkpoint, list every page into the sinks and the
+//! state database ([`super::listing`]), complete the snapshot and deliver the change events
+//! ([`super::deliver`]), then advance the host's snapshot. A failure or a stop aborts the
+//! sinks' sessions (each keeps its previous snapshot) and keeps the checkpoint, so the next
+//! `idhost sync` goes on from the last committed page.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt as _;
 use idhost_connector_sdk::host::ConnectorInstance;
-use idhost_connector_sdk::{ConnectorError, Manifest, Page, PageToken, Resource, SourceInfo};
+use idhost_connector_sdk::{ConnectorError, Manifest, ResourceTypeSpec, SourceInfo};
+use sha2::{Digest as _, Sha256};
 
 use super::{SourceOutcome, SyncEnv, SyncOptions};
 use crate::config::SourceConfig;
@@ -17,26 +18,41 @@ use crate::progress::SourceProgress;
 use crate::redact::Redactor;
 use crate::services::http::{HostHttp, HttpPolicy};
 use crate::services::{SourceServices, max_log_level};
-use crate::sinks::{Batch, Counts, RoutedSession, RunStatus, SyncRun};
-
-/// What a sync has opened and must finish: the sink sessions and the connector's services
-/// (whose staged state is committed only with a complete sync).
-#[derive(Default)]
-struct OpenSync {
-    sessions: Vec<RoutedSession>,
-    services: Option<Arc<SourceServices>>,
-}
+use crate::sinks::{RoutedSession, RunStatus, SyncRun};
+use crate::snapshot::{Checkpoint, Phase, now_rfc3339};
 
 /// Why a sync stopped early.
-enum Stop {
+pub(super) enum Stop {
     Failed(String),
     Cancelled,
 }
 
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+impl Stop {
+    pub(super) fn failed(err: impl std::fmt::Display) -> Self {
+        Stop::Failed(err.to_string())
+    }
+}
+
+/// What one source's sync works with.
+pub(super) struct Ctx<'a> {
+    pub(super) env: &'a SyncEnv,
+    pub(super) source: &'a SourceConfig,
+    pub(super) metrics: &'a Arc<SourceMetrics>,
+    pub(super) progress: &'a SourceProgress,
+}
+
+impl Ctx<'_> {
+    pub(super) fn name(&self) -> &str {
+        &self.source.name
+    }
+
+    /// Runs `f` unless the sync is cancelled first.
+    pub(super) async fn or_cancel<T>(&self, f: impl Future<Output = T>) -> Result<T, Stop> {
+        tokio::select! {
+            value = f => Ok(value),
+            () = self.env.cancel.cancelled() => Err(Stop::Cancelled),
+        }
+    }
 }
 
 /// A time-ordered sync id.
@@ -75,16 +91,12 @@ pub(crate) fn source_redactor(source: &SourceConfig, manifest: Option<&Manifest>
     redactor
 }
 
-/// Opens `source`'s connector with fresh services. Shared by sync, check and provision.
-pub async fn open_connector(
-    env: &SyncEnv,
-    source: &SourceConfig,
-    info: SourceInfo,
-    metrics: Arc<SourceMetrics>,
-) -> Result<(ConnectorInstance, Arc<SourceServices>, Redactor), String> {
-    let Some(plugin) = env.registry.get(&source.connector) else {
-        let available = env.registry.names();
-        let location = env.config.text.at(
+/// The error for a source whose connector no plugin provides, located in the config.
+fn missing_plugin(env: &SyncEnv, source: &SourceConfig) -> String {
+    let available = env.registry.names();
+    env.config
+        .text
+        .at(
             source.connector_offset,
             format!(
                 "source `{}`: no plugin provides connector `{}` in {}; available: {}",
@@ -97,8 +109,19 @@ pub async fn open_connector(
                     available.join(", ")
                 }
             ),
-        );
-        return Err(location.to_string());
+        )
+        .to_string()
+}
+
+/// Opens `source`'s connector with fresh services. Shared by sync, check and provision.
+pub async fn open_connector(
+    env: &SyncEnv,
+    source: &SourceConfig,
+    info: SourceInfo,
+    metrics: Arc<SourceMetrics>,
+) -> Result<(ConnectorInstance, Arc<SourceServices>, Redactor), String> {
+    let Some(plugin) = env.registry.get(&source.connector) else {
+        return Err(missing_plugin(env, source));
     };
     let redactor = source_redactor(source, Some(plugin.manifest()));
     let committed = if info.full_sync {
@@ -165,30 +188,124 @@ fn describe_open_error(
     )
 }
 
-/// Syncs one source completely, or fails it alone.
+/// The resource types `source` syncs, in the connector's order (or the configured subset's).
+pub(super) fn resource_types(
+    env: &SyncEnv,
+    source: &SourceConfig,
+) -> Result<Vec<ResourceTypeSpec>, String> {
+    let Some(plugin) = env.registry.get(&source.connector) else {
+        return Err(missing_plugin(env, source));
+    };
+    let manifest = plugin.manifest();
+    let Some(wanted) = &source.resource_types else {
+        return Ok(manifest.resource_types.clone());
+    };
+    let mut chosen = Vec::new();
+    for name in wanted {
+        match manifest.resource_type(name) {
+            Some(spec) => chosen.push(spec.clone()),
+            None => {
+                let known: Vec<&str> = manifest
+                    .resource_types
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect();
+                return Err(format!(
+                    "source `{}`: connector `{}` has no resource type `{name}`; it has: {}",
+                    source.name,
+                    manifest.name,
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+/// A hash of what decides a source's listing: a checkpoint taken under another config is not
+/// resumed (its pages may mean something else now).
+fn config_hash(source: &SourceConfig) -> String {
+    let mut hash = Sha256::new();
+    hash.update(source.connector.as_bytes());
+    hash.update([0]);
+    hash.update(source.settings.to_string().as_bytes());
+    hash.update([0]);
+    hash.update(format!("{:?}", source.resource_types).as_bytes());
+    hex::encode(&hash.finalize()[..16])
+}
+
+/// The checkpoint this sync runs under: the interrupted one if it still fits, else a new one.
+fn prepare(ctx: &Ctx<'_>, options: &SyncOptions) -> Result<Checkpoint, String> {
+    let (state, name) = (&ctx.env.state, ctx.name());
+    let hash = config_hash(ctx.source);
+    if let Some(mut cp) = state.checkpoint(name).map_err(|e| e.to_string())? {
+        let reason = if options.restart {
+            Some("--restart".to_owned())
+        } else if cp.config_hash != hash {
+            Some("the source's config changed".to_owned())
+        } else if cp.full != options.full || cp.resources_only != options.resources_only {
+            Some("it was started with other --full/--resources-only flags".to_owned())
+        } else {
+            None
+        };
+        match reason {
+            None => {
+                cp.attempts += 1;
+                state.save_checkpoint(name, &cp).map_err(|e| e.to_string())?;
+                let at = match cp.phase {
+                    Phase::Listing => match cp.types.get(cp.type_index) {
+                        Some(t) => format!("at `{t}` after {} committed pages", cp.pages),
+                        None => "at the end of its listing".to_owned(),
+                    },
+                    Phase::Delivering => "at the delivery of its events".to_owned(),
+                };
+                tracing::info!(source = %name, sync_id = %cp.sync_id, attempt = cp.attempts, "resuming the interrupted sync {at}");
+                return Ok(cp);
+            }
+            Some(reason) => {
+                tracing::info!(source = %name, sync_id = %cp.sync_id, "not resuming the interrupted sync ({reason}); starting over");
+                state.discard_sync(name).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    let types = resource_types(ctx.env, ctx.source)?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    let base = state
+        .committed_snapshot(name)
+        .map_err(|e| e.to_string())?
+        .map(|(generation, _)| generation);
+    let mut cp = Checkpoint::new(new_sync_id(), now_rfc3339(), hash, types, base);
+    cp.full = options.full;
+    cp.resources_only = options.resources_only;
+    state.begin_sync(name, &cp).map_err(|e| e.to_string())?;
+    Ok(cp)
+}
+
+/// Syncs one source completely (resuming its interrupted sync, if any), or fails it alone.
 pub async fn sync_source(
     env: &SyncEnv,
     source: &SourceConfig,
     options: &SyncOptions,
 ) -> SourceOutcome {
     let started = Instant::now();
-    let started_at = now_rfc3339();
-    let sync_id = new_sync_id();
     let metrics = Arc::new(SourceMetrics::default());
     let progress = env.progress.source(&source.name);
-    let mut counts = Counts::default();
-    let mut open = OpenSync::default();
-    let result = run(
+    let ctx = Ctx {
         env,
         source,
-        options,
-        &sync_id,
-        &metrics,
-        &progress,
-        &mut counts,
-        &mut open,
-    )
-    .await;
+        metrics: &metrics,
+        progress: &progress,
+    };
+    let mut sessions = Vec::new();
+    let (checkpoint, result) = match prepare(&ctx, options) {
+        Ok(mut cp) => {
+            let result = drive(&ctx, &mut cp, &mut sessions).await;
+            (Some(cp), result)
+        }
+        Err(message) => (None, Err(Stop::Failed(message))),
+    };
     let (status, error) = match &result {
         Ok(()) => (RunStatus::Succeeded, None),
         Err(Stop::Cancelled) => (
@@ -197,16 +314,22 @@ pub async fn sync_source(
         ),
         Err(Stop::Failed(message)) => (RunStatus::Failed, Some(message.clone())),
     };
-    let mut run_record = SyncRun {
+    if let Some(message) = &error {
+        tracing::error!(source = %source.name, error = %message, "sync did not complete; the next sync resumes it");
+    }
+    let counts = checkpoint.as_ref().map(|c| c.counts.clone()).unwrap_or_default();
+    let run = SyncRun {
         source: source.name.clone(),
-        sync_id: sync_id.clone(),
-        started_at,
+        sync_id: checkpoint.as_ref().map(|c| c.sync_id.clone()).unwrap_or_default(),
+        started_at: checkpoint
+            .as_ref()
+            .map_or_else(now_rfc3339, |c| c.started_at.clone()),
         finished_at: now_rfc3339(),
         status,
         counts: counts.clone(),
         error: error.clone(),
     };
-    let (status, error) = finish(env, source, &mut run_record, open, result.is_ok()).await;
+    abort_all(source, sessions, &run).await;
     progress.finish(
         status,
         counts.resource_total() + counts.entitlements + counts.grants,
@@ -214,7 +337,7 @@ pub async fn sync_source(
     SourceOutcome {
         source: source.name.clone(),
         connector: source.connector.clone(),
-        sync_id,
+        sync_id: run.sync_id,
         status,
         counts,
         error,
@@ -223,261 +346,79 @@ pub async fn sync_source(
     }
 }
 
-/// Commits (on success) or aborts every session, then the connector state.
-async fn finish(
-    env: &SyncEnv,
-    source: &SourceConfig,
-    run: &mut SyncRun,
-    open: OpenSync,
-    complete: bool,
-) -> (RunStatus, Option<String>) {
-    let mut errors = Vec::new();
-    for session in open.sessions {
+/// Aborts the sessions a failed or stopped sync left open (each sink keeps its previous
+/// snapshot and records the run).
+async fn abort_all(source: &SourceConfig, sessions: Vec<RoutedSession>, run: &SyncRun) {
+    for session in sessions {
         let sink = session.sink().to_owned();
-        let result = if complete {
-            session.commit(run).await
-        } else {
-            session.abort(run).await
-        };
-        if let Err(err) = result {
-            tracing::error!(source = %source.name, sink = %sink, error = %err, "sink failed to finish the sync");
-            errors.push(err.to_string());
+        if let Err(err) = session.abort(run).await {
+            tracing::error!(source = %source.name, sink = %sink, error = %err, "sink failed to record the failed sync");
         }
-    }
-    if complete && errors.is_empty() {
-        if let Some(services) = open.services {
-            if let Err(err) = env
-                .state
-                .commit_connector_state(&source.name, &services.staged_state())
-            {
-                errors.push(err.to_string());
-            }
-        }
-    }
-    if errors.is_empty() {
-        (run.status, run.error.clone())
-    } else {
-        run.status = RunStatus::Failed;
-        let message = errors.join("; ");
-        run.error = Some(match &run.error {
-            Some(e) => format!("{e}; {message}"),
-            None => message,
-        });
-        (run.status, run.error.clone())
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run(
-    env: &SyncEnv,
-    source: &SourceConfig,
-    options: &SyncOptions,
+/// Opens a session in every sink routed from the source, except `skip`.
+pub(super) async fn open_sessions(
+    ctx: &Ctx<'_>,
     sync_id: &str,
-    metrics: &Arc<SourceMetrics>,
-    progress: &SourceProgress,
-    counts: &mut Counts,
-    open: &mut OpenSync,
+    skip: &std::collections::BTreeSet<String>,
+    sessions: &mut Vec<RoutedSession>,
 ) -> Result<(), Stop> {
-    let info = SourceInfo {
-        source: source.name.clone(),
-        read_only: source.read_only,
-        dry_run: false,
-        full_sync: options.full,
-    };
-    let opened = tokio::select! {
-        opened = open_connector(env, source, info, metrics.clone()) => opened,
-        () = env.cancel.cancelled() => return Err(Stop::Cancelled),
-    };
-    let (instance, services, redactor) = opened.map_err(Stop::Failed)?;
-    open.services = Some(services);
-    for sink in env.sinks.iter() {
-        if sink.config().inputs.includes(&source.name) {
-            let session = sink
-                .begin(&source.name, sync_id)
-                .await
-                .map_err(|e| Stop::Failed(e.to_string()))?;
-            open.sessions
-                .push(RoutedSession::new(sink.config(), session));
+    for sink in ctx.env.sinks.iter() {
+        let config = sink.config();
+        if config.inputs.includes(ctx.name()) && !skip.contains(&config.name) {
+            let session = ctx
+                .or_cancel(sink.begin(ctx.name(), sync_id))
+                .await?
+                .map_err(Stop::failed)?;
+            sessions.push(RoutedSession::new(config, session));
         }
-    }
-    let manifest = instance.manifest().clone();
-    let types: Vec<_> = match &source.resource_types {
-        None => manifest.resource_types.clone(),
-        Some(wanted) => {
-            let mut chosen = Vec::new();
-            for name in wanted {
-                match manifest.resource_type(name) {
-                    Some(spec) => chosen.push(spec.clone()),
-                    None => {
-                        let known: Vec<&str> = manifest
-                            .resource_types
-                            .iter()
-                            .map(|r| r.name.as_str())
-                            .collect();
-                        return Err(Stop::Failed(format!(
-                            "source `{}`: connector `{}` has no resource type `{name}`; it has: {}",
-                            source.name,
-                            manifest.name,
-                            known.join(", ")
-                        )));
-                    }
-                }
-            }
-            chosen
-        }
-    };
-    let fail = |what: String, err: ConnectorError| {
-        Stop::Failed(redactor.redact(&format!("{what}: {} ({})", err.message, err.kind)))
-    };
-    for spec in types {
-        let mut token = PageToken::first();
-        let mut seen = HashSet::new();
-        let mut page_no = 0u64;
-        loop {
-            let page: Page<Resource> = tokio::select! {
-                page = instance.list(&spec.name, token.clone()) => page,
-                () = env.cancel.cancelled() => return Err(Stop::Cancelled),
-            }
-            .map_err(|e| fail(format!("listing `{}` page {}", spec.name, page_no + 1), e))?;
-            page_no += 1;
-            if page.incremental {
-                return Err(Stop::Failed(format!(
-                    "listing `{}`: the connector sent an incremental page, which this host version cannot apply yet; run with --full",
-                    spec.name
-                )));
-            }
-            let next = page.next.clone();
-            let mut batch = Batch {
-                resources: page.items,
-                entitlements: if options.resources_only {
-                    Vec::new()
-                } else {
-                    page.entitlements
-                },
-                grants: if options.resources_only {
-                    Vec::new()
-                } else {
-                    page.grants
-                },
-            };
-            if spec.per_resource_details && !options.resources_only {
-                let details = tokio::select! {
-                    d = details(&instance, &batch.resources, source.concurrency) => d,
-                    () = env.cancel.cancelled() => return Err(Stop::Cancelled),
-                };
-                let (ents, grants) =
-                    details.map_err(|(id, e)| fail(format!("details of `{id}`"), e))?;
-                batch.entitlements.extend(ents);
-                batch.grants.extend(grants);
-            }
-            *counts.resources.entry(spec.name.clone()).or_default() += batch.resources.len() as u64;
-            counts.entitlements += batch.entitlements.len() as u64;
-            counts.grants += batch.grants.len() as u64;
-            metrics
-                .pages
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            metrics
-                .records
-                .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            for session in open.sessions.iter_mut() {
-                session
-                    .write(&batch)
-                    .await
-                    .map_err(|e| Stop::Failed(e.to_string()))?;
-            }
-            progress.page(&spec.name, batch.len() as u64);
-            match next {
-                None => break,
-                Some(next) => {
-                    if !seen.insert(next.clone()) {
-                        return Err(Stop::Failed(format!(
-                            "listing `{}`: the connector handed back page token `{}` a second time (page {page_no}); stopping instead of looping",
-                            spec.name,
-                            redactor.redact(&next)
-                        )));
-                    }
-                    token = PageToken::from_string(next);
-                }
-            }
-        }
-    }
-    if env.cancel.is_cancelled() {
-        return Err(Stop::Cancelled);
     }
     Ok(())
 }
 
-type Details = (
-    Vec<idhost_connector_sdk::Entitlement>,
-    Vec<idhost_connector_sdk::Grant>,
-);
-
-/// Entitlements and grants of each resource, `concurrency` resources at a time, every page.
-async fn details(
-    instance: &ConnectorInstance,
-    resources: &[Resource],
-    concurrency: usize,
-) -> Result<Details, (String, ConnectorError)> {
-    // Owned copies: a stream of futures borrowing from the caller trips the compiler's
-    // higher-ranked `Send` check once the whole sync runs on a spawned task.
-    let owned: Vec<(ConnectorInstance, Resource)> = resources
-        .iter()
-        .map(|r| (instance.clone(), r.clone()))
-        .collect();
-    let results = futures::stream::iter(owned.into_iter().map(|(instance, resource)| async move {
-        let resource = &resource;
-        let mut ents = Vec::new();
-        let mut grants = Vec::new();
-        let mut token = PageToken::first();
-        let mut seen = HashSet::new();
-        loop {
-            let page = instance
-                .entitlements(resource, token.clone())
-                .await
-                .map_err(|e| (resource.id.clone(), e))?;
-            ents.extend(page.items);
-            match page.next {
-                Some(next) if seen.insert(next.clone()) => token = PageToken::from_string(next),
-                Some(next) => {
-                    return Err((
-                        resource.id.clone(),
-                        ConnectorError::internal(format!(
-                            "entitlement page token `{next}` repeated"
-                        )),
-                    ));
-                }
-                None => break,
-            }
-        }
-        let mut token = PageToken::first();
-        seen.clear();
-        loop {
-            let page = instance
-                .grants(resource, token.clone())
-                .await
-                .map_err(|e| (resource.id.clone(), e))?;
-            grants.extend(page.items);
-            match page.next {
-                Some(next) if seen.insert(next.clone()) => token = PageToken::from_string(next),
-                Some(next) => {
-                    return Err((
-                        resource.id.clone(),
-                        ConnectorError::internal(format!("grant page token `{next}` repeated")),
-                    ));
-                }
-                None => break,
-            }
-        }
-        Ok::<_, (String, ConnectorError)>((ents, grants))
-    }))
-    .buffer_unordered(concurrency)
-    .collect::<Vec<_>>()
-    .await;
-    let mut all = (Vec::new(), Vec::new());
-    for r in results {
-        let (e, g) = r?;
-        all.0.extend(e);
-        all.1.extend(g);
+/// The phases of a sync, from wherever its checkpoint says it is.
+async fn drive(
+    ctx: &Ctx<'_>,
+    cp: &mut Checkpoint,
+    sessions: &mut Vec<RoutedSession>,
+) -> Result<(), Stop> {
+    let state = &ctx.env.state;
+    let delivered = match cp.phase {
+        Phase::Listing => Default::default(),
+        Phase::Delivering => state
+            .delivered_sinks(ctx.name(), &cp.sync_id)
+            .map_err(Stop::failed)?,
+    };
+    open_sessions(ctx, &cp.sync_id, &delivered, sessions).await?;
+    if cp.attempts > 1 {
+        super::deliver::replay(ctx, cp, sessions).await?;
     }
-    Ok(all)
+    if cp.phase == Phase::Listing {
+        super::listing::list(ctx, cp, sessions).await?;
+        super::deliver::carry_over(ctx, cp, sessions).await?;
+        let events = ctx
+            .or_cancel(state.diff(ctx.name(), cp, now_rfc3339()))
+            .await?
+            .map_err(Stop::failed)?;
+        if cp.base_gen.is_none() {
+            tracing::info!(source = %ctx.name(), "first complete sync of this source: its snapshot is the baseline, no change events");
+        } else {
+            tracing::info!(source = %ctx.name(), events, "listing complete; delivering change events");
+        }
+    }
+    let run = SyncRun {
+        source: ctx.name().to_owned(),
+        sync_id: cp.sync_id.clone(),
+        started_at: cp.started_at.clone(),
+        finished_at: now_rfc3339(),
+        status: RunStatus::Succeeded,
+        counts: cp.counts.clone(),
+        error: None,
+    };
+    super::deliver::deliver(ctx, cp, std::mem::take(sessions), &run).await?;
+    state
+        .commit_sync(ctx.name(), cp, run.finished_at.clone())
+        .await
+        .map_err(Stop::failed)
 }

@@ -16,7 +16,13 @@
 //! | `http_url` | `validate` GETs this URL through the host's HTTP service |
 //! | `token` | a secret the connector logs at debug level and sends as a bearer token (redaction tests) |
 //! | `repeat_token_on` | `list:<type>`: hand back the same page token forever (guard tests) |
+//! | `incremental` | once a complete sync committed its cursor, `user` and `group` listings are deltas (below) |
+//! | `delta_users` | incremental: users (numbers) sent as upserts, rendered with the settings above |
+//! | `delta_grants` | incremental: grant ids (`group:g1:member:user:u7`) sent as upserts on the group listing |
+//! | `delta_removed` | incremental: removed ids; `user:` ids on the user listing, the rest on the group listing |
 //!
+//! Every complete listing stages connector state `cursor:<type>` (the host commits it with a
+//! complete sync, as it would a Graph delta link); `--full` hides it, so the listing is full.
 //! Resource types: `user`, `group` (members side-loaded on group pages), and `role` (grants
 //! fetched per role through `grants`, to exercise the per-resource path).
 
@@ -63,6 +69,14 @@ pub struct FixtureSettings {
     token: Option<String>,
     #[serde(default)]
     repeat_token_on: Option<String>,
+    #[serde(default)]
+    incremental: bool,
+    #[serde(default)]
+    delta_users: Vec<u64>,
+    #[serde(default)]
+    delta_grants: Vec<String>,
+    #[serde(default)]
+    delta_removed: Vec<String>,
 }
 
 fn default_users() -> u64 {
@@ -130,6 +144,116 @@ impl Fixture {
         user.profile
             .insert("employee_number".into(), serde_json::Value::from(n));
         user
+    }
+
+    /// Whether `rtype` is listed as a delta: incremental mode and a committed cursor.
+    fn delta(&self, rtype: &str) -> bool {
+        self.settings.incremental && self.ctx.state().get(&format!("cursor:{rtype}")).is_some()
+    }
+
+    /// Stages the cursor of `rtype` once its listing ends.
+    fn listed(&self, rtype: &str, page: Page<Resource>) -> Page<Resource> {
+        if page.next.is_none() {
+            self.ctx.state().set(&format!("cursor:{rtype}"), "1");
+        }
+        page
+    }
+
+    /// An incremental page of `rtype` (`user` or `group`).
+    fn delta_page(&self, rtype: &str, page: &PageToken) -> Result<Page<Resource>, ConnectorError> {
+        let here = |id: &&String| id.starts_with("user:") == (rtype == "user");
+        let removed = self.settings.delta_removed.iter().filter(here).cloned();
+        if rtype == "user" {
+            let users = &self.settings.delta_users;
+            let (start, end, next) = self.page_bounds(page, users.len() as u64)?;
+            let items = users[start as usize..end as usize]
+                .iter()
+                .map(|n| self.user(*n))
+                .collect();
+            let removed = if start == 0 {
+                removed.collect()
+            } else {
+                Vec::new()
+            };
+            return Ok(Page::new(items, next).incremental(removed));
+        }
+        let mut grants = Vec::new();
+        for id in &self.settings.delta_grants {
+            let parsed = GrantRef::parse(id).ok_or_else(|| {
+                ConnectorError::invalid_input(format!("delta_grants: `{id}` is not a grant id"))
+            })?;
+            grants.push(Grant::new(
+                &parsed.entitlement.to_id(),
+                &parsed.principal.to_id(),
+            ));
+        }
+        Ok(Page::last(Vec::new())
+            .with_grants(grants)
+            .incremental(removed.collect()))
+    }
+
+    /// A page of the complete listing of `rtype`.
+    fn full_page(&self, rtype: &str, page: &PageToken) -> Result<Page<Resource>, ConnectorError> {
+        match rtype {
+            "user" => {
+                let (start, end, next) = self.page_bounds(page, self.settings.users)?;
+                let items = (start..end)
+                    .filter(|n| !self.settings.missing_users.contains(n))
+                    .map(|n| self.user(n))
+                    .collect();
+                Ok(Page::new(items, next))
+            }
+            "group" => {
+                let (start, end, next) = self.page_bounds(page, self.settings.groups)?;
+                let mut items = Vec::new();
+                let mut entitlements = Vec::new();
+                let mut grants = Vec::new();
+                for g in start..end {
+                    let mut group = Resource::new("group", &format!("g{g}"), format!("Group {g}"));
+                    group.group = Some(GroupTrait {
+                        kind: "security".into(),
+                        ..GroupTrait::default()
+                    });
+                    let ent = Entitlement::new(&group.id, "member", Purpose::Assignment, &["user"])
+                        .named(format!("Member of Group {g}"));
+                    // Generated membership k pairs group k % groups with user k / groups.
+                    let groups = self.settings.groups.max(1);
+                    let generated = self.settings.memberships.saturating_sub(g).div_ceil(groups);
+                    let mut members: BTreeSet<u64> =
+                        (0..generated.min(self.settings.users)).collect();
+                    if let (Ok(added), Ok(removed)) = (self.added.lock(), self.removed.lock()) {
+                        members.extend(added.iter().filter(|(ag, _)| *ag == g).map(|(_, u)| *u));
+                        members.retain(|u| !removed.contains(&(g, *u)));
+                    }
+                    for u in members {
+                        if !self.settings.missing_users.contains(&u) {
+                            grants.push(Grant::new(&ent.id, &format!("user:u{u}")));
+                        }
+                    }
+                    entitlements.push(ent);
+                    items.push(group);
+                }
+                Ok(Page::new(items, next)
+                    .with_entitlements(entitlements)
+                    .with_grants(grants))
+            }
+            "role" => {
+                let (start, end, next) = self.page_bounds(page, self.settings.roles)?;
+                let items = (start..end)
+                    .map(|r| {
+                        let mut role = Resource::new("role", &format!("r{r}"), format!("Role {r}"));
+                        role.role = Some(RoleTrait {
+                            template_id: Some(format!("tmpl-{r}")),
+                        });
+                        role
+                    })
+                    .collect();
+                Ok(Page::new(items, next))
+            }
+            other => Err(ConnectorError::invalid_input(format!(
+                "the fixture has no resource type `{other}`"
+            ))),
+        }
     }
 
     fn page_bounds(
@@ -245,66 +369,12 @@ impl Connector for Fixture {
         if self.settings.repeat_token_on.as_deref() == Some(&format!("list:{rtype}")) {
             return Ok(Page::new(Vec::new(), Some("same".into())));
         }
-        match rtype {
-            "user" => {
-                let (start, end, next) = self.page_bounds(&page, self.settings.users)?;
-                let items = (start..end)
-                    .filter(|n| !self.settings.missing_users.contains(n))
-                    .map(|n| self.user(n))
-                    .collect();
-                Ok(Page::new(items, next))
-            }
-            "group" => {
-                let (start, end, next) = self.page_bounds(&page, self.settings.groups)?;
-                let mut items = Vec::new();
-                let mut entitlements = Vec::new();
-                let mut grants = Vec::new();
-                for g in start..end {
-                    let mut group = Resource::new("group", &format!("g{g}"), format!("Group {g}"));
-                    group.group = Some(GroupTrait {
-                        kind: "security".into(),
-                        ..GroupTrait::default()
-                    });
-                    let ent = Entitlement::new(&group.id, "member", Purpose::Assignment, &["user"])
-                        .named(format!("Member of Group {g}"));
-                    // Generated membership k pairs group k % groups with user k / groups.
-                    let groups = self.settings.groups.max(1);
-                    let generated = self.settings.memberships.saturating_sub(g).div_ceil(groups);
-                    let mut members: BTreeSet<u64> =
-                        (0..generated.min(self.settings.users)).collect();
-                    if let (Ok(added), Ok(removed)) = (self.added.lock(), self.removed.lock()) {
-                        members.extend(added.iter().filter(|(ag, _)| *ag == g).map(|(_, u)| *u));
-                        members.retain(|u| !removed.contains(&(g, *u)));
-                    }
-                    for u in members {
-                        if !self.settings.missing_users.contains(&u) {
-                            grants.push(Grant::new(&ent.id, &format!("user:u{u}")));
-                        }
-                    }
-                    entitlements.push(ent);
-                    items.push(group);
-                }
-                Ok(Page::new(items, next)
-                    .with_entitlements(entitlements)
-                    .with_grants(grants))
-            }
-            "role" => {
-                let (start, end, next) = self.page_bounds(&page, self.settings.roles)?;
-                let items = (start..end)
-                    .map(|r| {
-                        let mut role = Resource::new("role", &format!("r{r}"), format!("Role {r}"));
-                        role.role = Some(RoleTrait {
-                            template_id: Some(format!("tmpl-{r}")),
-                        });
-                        role
-                    })
-                    .collect();
-                Ok(Page::new(items, next))
-            }
-            other => Err(ConnectorError::invalid_input(format!(
-                "the fixture has no resource type `{other}`"
-            ))),
+        if matches!(rtype, "user" | "group") && self.delta(rtype) {
+            let page = self.delta_page(rtype, &page)?;
+            return Ok(self.listed(rtype, page));
         }
+        let page = self.full_page(rtype, &page)?;
+        Ok(self.listed(rtype, page))
     }
 
     async fn entitlements(

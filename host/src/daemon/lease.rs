@@ -1,0 +1,409 @@
+//! Several replicas, one Postgres: each source is acted for by the one replica holding its
+//! lease (a row of `idhost_leases` with a holder and an expiry that the holder renews). A replica
+//! that dies stops renewing; once its leases expire another replica takes the sources over and
+//! goes on from the last slot the table records, so every scheduled sync runs once.
+//!
+//! Safety: a replica considers a lease valid only until three quarters of `lease_secs` after the
+//! renewal that granted it was *sent* (the database's expiry comes later than that), and cancels
+//! a running sync the moment its lease lapses, so two replicas never sync one source at once.
+//! Claims of slots are checked against holder and expiry in the same statement.
+//!
+//! Balance: replicas announce themselves in `idhost_replicas`; each aims at its fair share
+//! (sources ÷ live replicas, rounded up), releases surplus sources while they are idle, and takes
+//! a free source beyond its share only when nobody took it for a whole lease.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rand::seq::SliceRandom as _;
+use secrecy::{ExposeSecret as _, SecretString};
+use tokio::sync::{Mutex, RwLock, watch};
+use tokio_postgres::{Client, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use super::store::{ScheduleStore, SourceState, StoreError};
+use crate::metrics::DaemonMetrics;
+use crate::notify::Incidents;
+
+/// Until when this replica may act for a source; `None` when it does not hold it.
+pub(crate) type Validity = Option<Instant>;
+
+/// One source's lease as the scheduler sees it.
+pub(crate) struct SourceLease {
+    /// Until when the lease is valid here.
+    pub(crate) valid: watch::Sender<Validity>,
+    /// Held by the scheduler while it claims and runs a slot: the coordinator releases a
+    /// surplus source only when it can take this lock, so it never cuts a sync short.
+    pub(crate) busy: Arc<Mutex<()>>,
+}
+
+impl SourceLease {
+    /// A lease that never lapses (one replica, no coordination).
+    pub(crate) fn forever() -> Self {
+        let far = Instant::now() + Duration::from_secs(10 * 365 * 24 * 3600);
+        Self {
+            valid: watch::Sender::new(Some(far)),
+            busy: Arc::default(),
+        }
+    }
+
+    /// A lease not held yet.
+    pub(crate) fn none() -> Self {
+        Self {
+            valid: watch::Sender::new(None),
+            busy: Arc::default(),
+        }
+    }
+}
+
+/// The leases of every scheduled source, by name.
+pub(crate) type Leases = Arc<BTreeMap<String, Arc<SourceLease>>>;
+
+const SCHEMA: &str = "
+BEGIN;
+SELECT pg_advisory_xact_lock(7316100);
+CREATE TABLE IF NOT EXISTS idhost_leases (
+    source TEXT PRIMARY KEY,
+    holder TEXT,
+    expires_at TIMESTAMPTZ,
+    last_slot TIMESTAMPTZ,
+    incidents TEXT NOT NULL DEFAULT '{}',
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS idhost_replicas (
+    holder TEXT PRIMARY KEY,
+    seen_at TIMESTAMPTZ NOT NULL);
+COMMIT;";
+
+/// The coordinator: renews and balances leases, and is the schedule store under coordination.
+pub(crate) struct PgCoordinator {
+    url: SecretString,
+    holder: String,
+    lease: Duration,
+    client: RwLock<Option<Arc<Client>>>,
+    schema_ready: AtomicBool,
+    leases: Leases,
+    metrics: Arc<DaemonMetrics>,
+}
+
+fn pg(context: &str, err: &tokio_postgres::Error) -> StoreError {
+    // tokio-postgres errors never include the connection string.
+    let mut message = format!("{context}: {err}");
+    if let Some(db) = err.as_db_error() {
+        message = format!("{context}: {} ({})", db.message(), db.code().code());
+    }
+    StoreError::Postgres { message }
+}
+
+impl PgCoordinator {
+    pub(crate) fn new(
+        url: SecretString,
+        holder: String,
+        lease: Duration,
+        leases: Leases,
+        metrics: Arc<DaemonMetrics>,
+    ) -> Self {
+        Self {
+            url,
+            holder,
+            lease,
+            client: RwLock::new(None),
+            schema_ready: AtomicBool::new(false),
+            leases,
+            metrics,
+        }
+    }
+
+    /// The replica's holder id.
+    pub(crate) fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// A live connection, opened (with the schema) on first use and after a loss.
+    pub(crate) async fn client(&self) -> Result<Arc<Client>, StoreError> {
+        if let Some(client) = self.client.read().await.as_ref()
+            && !client.is_closed()
+        {
+            return Ok(client.clone());
+        }
+        let mut slot = self.client.write().await;
+        if let Some(client) = slot.as_ref()
+            && !client.is_closed()
+        {
+            return Ok(client.clone());
+        }
+        let connect = tokio_postgres::connect(self.url.expose_secret(), NoTls);
+        let (client, connection) = tokio::time::timeout(self.lease / 4, connect)
+            .await
+            .map_err(|_| StoreError::Postgres {
+                message: format!("connecting timed out after {:?}", self.lease / 4),
+            })?
+            .map_err(|e| pg("connecting", &e))?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::warn!(error = %err, "coordination database connection ended");
+            }
+        });
+        if !self.schema_ready.load(Ordering::Relaxed) {
+            client
+                .batch_execute(SCHEMA)
+                .await
+                .map_err(|e| pg("creating idhost_leases", &e))?;
+            self.schema_ready.store(true, Ordering::Relaxed);
+        }
+        let client = Arc::new(client);
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    fn lease_secs(&self) -> f64 {
+        self.lease.as_secs_f64()
+    }
+
+    /// Renews and balances leases every quarter lease until `stop`, then releases them all.
+    pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.lease / 4);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => break,
+            }
+            let started = Instant::now();
+            match tokio::time::timeout(self.lease / 4, self.pass(started)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::warn!(error = %err, "lease renewal failed"),
+                Err(_) => tracing::warn!("lease renewal timed out"),
+            }
+            self.publish_metrics();
+        }
+    }
+
+    fn publish_metrics(&self) {
+        let now = Instant::now();
+        for (name, lease) in self.leases.iter() {
+            let held = lease.valid.borrow().is_some_and(|t| t > now);
+            self.metrics.set_lease(name, Some(held));
+        }
+    }
+
+    fn valid_after(&self, sent: Instant) -> Validity {
+        Some(sent + self.lease * 3 / 4)
+    }
+
+    async fn pass(&self, sent: Instant) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let secs = self.lease_secs();
+        client
+            .execute(
+                "INSERT INTO idhost_replicas (holder, seen_at) VALUES ($1, now())
+                 ON CONFLICT (holder) DO UPDATE SET seen_at = now()",
+                &[&self.holder],
+            )
+            .await
+            .map_err(|e| pg("announcing this replica", &e))?;
+        let live: i64 = client
+            .query_one(
+                "SELECT count(*) FROM idhost_replicas WHERE seen_at > now() - make_interval(secs => $1::float8)",
+                &[&secs],
+            )
+            .await
+            .map_err(|e| pg("counting replicas", &e))?
+            .get(0);
+        // Renew everything held, in one statement.
+        let held: Vec<String> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| l.valid.borrow().is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        let renewed: Vec<String> = client
+            .query(
+                "UPDATE idhost_leases SET expires_at = now() + make_interval(secs => $3::float8), updated_at = now()
+                 WHERE holder = $1 AND source = ANY($2) AND expires_at > now() RETURNING source",
+                &[&self.holder, &held, &secs],
+            )
+            .await
+            .map_err(|e| pg("renewing leases", &e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for name in &held {
+            if let Some(lease) = self.leases.get(name) {
+                if renewed.contains(name) {
+                    lease.valid.send_replace(self.valid_after(sent));
+                } else {
+                    tracing::warn!(source = %name, "lost the lease of this source");
+                    lease.valid.send_replace(None);
+                }
+            }
+        }
+        let total = self.leases.len() as i64;
+        let share = usize::try_from((total + live.max(1) - 1) / live.max(1)).unwrap_or(1);
+        let mut mine = renewed.len();
+        if mine > share {
+            self.release_surplus(&client, &renewed, mine - share).await;
+            mine = share;
+        }
+        let mut free: Vec<&String> = self
+            .leases
+            .iter()
+            .filter(|(n, _)| !renewed.contains(n))
+            .map(|(n, _)| n)
+            .collect();
+        free.shuffle(&mut rand::thread_rng());
+        for name in free {
+            // Within the fair share take any lapsed lease; beyond it only one nobody took for
+            // a whole lease (so no source stays orphaned when replicas disagree on the count).
+            let grace = if mine < share { 0.0 } else { secs };
+            let got = client
+                .query_opt(
+                    "INSERT INTO idhost_leases (source, holder, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3::float8))
+                     ON CONFLICT (source) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at, updated_at = now()
+                     WHERE (idhost_leases.holder IS NULL AND idhost_leases.updated_at < now() - make_interval(secs => $4::float8))
+                        OR idhost_leases.expires_at < now() - make_interval(secs => $4::float8)
+                     RETURNING source",
+                    &[name, &self.holder, &secs, &grace],
+                )
+                .await
+                .map_err(|e| pg("taking a lease", &e))?;
+            if got.is_some() {
+                if let Some(lease) = self.leases.get(name) {
+                    tracing::info!(source = %name, replica = %self.holder, "took the lease of this source");
+                    lease.valid.send_replace(self.valid_after(sent));
+                }
+                mine += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives up to `n` idle sources back so replicas with fewer can take them.
+    async fn release_surplus(&self, client: &Client, held: &[String], mut n: usize) {
+        for name in held {
+            if n == 0 {
+                break;
+            }
+            let Some(lease) = self.leases.get(name) else {
+                continue;
+            };
+            let Ok(_idle) = lease.busy.clone().try_lock_owned() else {
+                continue;
+            };
+            lease.valid.send_replace(None);
+            match client
+                .execute(
+                    "UPDATE idhost_leases SET holder = NULL, expires_at = NULL, updated_at = now() WHERE source = $1 AND holder = $2",
+                    &[name, &self.holder],
+                )
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(source = %name, "released the lease of this source to balance replicas");
+                    n -= 1;
+                }
+                Err(err) => tracing::warn!(source = %name, error = %err, "releasing a lease failed; it will expire"),
+            }
+        }
+    }
+
+    /// Gives every lease back (graceful stop), so another replica takes over at once.
+    pub(crate) async fn release_all(&self) {
+        for lease in self.leases.values() {
+            lease.valid.send_replace(None);
+        }
+        let release = async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "UPDATE idhost_leases SET holder = NULL, expires_at = NULL, updated_at = now() - make_interval(secs => $2::float8) WHERE holder = $1",
+                    &[&self.holder, &self.lease_secs()],
+                )
+                .await
+                .map_err(|e| pg("releasing leases", &e))?;
+            client
+                .execute(
+                    "DELETE FROM idhost_replicas WHERE holder = $1",
+                    &[&self.holder],
+                )
+                .await
+                .map_err(|e| pg("leaving the replica list", &e))
+        };
+        match tokio::time::timeout(Duration::from_secs(5), release).await {
+            Ok(Ok(_)) => tracing::info!("released every lease"),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "releasing leases failed; they will expire")
+            }
+            Err(_) => tracing::warn!("releasing leases timed out; they will expire"),
+        }
+    }
+}
+
+#[async_trait]
+impl ScheduleStore for PgCoordinator {
+    async fn load(&self, source: &str) -> Result<SourceState, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT (extract(epoch FROM last_slot) * 1000)::int8, incidents FROM idhost_leases WHERE source = $1",
+                &[&source],
+            )
+            .await
+            .map_err(|e| pg("reading the schedule", &e))?;
+        Ok(row.map_or_else(SourceState::default, |r| SourceState {
+            last_slot: r.get(0),
+            incidents: Incidents::from_json(r.get::<_, Option<&str>>(1)),
+        }))
+    }
+
+    async fn claim(&self, source: &str, slot: i64) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let ms = slot as f64;
+        let n = client
+            .execute(
+                "UPDATE idhost_leases SET last_slot = to_timestamp($3::float8 / 1000), updated_at = now()
+                 WHERE source = $1 AND holder = $2 AND expires_at > now()
+                   AND (last_slot IS NULL OR last_slot < to_timestamp($3::float8 / 1000))",
+                &[&source, &self.holder, &ms],
+            )
+            .await
+            .map_err(|e| pg("claiming a slot", &e))?;
+        Ok(n == 1)
+    }
+
+    async fn save_incidents(&self, source: &str, incidents: &Incidents) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE idhost_leases SET incidents = $3 WHERE source = $1 AND holder = $2",
+                &[&source, &self.holder, &incidents.to_json()],
+            )
+            .await
+            .map_err(|e| pg("saving incidents", &e))
+            .map(drop)
+    }
+}
+
+/// This replica's id in the lease table: the pod name (`HOSTNAME`) or host name, the process id
+/// and a random suffix, so a restarted pod is a new holder.
+pub(crate) fn replica_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "idhost".to_owned());
+    let suffix: String = uuid::Uuid::new_v4()
+        .simple()
+        .to_string()
+        .chars()
+        .take(6)
+        .collect();
+    format!("{host}-{}-{suffix}", std::process::id())
+}

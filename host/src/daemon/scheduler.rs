@@ -1,0 +1,282 @@
+//! One source under `idhost run`: wait for its lease, wait for its next slot (plus jitter), claim
+//! the slot, sync, and turn the outcome into metrics and incidents. One task per source, and the
+//! sync runs inside it, so a source never has two syncs at once in one replica; the lease (see
+//! `lease`) makes that hold across replicas.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::lease::{SourceLease, Validity};
+use super::slots::{self, Due};
+use super::store::ScheduleStore;
+use crate::config::{NotifyEvent, SourceConfig};
+use crate::metrics::DaemonMetrics;
+use crate::notify::{Incidents, Notification, Notifier};
+use crate::schedule::Schedule;
+use crate::sinks::RunStatus;
+use crate::sync::{SyncEnv, SyncOptions};
+
+/// What every source's scheduler shares.
+pub(crate) struct Shared {
+    /// The sync environment (each sync gets its own cancellation token).
+    pub(crate) env: SyncEnv,
+    /// Schedule position and incidents.
+    pub(crate) store: Arc<dyn ScheduleStore>,
+    /// Counters.
+    pub(crate) metrics: Arc<DaemonMetrics>,
+    /// Notices.
+    pub(crate) notifier: Arc<Notifier>,
+    /// This replica's id.
+    pub(crate) replica: String,
+    /// Graceful stop: start no new sync.
+    pub(crate) stop: CancellationToken,
+    /// Hard stop: cancel running syncs (they abort or checkpoint between pages).
+    pub(crate) hard: CancellationToken,
+    /// Most jitter before a slot.
+    pub(crate) max_jitter: Duration,
+}
+
+/// Resolves when the lease is not (or no longer) valid.
+async fn lapsed(rx: &mut watch::Receiver<Validity>) {
+    loop {
+        let until = *rx.borrow_and_update();
+        match until {
+            Some(t) if t > Instant::now() => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(t.into()) => {
+                        if rx.borrow().is_none_or(|u| u <= Instant::now()) {
+                            return;
+                        }
+                    }
+                    changed = rx.changed() => if changed.is_err() { return },
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Resolves when the lease is valid.
+async fn held(rx: &mut watch::Receiver<Validity>) {
+    loop {
+        if rx.borrow_and_update().is_some_and(|t| t > Instant::now()) {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Retries a store call with a short pause until it works or the daemon stops.
+async fn persist<T, F, Fut>(shared: &Shared, what: &str, source: &str, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, super::store::StoreError>>,
+{
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match f().await {
+            Ok(v) => return Some(v),
+            Err(err) => {
+                tracing::warn!(source = %source, error = %err, "{what} failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = shared.stop.cancelled() => return None,
+                }
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// Runs `source` on `schedule` until the daemon stops.
+pub(crate) async fn run_source(
+    shared: Arc<Shared>,
+    source: SourceConfig,
+    schedule: Schedule,
+    lease: Arc<SourceLease>,
+) {
+    let mut valid = lease.valid.subscribe();
+    let name = source.name.clone();
+    loop {
+        tokio::select! {
+            () = held(&mut valid) => {}
+            () = shared.stop.cancelled() => return,
+        }
+        let Some(state) = persist(&shared, "reading the schedule", &name, || {
+            shared.store.load(&name)
+        })
+        .await
+        else {
+            return;
+        };
+        let mut last = state.last_slot;
+        let mut incidents = state.incidents;
+        // Act for the source while the lease holds.
+        loop {
+            let due = slots::next_due(&schedule, last, slots::now_ms());
+            let wait =
+                Duration::from_millis(u64::try_from(due.slot - slots::now_ms()).unwrap_or(0))
+                    + slots::jitter(&schedule, shared.max_jitter);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = lapsed(&mut valid) => break,
+                () = shared.stop.cancelled() => return,
+            }
+            let busy = lease.busy.clone().lock_owned().await;
+            if valid.borrow().is_none_or(|t| t <= Instant::now()) {
+                break;
+            }
+            let claimed = persist(&shared, "claiming a slot", &name, || {
+                shared.store.claim(&name, due.slot)
+            })
+            .await;
+            match claimed {
+                None => return,
+                Some(false) => {
+                    // Another replica ran this slot, or the lease just went: read again.
+                    drop(busy);
+                    break;
+                }
+                Some(true) => {}
+            }
+            last = Some(due.slot);
+            sync_slot(&shared, &source, due, &mut incidents, &mut valid).await;
+            drop(busy);
+            if shared.stop.is_cancelled() {
+                return;
+            }
+        }
+        tracing::info!(source = %name, "not acting for this source until its lease is held again");
+    }
+}
+
+/// Runs the sync of one claimed slot and reports on it.
+async fn sync_slot(
+    shared: &Shared,
+    source: &SourceConfig,
+    due: Due,
+    incidents: &mut Incidents,
+    valid: &mut watch::Receiver<Validity>,
+) {
+    let name = &source.name;
+    let replica = shared.replica.as_str();
+    let before = incidents.clone();
+    if due.skipped > 0 {
+        shared.metrics.add_missed(name, due.skipped);
+        let detail = format!(
+            "{} scheduled sync(s) before {} did not run (the previous sync was still running, or no replica held the source)",
+            due.skipped,
+            slots::rfc3339(due.slot)
+        );
+        if let Some(incident) = incidents.open(
+            NotifyEvent::ScheduleMissed,
+            &detail,
+            &crate::notify::now_rfc3339(),
+        ) {
+            shared.notifier.send(Notification::opened(
+                &incident,
+                NotifyEvent::ScheduleMissed,
+                name,
+                &source.connector,
+                None,
+                None,
+                replica,
+            ));
+        }
+    }
+    tracing::info!(source = %name, slot = %slots::rfc3339(due.slot), slot_ms = due.slot, skipped = due.skipped, replica = %replica, "sync starting");
+    let cancel = shared.hard.child_token();
+    let env = SyncEnv {
+        cancel: cancel.clone(),
+        ..shared.env.clone()
+    };
+    shared.metrics.set_running(name, true);
+    let options = SyncOptions::default();
+    let sync = crate::sync::sync_source(&env, source, &options);
+    tokio::pin!(sync);
+    let overdue_at = tokio::time::sleep(source.deadline);
+    tokio::pin!(overdue_at);
+    let mut overdue_fired = false;
+    let mut lease_cut = false;
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut sync => break outcome,
+            () = &mut overdue_at, if !overdue_fired => {
+                overdue_fired = true;
+                shared.metrics.add_overdue(name);
+                let detail = format!(
+                    "a sync started at {} is still running after its deadline of {}",
+                    slots::rfc3339(slots::now_ms() - i64::try_from(source.deadline.as_millis()).unwrap_or(0)),
+                    humantime::format_duration(source.deadline)
+                );
+                if let Some(incident) = incidents.open(NotifyEvent::SyncOverdue, &detail, &crate::notify::now_rfc3339()) {
+                    shared.notifier.send(Notification::opened(&incident, NotifyEvent::SyncOverdue, name, &source.connector, None, None, replica));
+                    let _ = shared.store.save_incidents(name, incidents).await;
+                }
+            }
+            () = lapsed(valid), if !lease_cut => {
+                lease_cut = true;
+                tracing::warn!(source = %name, "lease lapsed mid-sync; cancelling it so no other replica syncs alongside");
+                cancel.cancel();
+            }
+        }
+    };
+    let status = outcome.status;
+    shared
+        .metrics
+        .sync_finished(name, status.as_str(), outcome.elapsed, &outcome.metrics);
+    tracing::info!(
+        source = %name, sync_id = %outcome.sync_id, status = status.as_str(),
+        records = outcome.counts.resource_total() + outcome.counts.entitlements + outcome.counts.grants,
+        seconds = outcome.elapsed.as_secs_f64(), error = outcome.error.as_deref().unwrap_or(""),
+        replica = %replica, "sync finished"
+    );
+    match status {
+        RunStatus::Succeeded => {
+            for incident in incidents.resolve_all() {
+                shared.notifier.send(Notification::recovered(
+                    &incident,
+                    name,
+                    &source.connector,
+                    &outcome.sync_id,
+                    replica,
+                ));
+            }
+        }
+        RunStatus::Failed => {
+            let error = outcome
+                .error
+                .clone()
+                .unwrap_or_else(|| "unknown error".to_owned());
+            let detail = format!("sync failed: {error}");
+            if let Some(incident) = incidents.open(
+                NotifyEvent::SyncFailed,
+                &detail,
+                &crate::notify::now_rfc3339(),
+            ) {
+                shared.notifier.send(Notification::opened(
+                    &incident,
+                    NotifyEvent::SyncFailed,
+                    name,
+                    &source.connector,
+                    Some(&outcome.sync_id),
+                    Some(&error),
+                    replica,
+                ));
+            }
+        }
+        // Stopped by us (shutdown or a lapsed lease): not the source's fault.
+        RunStatus::Cancelled => {}
+    }
+    if *incidents != before {
+        let _ = persist(shared, "saving incidents", name, || {
+            shared.store.save_incidents(name, incidents)
+        })
+        .await;
+    }
+}

@@ -1,0 +1,204 @@
+//! Schedule slots: the instants a source is due, kept as Unix milliseconds so they compare
+//! exactly across restarts and replicas. A slot that came and went while the previous sync ran
+//! (or while no replica held the source) is *skipped*, not queued: the daemon runs the latest
+//! due slot once and reports the skipped ones as missed.
+
+use std::time::Duration;
+
+use crate::schedule::Schedule;
+
+/// Cron slots walked at most when catching up after downtime (a per-second cron over a week).
+const MAX_CRON_WALK: u64 = 1_000_000;
+
+/// The next slot to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Due {
+    /// Unix milliseconds of the slot (may be in the past: run at once).
+    pub(crate) slot: i64,
+    /// Slots between the last run one and this one that will never run.
+    pub(crate) skipped: u64,
+}
+
+/// Unix milliseconds now.
+pub(crate) fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}
+
+/// RFC 3339 of a slot, for logs and notices.
+pub(crate) fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+fn cron_after(schedule: &cron::Schedule, ms: i64) -> impl Iterator<Item = i64> + '_ {
+    let start = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    schedule.after(&start).map(|t| t.timestamp_millis())
+}
+
+/// The slot after `last` (the last slot that ran; `None` if the source never ran here).
+///
+/// A source that never ran is due at once on an interval schedule (so a new deployment has data
+/// without waiting a day) and at its next time on a cron schedule (whose user chose the times).
+pub(crate) fn next_due(schedule: &Schedule, last: Option<i64>, now: i64) -> Due {
+    match schedule {
+        Schedule::Every(interval) => {
+            let step = millis(*interval);
+            let Some(last) = last else {
+                return Due {
+                    slot: now,
+                    skipped: 0,
+                };
+            };
+            let next = last.saturating_add(step);
+            if next > now {
+                return Due {
+                    slot: next,
+                    skipped: 0,
+                };
+            }
+            let k = (now - last) / step;
+            Due {
+                slot: last + k * step,
+                skipped: u64::try_from(k - 1).unwrap_or(0),
+            }
+        }
+        Schedule::Cron(cron) => {
+            let Some(last) = last else {
+                let slot = cron_after(cron, now).next().unwrap_or(now + 86_400_000);
+                return Due { slot, skipped: 0 };
+            };
+            let mut due = None;
+            let mut passed = 0u64;
+            for t in cron_after(cron, last) {
+                if t > now {
+                    if due.is_none() {
+                        return Due {
+                            slot: t,
+                            skipped: 0,
+                        };
+                    }
+                    break;
+                }
+                due = Some(t);
+                passed += 1;
+                if passed >= MAX_CRON_WALK {
+                    break;
+                }
+            }
+            match due {
+                Some(slot) => Due {
+                    slot,
+                    skipped: passed - 1,
+                },
+                None => Due {
+                    slot: now + 86_400_000,
+                    skipped: 0,
+                },
+            }
+        }
+    }
+}
+
+/// Random delay before a slot's sync: up to a tenth of the interval (a minute for cron), capped
+/// by `max`, so sources and replicas sharing a schedule do not hit upstreams in lockstep.
+pub(crate) fn jitter(schedule: &Schedule, max: Duration) -> Duration {
+    use rand::Rng as _;
+    let span = match schedule {
+        Schedule::Every(interval) => *interval / 10,
+        Schedule::Cron(_) => Duration::from_secs(60),
+    }
+    .min(max);
+    if span.is_zero() {
+        return Duration::ZERO;
+    }
+    let ms = u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rand::thread_rng().gen_range(0..=ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every(secs: u64) -> Schedule {
+        Schedule::Every(Duration::from_secs(secs))
+    }
+
+    #[test]
+    fn a_new_interval_source_is_due_now_and_then_every_interval() {
+        assert_eq!(
+            next_due(&every(60), None, 1_000),
+            Due {
+                slot: 1_000,
+                skipped: 0
+            }
+        );
+        assert_eq!(
+            next_due(&every(60), Some(1_000), 30_000),
+            Due {
+                slot: 61_000,
+                skipped: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_slot_that_came_during_a_long_sync_runs_late_and_older_ones_are_skipped() {
+        // Last ran at 0; a 60 s schedule; now 90 s: slot 60 s is due (late), nothing skipped.
+        assert_eq!(
+            next_due(&every(60), Some(0), 90_000),
+            Due {
+                slot: 60_000,
+                skipped: 0
+            }
+        );
+        // Now 200 s: slots 60 and 120 never ran; 180 runs.
+        assert_eq!(
+            next_due(&every(60), Some(0), 200_000),
+            Due {
+                slot: 180_000,
+                skipped: 2
+            }
+        );
+    }
+
+    #[test]
+    fn cron_slots_are_absolute_and_catch_up_once() {
+        let hourly = Schedule::parse("0 * * * *").expect("cron");
+        let hour = 3_600_000;
+        // Never ran: the next full hour.
+        assert_eq!(
+            next_due(&hourly, None, 10 * hour + 5),
+            Due {
+                slot: 11 * hour,
+                skipped: 0
+            }
+        );
+        // Ran at 10:00, now 13:30: 11:00 and 12:00 skipped, 13:00 runs.
+        assert_eq!(
+            next_due(&hourly, Some(10 * hour), 13 * hour + hour / 2),
+            Due {
+                slot: 13 * hour,
+                skipped: 2
+            }
+        );
+    }
+
+    #[test]
+    fn jitter_is_bounded_by_a_tenth_of_the_interval_and_the_cap() {
+        for _ in 0..100 {
+            assert!(jitter(&every(10), Duration::from_secs(60)) <= Duration::from_secs(1));
+            assert!(jitter(&every(3600), Duration::from_secs(5)) <= Duration::from_secs(5));
+        }
+        assert_eq!(jitter(&every(10), Duration::ZERO), Duration::ZERO);
+    }
+}

@@ -1,0 +1,175 @@
+//! Writing a sync's pages into its generation, and reading a generation back (to replay it
+//! to the sinks when a sync resumes).
+
+use std::sync::Arc;
+
+use idhost_connector_sdk::{Entitlement, Grant, Resource};
+use rusqlite::params;
+
+use super::checkpoint::{self, Checkpoint};
+use crate::sinks::Batch;
+use crate::state::{StateError, StateStore};
+
+/// The three snapshot tables, in the order they are written and replayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// `snap_resources`.
+    Resources,
+    /// `snap_entitlements`.
+    Entitlements,
+    /// `snap_grants`.
+    Grants,
+}
+
+impl Table {
+    /// All three, in order (a grant's entitlement and principal come before it).
+    pub const ALL: [Table; 3] = [Table::Resources, Table::Entitlements, Table::Grants];
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Table::Resources => "snap_resources",
+            Table::Entitlements => "snap_entitlements",
+            Table::Grants => "snap_grants",
+        }
+    }
+}
+
+/// A stored record that no longer parses (written by an incompatible version).
+pub(super) fn bad_record(column: usize, err: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(err))
+}
+
+impl StateStore {
+    /// Commits one page of `rtype` and the checkpoint that follows it, in one transaction.
+    /// `removed` are the ids an incremental page names as removed.
+    pub async fn stage_page(
+        &self,
+        source: &str,
+        checkpoint: &Checkpoint,
+        rtype: &str,
+        batch: Arc<Batch>,
+        removed: Vec<String>,
+    ) -> Result<(), StateError> {
+        let (source, rtype, generation, data) = (
+            source.to_owned(),
+            rtype.to_owned(),
+            checkpoint.generation,
+            checkpoint.to_json(),
+        );
+        self.blocking(move |conn| {
+            let tx = conn.transaction()?;
+            write_batch(&tx, &source, generation, &rtype, &batch)?;
+            if !removed.is_empty() {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO snap_removed (source, gen, id) VALUES (?1, ?2, ?3)",
+                )?;
+                for id in &removed {
+                    stmt.execute(params![source, generation, id])?;
+                }
+            }
+            checkpoint::save(&tx, &source, &data)?;
+            tx.commit()
+        })
+        .await
+    }
+
+    /// Up to `limit` records of `table` in generation `gen` of `source` whose id sorts after
+    /// `after`, in id order, and the last id returned.
+    pub async fn replay_chunk(
+        &self,
+        source: &str,
+        generation: i64,
+        table: Table,
+        after: String,
+        limit: usize,
+    ) -> Result<(Batch, Option<String>), StateError> {
+        let source = source.to_owned();
+        self.blocking(move |conn| {
+            let sql = match table {
+                Table::Resources | Table::Entitlements => format!(
+                    "SELECT id, record FROM {} WHERE source = ?1 AND gen = ?2 AND id > ?3 ORDER BY id LIMIT ?4",
+                    table.name()
+                ),
+                Table::Grants => "SELECT id, entitlement, principal FROM snap_grants
+                     WHERE source = ?1 AND gen = ?2 AND id > ?3 ORDER BY id LIMIT ?4"
+                    .to_owned(),
+            };
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params![source, generation, after, limit as i64])?;
+            read_rows(&mut rows, table)
+        })
+        .await
+    }
+}
+
+/// Reads `(id, record)` rows (or `(id, entitlement, principal)` for grants) into a batch.
+pub(super) fn read_rows(
+    rows: &mut rusqlite::Rows<'_>,
+    table: Table,
+) -> Result<(Batch, Option<String>), rusqlite::Error> {
+    let mut batch = Batch::default();
+    let mut last = None;
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        match table {
+            Table::Resources => {
+                let text: String = row.get(1)?;
+                let r: Resource = serde_json::from_str(&text).map_err(|e| bad_record(1, e))?;
+                batch.resources.push(r);
+            }
+            Table::Entitlements => {
+                let text: String = row.get(1)?;
+                let e: Entitlement = serde_json::from_str(&text).map_err(|e| bad_record(1, e))?;
+                batch.entitlements.push(e);
+            }
+            Table::Grants => batch.grants.push(Grant {
+                id: id.clone(),
+                entitlement: row.get(1)?,
+                principal: row.get(2)?,
+            }),
+        }
+        last = Some(id);
+    }
+    Ok((batch, last))
+}
+
+/// Upserts a batch into generation `gen` (a record listed twice keeps its last version, as
+/// the sinks do).
+pub(super) fn write_batch(
+    tx: &rusqlite::Transaction<'_>,
+    source: &str,
+    generation: i64,
+    rtype: &str,
+    batch: &Batch,
+) -> Result<(), rusqlite::Error> {
+    if !batch.resources.is_empty() {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR REPLACE INTO snap_resources (source, gen, id, type, status, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for r in &batch.resources {
+            let record = serde_json::to_string(r).map_err(|e| bad_record(5, e))?;
+            stmt.execute(params![source, generation, r.id, r.rtype, r.status.as_str(), record])?;
+        }
+    }
+    if !batch.entitlements.is_empty() {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR REPLACE INTO snap_entitlements (source, gen, id, rtype, resource, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for e in &batch.entitlements {
+            let record = serde_json::to_string(e).map_err(|err| bad_record(5, err))?;
+            stmt.execute(params![source, generation, e.id, rtype, e.resource, record])?;
+        }
+    }
+    if !batch.grants.is_empty() {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR REPLACE INTO snap_grants (source, gen, id, rtype, entitlement, principal)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for g in &batch.grants {
+            stmt.execute(params![source, generation, g.id, rtype, g.entitlement, g.principal])?;
+        }
+    }
+    Ok(())
+}
