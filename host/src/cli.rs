@@ -211,6 +211,8 @@ pub enum Command {
     /// Daemon: sync each source on its schedule; serve /healthz, /readyz and /metrics; notify on
     /// failures; stop gracefully on SIGTERM.
     Run(crate::commands::run::RunArgs),
+    /// Measure syncs against the simulators (injected latency) and sinks against their lower bounds.
+    Bench(crate::commands::bench::BenchArgs),
     /// Answer questions from the SQLite sink: who-has, access, diff.
     Query {
         /// Config file.

@@ -57,16 +57,17 @@ impl StateStore {
             path: path.to_owned(),
             source,
         };
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                let _ = std::fs::create_dir_all(dir);
-            }
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            let _ = std::fs::create_dir_all(dir);
         }
         let conn = Connection::open(path).map_err(wrap)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=NORMAL;
              PRAGMA busy_timeout=60000;
+             PRAGMA cache_size=-65536;
              CREATE TABLE IF NOT EXISTS connector_state (
                  source TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
                  PRIMARY KEY (source, key));",
@@ -124,7 +125,8 @@ impl StateStore {
     /// The committed connector state of `source`.
     pub fn connector_state(&self, source: &str) -> Result<HashMap<String, String>, StateError> {
         self.with_conn(|conn| {
-            let mut stmt = conn.prepare("SELECT key, value FROM connector_state WHERE source = ?1")?;
+            let mut stmt =
+                conn.prepare("SELECT key, value FROM connector_state WHERE source = ?1")?;
             let rows = stmt.query_map(params![source], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         })

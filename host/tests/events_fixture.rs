@@ -3,13 +3,15 @@
 //! of that change, into SQLite and JSONL, with ids unique per change.
 
 mod events_support;
-mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use events_support::{FILE_SINKS, by_subject, changes_of, config, grant, jsonl_events, sqlite_events, status, sync_ok, unique_ids};
+use events_support::{
+    FILE_SINKS, by_subject, changes_of, config, grant, jsonl_events, sqlite_events, status,
+    sync_ok, unique_ids,
+};
+use events_support::{Scratch, count, text};
 use serde_json::json;
-use support::{Scratch, count, text};
 
 const BASE: &str = "users = 20\ngroups = 3\nroles = 1\npage_size = 7";
 
@@ -28,7 +30,9 @@ fn last_sync_id(s: &Scratch) -> String {
         .expect("a succeeded run")
 }
 
-fn expected(items: &[(&str, &str, serde_json::Value)]) -> BTreeMap<(String, String), serde_json::Value> {
+fn expected(
+    items: &[(&str, &str, serde_json::Value)],
+) -> BTreeMap<(String, String), serde_json::Value> {
     items
         .iter()
         .map(|(k, s, c)| ((k.to_string(), s.to_string()), c.clone()))
@@ -39,15 +43,30 @@ fn expected(items: &[(&str, &str, serde_json::Value)]) -> BTreeMap<(String, Stri
 fn upstream_changes_between_syncs_become_exactly_the_expected_events_in_sqlite_and_jsonl() {
     let s = Scratch::new();
     // 1: the baseline. u7 is missing upstream; users 0..9 are in all three groups.
-    let c = config(&s, &settings("memberships = 30\nmissing_users = [7]"), FILE_SINKS);
+    let c = config(
+        &s,
+        &settings("memberships = 30\nmissing_users = [7]"),
+        FILE_SINKS,
+    );
     sync_ok(&s, &c, &[]);
-    assert!(sqlite_events(&s).is_empty(), "a source's first sync is its baseline");
-    assert_eq!(count(&s.db("out.db"), "SELECT count(*) FROM resources WHERE type = 'user'"), 19);
+    assert!(
+        sqlite_events(&s).is_empty(),
+        "a source's first sync is its baseline"
+    );
+    assert_eq!(
+        count(
+            &s.db("out.db"),
+            "SELECT count(*) FROM resources WHERE type = 'user'"
+        ),
+        19
+    );
 
     // 2: u7 appears, u5 goes missing, u2 is disabled, u3 renamed, u10 joins every group.
     let c = config(
         &s,
-        &settings("memberships = 33\nmissing_users = [5]\ndisabled_users = [2]\nrename_users = [3]"),
+        &settings(
+            "memberships = 33\nmissing_users = [5]\ndisabled_users = [2]\nrename_users = [3]",
+        ),
         FILE_SINKS,
     );
     sync_ok(&s, &c, &[]);
@@ -55,7 +74,11 @@ fn upstream_changes_between_syncs_become_exactly_the_expected_events_in_sqlite_a
     let events = sqlite_events(&s);
     let mut want = expected(&[
         ("created", "user:u7", json!({})),
-        ("updated", "user:u3", json!({"display_name": {"old": "User 3", "new": "User 3 (renamed)"}})),
+        (
+            "updated",
+            "user:u3",
+            json!({"display_name": {"old": "User 3", "new": "User 3 (renamed)"}}),
+        ),
         ("deactivated", "user:u2", status("enabled", "disabled")),
         ("deactivated", "user:u5", status("enabled", "deleted")),
     ]);
@@ -72,12 +95,27 @@ fn upstream_changes_between_syncs_become_exactly_the_expected_events_in_sqlite_a
     // Emitted in a fixed order: created, updated, grants added, grants removed, deactivated.
     let kinds: Vec<&str> = events.iter().map(|e| e.1.as_str()).collect();
     let mut sorted = kinds.clone();
-    let rank = |k: &str| ["created", "reactivated", "updated", "grant_added", "grant_removed", "deactivated"].iter().position(|x| *x == k);
+    let rank = |k: &str| {
+        [
+            "created",
+            "reactivated",
+            "updated",
+            "grant_added",
+            "grant_removed",
+            "deactivated",
+        ]
+        .iter()
+        .position(|x| *x == k)
+    };
     sorted.sort_by_key(|k| rank(k));
     assert_eq!(kinds, sorted);
 
     // 3: u2 enabled again, u5 back (it had gone missing: reactivated, not created).
-    let c = config(&s, &settings("memberships = 33\nrename_users = [3]"), FILE_SINKS);
+    let c = config(
+        &s,
+        &settings("memberships = 33\nrename_users = [3]"),
+        FILE_SINKS,
+    );
     sync_ok(&s, &c, &[]);
     let third = last_sync_id(&s);
     let events = sqlite_events(&s);
@@ -104,10 +142,24 @@ fn upstream_changes_between_syncs_become_exactly_the_expected_events_in_sqlite_a
     let first = &lines[0];
     assert_eq!(first["source"], "dir");
     assert_eq!(first["sync_id"], second.as_str());
-    let keys: Vec<&str> = first.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["kind", "id", "source", "event", "subject", "sync_id", "at", "changes"]);
+    let keys: Vec<&str> = first
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "kind", "id", "source", "event", "subject", "sync_id", "at", "changes"
+        ]
+    );
     assert!(
-        time::OffsetDateTime::parse(first["at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).is_ok(),
+        time::OffsetDateTime::parse(
+            first["at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339
+        )
+        .is_ok(),
         "{first}"
     );
     // The state database keeps no delivered events, and no checkpoint after a complete sync.
@@ -121,23 +173,43 @@ fn a_failed_sync_emits_no_events_and_the_next_complete_one_emits_them_once() {
     let s = Scratch::new();
     let c = config(&s, &settings("memberships = 30"), FILE_SINKS);
     sync_ok(&s, &c, &[]);
-    let before = count(&s.db("out.db"), "SELECT count(*) FROM resources WHERE display_name LIKE '%renamed%'");
+    let before = count(
+        &s.db("out.db"),
+        "SELECT count(*) FROM resources WHERE display_name LIKE '%renamed%'",
+    );
     assert_eq!(before, 0);
 
     // The upstream changes, but the sync fails on its last resource type.
-    let c = config(&s, &settings("memberships = 30\nrename_users = [4]\nfail_on = \"list:role\""), FILE_SINKS);
+    let c = config(
+        &s,
+        &settings("memberships = 30\nrename_users = [4]\nfail_on = \"list:role\""),
+        FILE_SINKS,
+    );
     let out = s.run(&["sync", "-c", c.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(sqlite_events(&s).is_empty(), "a failed sync emits nothing");
     assert!(jsonl_events(&s.path("events.jsonl")).is_empty());
-    assert_eq!(count(&s.db("out.db"), "SELECT count(*) FROM resources WHERE display_name LIKE '%renamed%'"), 0);
+    assert_eq!(
+        count(
+            &s.db("out.db"),
+            "SELECT count(*) FROM resources WHERE display_name LIKE '%renamed%'"
+        ),
+        0
+    );
 
     // The upstream is fine again: one update, once, wherever it is delivered.
-    let c = config(&s, &settings("memberships = 30\nrename_users = [4]"), FILE_SINKS);
+    let c = config(
+        &s,
+        &settings("memberships = 30\nrename_users = [4]"),
+        FILE_SINKS,
+    );
     sync_ok(&s, &c, &[]);
     let events = sqlite_events(&s);
     assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!((events[0].1.as_str(), events[0].2.as_str()), ("updated", "user:u4"));
+    assert_eq!(
+        (events[0].1.as_str(), events[0].2.as_str()),
+        ("updated", "user:u4")
+    );
     let lines = jsonl_events(&s.path("events.jsonl"));
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["id"], events[0].0.as_str());
@@ -149,17 +221,38 @@ fn a_resources_only_sync_keeps_every_grant_and_emits_no_grant_events() {
     let c = config(&s, &settings("memberships = 30"), FILE_SINKS);
     sync_ok(&s, &c, &[]);
     let grants = count(&s.db("out.db"), "SELECT count(*) FROM grants");
-    assert_eq!(grants, 30 + 10, "group memberships and role r0 (even users)");
+    assert_eq!(
+        grants,
+        30 + 10,
+        "group memberships and role r0 (even users)"
+    );
 
-    let c = config(&s, &settings("memberships = 12\nrename_users = [1]"), FILE_SINKS);
+    let c = config(
+        &s,
+        &settings("memberships = 12\nrename_users = [1]"),
+        FILE_SINKS,
+    );
     sync_ok(&s, &c, &["--resources-only"]);
     let events = sqlite_events(&s);
-    assert_eq!(events.iter().map(|e| (e.1.as_str(), e.2.as_str())).collect::<Vec<_>>(), [("updated", "user:u1")]);
-    assert_eq!(count(&s.db("out.db"), "SELECT count(*) FROM grants"), grants, "grants carry over");
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (e.1.as_str(), e.2.as_str()))
+            .collect::<Vec<_>>(),
+        [("updated", "user:u1")]
+    );
+    assert_eq!(
+        count(&s.db("out.db"), "SELECT count(*) FROM grants"),
+        grants,
+        "grants carry over"
+    );
 
     // The next complete sync sees the memberships that went away.
     sync_ok(&s, &c, &[]);
-    let removed = sqlite_events(&s).iter().filter(|e| e.1 == "grant_removed").count();
+    let removed = sqlite_events(&s)
+        .iter()
+        .filter(|e| e.1 == "grant_removed")
+        .count();
     assert_eq!(removed, 30 - 12);
 }
 
@@ -175,7 +268,14 @@ fn the_events_example_config_shows_the_three_delivery_sinks_side_by_side() {
         assert!(kinds.contains(&kind), "{kind:?}");
     }
     assert!(config.sinks.iter().all(|s| s.records.wants_kind("event")));
-    let hook = config.sinks.iter().find(|s| s.kind == SinkKind::Webhook).unwrap();
+    let hook = config
+        .sinks
+        .iter()
+        .find(|s| s.kind == SinkKind::Webhook)
+        .unwrap();
     assert!(hook.secret.is_some());
-    assert_eq!(hook.batch_timeout, Some(std::time::Duration::from_millis(1000)));
+    assert_eq!(
+        hook.batch_timeout,
+        Some(std::time::Duration::from_millis(1000))
+    );
 }

@@ -3,20 +3,23 @@
 //! events of the delta and nothing else.
 
 mod events_support;
-mod support;
 
 use std::collections::BTreeSet;
 
 use events_support::{FILE_SINKS, by_subject, config, grant, sqlite_events, status, sync_ok};
+use events_support::{Scratch, count, text};
 use serde_json::json;
-use support::{Scratch, count, text};
 
-const BASE: &str = "users = 10\ngroups = 2\nroles = 1\nmemberships = 10\npage_size = 4\nincremental = true";
+const BASE: &str =
+    "users = 10\ngroups = 2\nroles = 1\nmemberships = 10\npage_size = 4\nincremental = true";
 
 fn ids(s: &Scratch, sql: &str) -> BTreeSet<String> {
     let db = s.db("out.db");
     let mut stmt = db.prepare(sql).expect(sql);
-    stmt.query_map([], |r| r.get(0)).expect(sql).collect::<Result<_, _>>().expect(sql)
+    stmt.query_map([], |r| r.get(0))
+        .expect(sql)
+        .collect::<Result<_, _>>()
+        .expect(sql)
 }
 
 fn last_sync_id(s: &Scratch) -> String {
@@ -33,7 +36,11 @@ fn a_delta_is_applied_to_the_last_snapshot_and_every_sink_gets_the_complete_one(
     let users_before = ids(&s, "SELECT id FROM resources WHERE type = 'user'");
     assert_eq!(users_before.len(), 10);
     let grants_before = ids(&s, "SELECT id FROM grants");
-    assert_eq!(grants_before.len(), 10 + 5, "memberships, and role r0 held by even users");
+    assert_eq!(
+        grants_before.len(),
+        10 + 5,
+        "memberships, and role r0 held by even users"
+    );
 
     // The delta: u3 renamed and u11 new (upserts), u4 removed, one membership removed, one added.
     let delta = r#"delta_users = [3, 11]
@@ -47,15 +54,28 @@ delta_grants = ["group:g1:member:user:u11"]"#;
     let mut users = users_before.clone();
     users.remove("user:u4");
     users.insert("user:u11".into());
-    assert_eq!(ids(&s, "SELECT id FROM resources WHERE type = 'user'"), users);
-    assert_eq!(ids(&s, "SELECT id FROM resources WHERE type = 'group'").len(), 2);
+    assert_eq!(
+        ids(&s, "SELECT id FROM resources WHERE type = 'user'"),
+        users
+    );
+    assert_eq!(
+        ids(&s, "SELECT id FROM resources WHERE type = 'group'").len(),
+        2
+    );
     assert_eq!(ids(&s, "SELECT id FROM entitlements").len(), 3);
     assert_eq!(
-        count(&s.db("out.db"), "SELECT count(*) FROM resources WHERE id = 'user:u3' AND display_name = 'User 3 (renamed)'"),
+        count(
+            &s.db("out.db"),
+            "SELECT count(*) FROM resources WHERE id = 'user:u3' AND display_name = 'User 3 (renamed)'"
+        ),
         1
     );
     let mut grants = grants_before.clone();
-    for gone in ["group:g0:member:user:u0", "group:g0:member:user:u4", "group:g1:member:user:u4"] {
+    for gone in [
+        "group:g0:member:user:u0",
+        "group:g0:member:user:u4",
+        "group:g1:member:user:u4",
+    ] {
         assert!(grants.remove(gone), "{gone}");
     }
     grants.insert("group:g1:member:user:u11".into());
@@ -69,10 +89,22 @@ delta_grants = ["group:g1:member:user:u11"]"#;
         want.insert((k.to_owned(), subject.to_owned()), changes);
     };
     put("created", "user:u11", json!({}));
-    put("updated", "user:u3", json!({"display_name": {"old": "User 3", "new": "User 3 (renamed)"}}));
+    put(
+        "updated",
+        "user:u3",
+        json!({"display_name": {"old": "User 3", "new": "User 3 (renamed)"}}),
+    );
     put("deactivated", "user:u4", status("enabled", "deleted"));
-    put("grant_added", "group:g1:member:user:u11", grant(true, "group:g1:member:user:u11"));
-    for gone in ["group:g0:member:user:u0", "group:g0:member:user:u4", "group:g1:member:user:u4"] {
+    put(
+        "grant_added",
+        "group:g1:member:user:u11",
+        grant(true, "group:g1:member:user:u11"),
+    );
+    for gone in [
+        "group:g0:member:user:u0",
+        "group:g0:member:user:u4",
+        "group:g1:member:user:u4",
+    ] {
         put("grant_removed", gone, grant(false, gone));
     }
     assert_eq!(got, want);
@@ -80,15 +112,29 @@ delta_grants = ["group:g1:member:user:u11"]"#;
     // An empty delta changes nothing and carries everything over.
     let c = config(&s, &format!("{BASE}\nrename_users = [3]"), FILE_SINKS);
     sync_ok(&s, &c, &[]);
-    assert_eq!(sqlite_events(&s).len(), events.len(), "no events for an empty delta");
-    assert_eq!(ids(&s, "SELECT id FROM resources WHERE type = 'user'"), users);
+    assert_eq!(
+        sqlite_events(&s).len(),
+        events.len(),
+        "no events for an empty delta"
+    );
+    assert_eq!(
+        ids(&s, "SELECT id FROM resources WHERE type = 'user'"),
+        users
+    );
     assert_eq!(ids(&s, "SELECT id FROM grants"), grants);
     let run_counts: String = s
         .db("out.db")
-        .query_row("SELECT counts FROM sync_runs ORDER BY finished_at DESC LIMIT 1", [], |r| r.get(0))
+        .query_row(
+            "SELECT counts FROM sync_runs ORDER BY finished_at DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
         .expect("run");
     let run_counts: serde_json::Value = serde_json::from_str(&run_counts).expect("json");
-    assert_eq!(run_counts["resources"]["user"], 10, "carried records count: {run_counts}");
+    assert_eq!(
+        run_counts["resources"]["user"], 10,
+        "carried records count: {run_counts}"
+    );
 }
 
 #[test]
@@ -97,10 +143,16 @@ fn a_delta_without_a_snapshot_to_apply_it_to_asks_for_a_full_sync() {
     let c = config(&s, BASE, FILE_SINKS);
     sync_ok(&s, &c, &[]);
     // Lose the snapshot but keep the connector's cursor (as an old state file would).
-    s.db("state.db").execute_batch("DELETE FROM snapshots").expect("delete");
+    s.db("state.db")
+        .execute_batch("DELETE FROM snapshots")
+        .expect("delete");
     let out = s.run(&["sync", "-c", c.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("run `idhost sync --full --source dir`"), "{}", text(&out));
+    assert!(
+        text(&out).contains("run `idhost sync --full --source dir`"),
+        "{}",
+        text(&out)
+    );
     // `--full` hides the cursor: a complete listing, and a usable snapshot again.
     sync_ok(&s, &c, &["--full"]);
     sync_ok(&s, &c, &[]);

@@ -4,15 +4,15 @@
 //! `SKIPPED: …` and passes.
 
 mod events_support;
-mod support;
 
 use std::collections::BTreeMap;
 
 use async_nats::jetstream;
+use events_support::Scratch;
 use events_support::{config, listening, sqlite_events, sync_ok, unique};
-use support::Scratch;
 
-const BASE: &str = "users = 20\ngroups = 3\nroles = 1\npage_size = 7\nmemberships = 30\nmissing_users = [7]";
+const BASE: &str =
+    "users = 20\ngroups = 3\nroles = 1\npage_size = 7\nmemberships = 30\nmissing_users = [7]";
 const CHANGED: &str = "users = 20\ngroups = 3\nroles = 1\npage_size = 7\nmemberships = 33\nmissing_users = [5]\ndisabled_users = [2]\nrename_users = [3]";
 
 #[test]
@@ -46,12 +46,21 @@ subject_prefix = "{prefix}"
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let client = async_nats::connect("nats://127.0.0.1:4222").await.expect("connect");
+        let client = async_nats::connect("nats://127.0.0.1:4222")
+            .await
+            .expect("connect");
         let js = jetstream::new(client);
-        let mut handle = js.get_stream(&stream).await.expect("the sink created the stream");
+        let mut handle = js
+            .get_stream(&stream)
+            .await
+            .expect("the sink created the stream");
         let info = handle.info().await.expect("info").clone();
         assert_eq!(info.config.subjects, [format!("{prefix}.>")]);
-        assert_eq!(info.state.messages, 13 + 2, "13 events and two sync_run records");
+        assert_eq!(
+            info.state.messages,
+            13 + 2,
+            "13 events and two sync_run records"
+        );
 
         let mut events = BTreeMap::new();
         let mut runs = 0;
@@ -68,7 +77,13 @@ subject_prefix = "{prefix}"
                     let kind = body["event"].as_str().unwrap();
                     assert_eq!(msg.subject.as_str(), format!("{prefix}.dir.{kind}"));
                     assert_eq!(body["id"].as_str(), Some(msg_id.as_str()));
-                    events.insert(msg_id, (kind.to_owned(), body["subject"].as_str().unwrap().to_owned()));
+                    events.insert(
+                        msg_id,
+                        (
+                            kind.to_owned(),
+                            body["subject"].as_str().unwrap().to_owned(),
+                        ),
+                    );
                 }
                 Some("sync_run") => {
                     assert_eq!(msg.subject.as_str(), format!("{prefix}.dir.sync_run"));
@@ -78,8 +93,10 @@ subject_prefix = "{prefix}"
             }
         }
         assert_eq!(runs, 2);
-        let want: BTreeMap<String, (String, String)> =
-            stored.iter().map(|e| (e.0.clone(), (e.1.clone(), e.2.clone()))).collect();
+        let want: BTreeMap<String, (String, String)> = stored
+            .iter()
+            .map(|e| (e.0.clone(), (e.1.clone(), e.2.clone())))
+            .collect();
         assert_eq!(events, want, "every event, once, under its id");
 
         // A redelivery with the same id is recognized and dropped by JetStream.
@@ -87,7 +104,9 @@ subject_prefix = "{prefix}"
         let ack = js
             .send_publish(
                 format!("{prefix}.dir.{kind}"),
-                jetstream::context::Publish::build().payload("again".into()).message_id(id),
+                jetstream::context::Publish::build()
+                    .payload("again".into())
+                    .message_id(id),
             )
             .await
             .expect("publish")

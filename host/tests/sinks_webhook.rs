@@ -3,18 +3,17 @@
 //! down, delivered by the next sync with the same ids.
 
 mod events_support;
-mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use events_support::{Scratch, text};
 use events_support::{config, sqlite_events, sync_ok};
 use hmac::{Hmac, Mac as _};
 use serde_json::Value;
 use sha2::Sha256;
-use support::{Scratch, text};
 
 const SECRET: &str = "hook-secret-1";
 
@@ -33,15 +32,29 @@ struct Receiver {
     fail_next: u32,
     /// Answer 503 to everything.
     down: bool,
+    /// Answer 422 to everything.
+    reject: bool,
     seen: Vec<Delivery>,
 }
 
 type Shared = Arc<Mutex<Receiver>>;
 
-async fn hook(State(shared): State<Shared>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+async fn hook(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
     let mut r = shared.lock().unwrap();
-    let status = if r.down {
+    let status = if r.reject {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else if r.down {
         StatusCode::SERVICE_UNAVAILABLE
     } else if r.fail_next > 0 {
         r.fail_next -= 1;
@@ -123,15 +136,26 @@ fn a_receiver_failing_the_first_deliveries_ends_with_every_event_once_by_idempot
     sync_ok(&s, &config(&s, CHANGED, &sinks(&url, 6)), &[]);
 
     let seen = shared.lock().unwrap().seen.clone();
-    assert!(seen.iter().all(signed), "every POST carries the HMAC of its body");
+    assert!(
+        seen.iter().all(signed),
+        "every POST carries the HMAC of its body"
+    );
     // The first batch of the second sync was refused three times, then accepted: four POSTs
     // with one key and one body.
     let second: Vec<&Delivery> = seen.iter().skip(1).collect();
     assert!(second[..3].iter().all(|d| !d.accepted) && second[3].accepted);
-    assert!(second[..4].iter().all(|d| d.key == second[0].key && d.body == second[0].body));
+    assert!(
+        second[..4]
+            .iter()
+            .all(|d| d.key == second[0].key && d.body == second[0].body)
+    );
     let mut bodies: BTreeMap<&str, &Vec<u8>> = BTreeMap::new();
     for d in &seen {
-        assert_eq!(*bodies.entry(&d.key).or_insert(&d.body), &d.body, "a key always names the same batch");
+        assert_eq!(
+            *bodies.entry(&d.key).or_insert(&d.body),
+            &d.body,
+            "a key always names the same batch"
+        );
     }
 
     let events = accepted_events(&seen);
@@ -140,8 +164,16 @@ fn a_receiver_failing_the_first_deliveries_ends_with_every_event_once_by_idempot
     assert_eq!(ids.len(), unique.len(), "no event twice");
     let stored: BTreeSet<String> = sqlite_events(&s).into_iter().map(|e| e.0).collect();
     assert_eq!(stored.len(), 9);
-    assert_eq!(unique, stored.iter().map(String::as_str).collect(), "every event, once");
-    let batches: BTreeSet<&str> = seen.iter().filter(|d| d.accepted).map(|d| d.key.as_str()).collect();
+    assert_eq!(
+        unique,
+        stored.iter().map(String::as_str).collect(),
+        "every event, once"
+    );
+    let batches: BTreeSet<&str> = seen
+        .iter()
+        .filter(|d| d.accepted)
+        .map(|d| d.key.as_str())
+        .collect();
     // Two sync_run batches (one per sync) and 9 events in batches of at most 4.
     assert_eq!(batches.len(), 2 + 3);
 }
@@ -157,7 +189,10 @@ fn a_webhook_that_stays_down_fails_the_sync_and_the_next_sync_delivers_the_same_
     let out = s.run(&["sync", "-c", c.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(1), "{log}");
-    assert!(log.contains("gave up on a batch of 4") && log.contains("after 2 attempts"), "{log}");
+    assert!(
+        log.contains("gave up on a batch of 4") && log.contains("after 2 attempts"),
+        "{log}"
+    );
     assert!(!log.contains(SECRET), "{log}");
     // SQLite took the events and committed; the webhook has accepted none.
     let stored = sqlite_events(&s);
@@ -167,15 +202,49 @@ fn a_webhook_that_stays_down_fails_the_sync_and_the_next_sync_delivers_the_same_
     // The receiver is back: the next sync delivers the kept events, to the webhook only.
     shared.lock().unwrap().down = false;
     let log = sync_ok(&s, &c, &[]);
-    assert!(log.contains("resuming the interrupted sync at the delivery of its events"), "{log}");
+    assert!(
+        log.contains("resuming the interrupted sync at the delivery of its events"),
+        "{log}"
+    );
     let delivered = accepted_events(&shared.lock().unwrap().seen);
-    let ids: BTreeSet<String> = delivered.iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect();
+    let ids: BTreeSet<String> = delivered
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(delivered.len(), 9);
-    assert_eq!(ids, stored.iter().map(|e| e.0.clone()).collect(), "the same ids SQLite got");
-    assert_eq!(sqlite_events(&s).len(), 9, "SQLite, already committed, is not sent them again");
+    assert_eq!(
+        ids,
+        stored.iter().map(|e| e.0.clone()).collect(),
+        "the same ids SQLite got"
+    );
+    assert_eq!(
+        sqlite_events(&s).len(),
+        9,
+        "SQLite, already committed, is not sent them again"
+    );
 
     // And the source moves on: the next sync is a new one, with nothing to report.
     let log = sync_ok(&s, &c, &[]);
     assert!(!log.contains("resuming"), "{log}");
     assert_eq!(accepted_events(&shared.lock().unwrap().seen).len(), 9);
+}
+
+#[test]
+fn a_4xx_answer_fails_the_delivery_at_once_without_retries() {
+    let (_rt, shared, url) = receiver();
+    let s = Scratch::new();
+    sync_ok(&s, &config(&s, BASE, &sinks(&url, 6)), &[]);
+    shared.lock().unwrap().reject = true;
+    let before = shared.lock().unwrap().seen.len();
+    let c = config(&s, CHANGED, &sinks(&url, 6));
+    let out = s.run(&["sync", "-c", c.to_str().unwrap()]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("answered 422") && log.contains("not retried"),
+        "{log}"
+    );
+    let seen = shared.lock().unwrap().seen.len() - before;
+    // The first batch once, then the failed run's own record once.
+    assert_eq!(seen, 2, "no retries of a 4xx");
 }

@@ -1,5 +1,6 @@
 //! The subcommands.
 
+pub mod bench;
 mod check;
 mod demo;
 mod plugins;
@@ -47,6 +48,7 @@ pub async fn run(cli: Cli, progress: Progress) -> Result<Outcome, CommandError> 
         }
         Command::Provision { config, args } => provision::run(&config, cli.plugin_dir.as_deref(), args).await,
         Command::Run(args) => run::run(args, cli.plugin_dir.as_deref()).await,
+        Command::Bench(args) => bench::run(cli.plugin_dir.as_deref(), args).await,
         Command::Query { config, args } => query::run(&config, args),
         Command::Plugins { json } => plugins::run(cli.plugin_dir.as_deref(), json),
         Command::Check { config } => check::run(&config, cli.plugin_dir.as_deref()).await,

@@ -167,7 +167,10 @@ mod tests {
             changes: serde_json::json!({}),
         };
         let text = String::from_utf8(event.to_json()).unwrap();
-        assert!(text.starts_with(r#"{"kind":"event","id":"abc","source":"corp","event":"grant_added""#), "{text}");
+        assert!(
+            text.starts_with(r#"{"kind":"event","id":"abc","source":"corp","event":"grant_added""#),
+            "{text}"
+        );
         assert!(text.contains(r#""subject":"group:g1:member:user:u7""#));
         assert_eq!(EventKind::parse("grant_added"), Some(EventKind::GrantAdded));
         assert_eq!(EventKind::parse("nope"), None);

@@ -98,10 +98,8 @@ fn remove_stale_staging(dir: &Path, source: &str) {
             && uuid::Uuid::parse_str(&rest[..36]).is_ok()
             && rest[36..].starts_with('-')
             && name.ends_with(".jsonl.part");
-        if owned {
-            if let Err(err) = std::fs::remove_file(entry.path()) {
-                tracing::warn!(file = %entry.path().display(), error = %err, "cannot remove a stale staging file");
-            }
+        if owned && let Err(err) = std::fs::remove_file(entry.path()) {
+            tracing::warn!(file = %entry.path().display(), error = %err, "cannot remove a stale staging file");
         }
     }
 }

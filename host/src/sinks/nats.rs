@@ -57,7 +57,10 @@ impl NatsSink {
                 "`stream` must be a name without `.`, `*`, `>` or spaces, like `IDHOST`; got `{stream}`"
             )));
         }
-        let prefix = config.subject_prefix.clone().unwrap_or_else(|| "idhost".into());
+        let prefix = config
+            .subject_prefix
+            .clone()
+            .unwrap_or_else(|| "idhost".into());
         let valid_prefix = !prefix.is_empty()
             && prefix
                 .split('.')
@@ -69,7 +72,10 @@ impl NatsSink {
         }
         let settings = Settings {
             sink: config.name.clone(),
-            url: config.url.clone().unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
+            url: config
+                .url
+                .clone()
+                .unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
             stream,
             prefix,
             wants_runs: config.records.wants_kind("sync_run"),
@@ -180,13 +186,16 @@ impl NatsSession {
     }
 
     /// Publishes `(kind, msg id, payload)` messages and waits for every ack.
-    async fn publish(&self, messages: impl Iterator<Item = (&str, String, Vec<u8>)>) -> Result<(), SinkError> {
+    async fn publish(
+        &self,
+        messages: impl Iterator<Item = (&str, String, Vec<u8>)>,
+    ) -> Result<(), SinkError> {
         let mut pending: VecDeque<(String, PublishAckFuture)> = VecDeque::new();
         for (kind, id, payload) in messages {
-            if pending.len() >= IN_FLIGHT {
-                if let Some((id, ack)) = pending.pop_front() {
-                    self.acked(&id, ack).await?;
-                }
+            if pending.len() >= IN_FLIGHT
+                && let Some((id, ack)) = pending.pop_front()
+            {
+                self.acked(&id, ack).await?;
             }
             let subject = format!("{}.{}.{kind}", self.settings.prefix, self.source);
             let publish = Publish::build().payload(payload.into()).message_id(&id);
@@ -222,9 +231,11 @@ impl NatsSession {
         if !self.settings.wants_runs {
             return Ok(());
         }
-        let payload = serde_json::to_vec(&wire_object("sync_run", &run.source, run)).unwrap_or_default();
+        let payload =
+            serde_json::to_vec(&wire_object("sync_run", &run.source, run)).unwrap_or_default();
         let id = record_msg_id(&run.sync_id, run.status.as_str(), &run.finished_at);
-        self.publish(std::iter::once(("sync_run", id, payload))).await
+        self.publish(std::iter::once(("sync_run", id, payload)))
+            .await
     }
 }
 
@@ -248,7 +259,8 @@ impl SinkSession for NatsSession {
             .grants
             .iter()
             .map(|g| message("grant", &g.id, wire_object("grant", source, g)));
-        self.publish(resources.chain(entitlements).chain(grants)).await
+        self.publish(resources.chain(entitlements).chain(grants))
+            .await
     }
 
     async fn write_events(&mut self, events: &[ChangeEvent]) -> Result<(), SinkError> {

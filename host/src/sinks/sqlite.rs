@@ -27,6 +27,7 @@ const SCHEMA: &str = r#"
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 PRAGMA busy_timeout = 30000;
+PRAGMA cache_size = -65536;
 CREATE TABLE IF NOT EXISTS resources (
     source TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL, display_name TEXT NOT NULL,
     status TEXT NOT NULL, parent TEXT, user TEXT, "group" TEXT, app TEXT, role TEXT,
@@ -57,15 +58,20 @@ CREATE TABLE IF NOT EXISTS _staging_grants (
 CREATE INDEX IF NOT EXISTS _staging_resources_sync ON _staging_resources (sync_id);
 CREATE INDEX IF NOT EXISTS _staging_entitlements_sync ON _staging_entitlements (sync_id);
 CREATE INDEX IF NOT EXISTS _staging_grants_sync ON _staging_grants (sync_id);
+CREATE TABLE IF NOT EXISTS _staging_events (
+    sync_id TEXT NOT NULL, source TEXT NOT NULL, id TEXT NOT NULL, event TEXT NOT NULL,
+    subject TEXT NOT NULL, at TEXT NOT NULL, changes TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS _staging_events_sync ON _staging_events (sync_id);
+"#;
+
+/// The change events table, created when the sink's `records` include `event` (so a file
+/// without it tells `idhost query` that the sink keeps no events).
+const EVENTS_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
     event TEXT NOT NULL, subject TEXT NOT NULL, sync_id TEXT NOT NULL, at TEXT NOT NULL,
     changes TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_subject ON events (source, subject);
-CREATE TABLE IF NOT EXISTS _staging_events (
-    sync_id TEXT NOT NULL, source TEXT NOT NULL, id TEXT NOT NULL, event TEXT NOT NULL,
-    subject TEXT NOT NULL, at TEXT NOT NULL, changes TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS _staging_events_sync ON _staging_events (sync_id);
 "#;
 
 /// The SQLite sink.
@@ -84,14 +90,18 @@ impl SqliteSink {
             .unwrap_or_else(|| PathBuf::from("idhost.db"));
         let name = config.name.clone();
         let p = path.clone();
+        let events = config.records.wants_kind("event");
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, rusqlite::Error> {
-            if let Some(dir) = p.parent() {
-                if !dir.as_os_str().is_empty() {
-                    let _ = std::fs::create_dir_all(dir);
-                }
+            if let Some(dir) = p.parent()
+                && !dir.as_os_str().is_empty()
+            {
+                let _ = std::fs::create_dir_all(dir);
             }
             let conn = Connection::open(&p)?;
             conn.execute_batch(SCHEMA)?;
+            if events {
+                conn.execute_batch(EVENTS_SCHEMA)?;
+            }
             Ok(conn)
         })
         .await
@@ -173,7 +183,10 @@ impl Sink for SqliteSink {
         self.blocking(move |conn| {
             let tx = conn.transaction()?;
             for table in STAGING {
-                tx.execute(&format!("DELETE FROM {table} WHERE source = ?1"), params![owner])?;
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE source = ?1"),
+                    params![owner],
+                )?;
             }
             tx.commit()
         })
@@ -184,6 +197,7 @@ impl Sink for SqliteSink {
             path: self.path.clone(),
             source: source.to_owned(),
             sync_id: sync_id.to_owned(),
+            events: self.config.records.wants_kind("event"),
         }))
     }
 }
@@ -194,6 +208,8 @@ struct SqliteSession {
     path: PathBuf,
     source: String,
     sync_id: String,
+    /// Whether the sink keeps change events (has an `events` table).
+    events: bool,
 }
 
 fn json_or_null<T: serde::Serialize>(value: &Option<T>) -> Option<String> {
@@ -348,6 +364,7 @@ impl SinkSession for SqliteSession {
 
     async fn commit(self: Box<Self>, run: &SyncRun) -> Result<(), SinkError> {
         let (source, sync_id, run) = (self.source.clone(), self.sync_id.clone(), run.clone());
+        let events = self.events;
         run_blocking(self.conn.clone(), self.sink.clone(), self.path.clone(), move |conn| {
             let tx = conn.transaction()?;
             tx.execute("DELETE FROM resources WHERE source = ?1", params![source])?;
@@ -357,27 +374,29 @@ impl SinkSession for SqliteSession {
                 r#"INSERT OR REPLACE INTO resources (source, id, type, display_name, status, parent,
                    user, "group", app, role, profile, sync_id)
                    SELECT source, id, type, display_name, status, parent, user, "group", app, role,
-                   profile, sync_id FROM _staging_resources WHERE sync_id = ?1 ORDER BY rowid"#,
+                   profile, sync_id FROM _staging_resources WHERE sync_id = ?1 ORDER BY id, rowid"#,
                 params![sync_id],
             )?;
             tx.execute(
                 "INSERT OR REPLACE INTO entitlements (source, id, resource, slug, display_name, purpose,
                  grantable_to, sync_id) SELECT source, id, resource, slug, display_name, purpose,
-                 grantable_to, sync_id FROM _staging_entitlements WHERE sync_id = ?1 ORDER BY rowid",
+                 grantable_to, sync_id FROM _staging_entitlements WHERE sync_id = ?1 ORDER BY id, rowid",
                 params![sync_id],
             )?;
             tx.execute(
                 "INSERT OR REPLACE INTO grants (source, id, entitlement, principal, sync_id)
                  SELECT source, id, entitlement, principal, sync_id FROM _staging_grants
-                 WHERE sync_id = ?1 ORDER BY rowid",
+                 WHERE sync_id = ?1 ORDER BY id, rowid",
                 params![sync_id],
             )?;
-            tx.execute(
-                "INSERT OR IGNORE INTO events (id, source, event, subject, sync_id, at, changes)
-                 SELECT id, source, event, subject, sync_id, at, changes FROM _staging_events
-                 WHERE sync_id = ?1 ORDER BY rowid",
-                params![sync_id],
-            )?;
+            if events {
+                tx.execute(
+                    "INSERT OR IGNORE INTO events (id, source, event, subject, sync_id, at, changes)
+                     SELECT id, source, event, subject, sync_id, at, changes FROM _staging_events
+                     WHERE sync_id = ?1 ORDER BY rowid",
+                    params![sync_id],
+                )?;
+            }
             drop_staging(&tx, &sync_id)?;
             record_run(&tx, &run)?;
             tx.commit()

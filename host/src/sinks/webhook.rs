@@ -184,7 +184,9 @@ impl WebhookSession {
     /// Sends the batch if its oldest record has waited long enough.
     async fn flush_if_due(&mut self) -> Result<(), SinkError> {
         match self.oldest {
-            Some(t) if self.count > 0 && t.elapsed() >= self.settings.batch_timeout => self.flush().await,
+            Some(t) if self.count > 0 && t.elapsed() >= self.settings.batch_timeout => {
+                self.flush().await
+            }
             _ => Ok(()),
         }
     }
@@ -209,7 +211,10 @@ impl WebhookSession {
         let signature = s.secret.as_ref().and_then(|secret| {
             let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).ok()?;
             mac.update(&body);
-            Some(format!("sha256={}", hex::encode(mac.finalize().into_bytes())))
+            Some(format!(
+                "sha256={}",
+                hex::encode(mac.finalize().into_bytes())
+            ))
         });
         let body = bytes::Bytes::from(body);
         let mut last = String::new();
@@ -285,7 +290,8 @@ impl WebhookSession {
         if !self.settings.wants_runs {
             return Ok(());
         }
-        let json = serde_json::to_vec(&wire_object("sync_run", &run.source, run)).unwrap_or_default();
+        let json =
+            serde_json::to_vec(&wire_object("sync_run", &run.source, run)).unwrap_or_default();
         let id = format!("sync_run:{}:{}", run.status.as_str(), run.finished_at);
         self.push(&id, &json).await?;
         self.flush().await
@@ -315,7 +321,8 @@ impl SinkSession for WebhookSession {
             self.push(&r.id, &json).await?;
         }
         for e in &batch.entitlements {
-            let json = serde_json::to_vec(&wire_object("entitlement", &source, e)).unwrap_or_default();
+            let json =
+                serde_json::to_vec(&wire_object("entitlement", &source, e)).unwrap_or_default();
             self.push(&e.id, &json).await?;
         }
         for g in &batch.grants {

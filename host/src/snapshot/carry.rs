@@ -91,7 +91,14 @@ impl StateStore {
                 condition(table)
             );
             let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query(params![source, base, generation, after, types, limit as i64])?;
+            let mut rows = stmt.query(params![
+                source,
+                base,
+                generation,
+                after,
+                types,
+                limit as i64
+            ])?;
             read_rows(&mut rows, table)
         })
         .await
@@ -111,7 +118,11 @@ impl StateStore {
         let Some(base) = checkpoint.base_gen else {
             return Ok(0);
         };
-        let (source, generation, data) = (source.to_owned(), checkpoint.generation, checkpoint.to_json());
+        let (source, generation, data) = (
+            source.to_owned(),
+            checkpoint.generation,
+            checkpoint.to_json(),
+        );
         let types = serde_json::to_string(&types).unwrap_or_default();
         self.blocking(move |conn| {
             let columns = match table {

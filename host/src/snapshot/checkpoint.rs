@@ -172,18 +172,26 @@ impl StateStore {
     }
 
     /// The sinks that already committed sync `sync_id` of `source`.
-    pub fn delivered_sinks(&self, source: &str, sync_id: &str) -> Result<BTreeSet<String>, StateError> {
+    pub fn delivered_sinks(
+        &self,
+        source: &str,
+        sync_id: &str,
+    ) -> Result<BTreeSet<String>, StateError> {
         self.with_conn(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT sink FROM sync_deliveries WHERE source = ?1 AND sync_id = ?2",
-            )?;
+            let mut stmt = conn
+                .prepare("SELECT sink FROM sync_deliveries WHERE source = ?1 AND sync_id = ?2")?;
             let rows = stmt.query_map(params![source, sync_id], |r| r.get(0))?;
             rows.collect()
         })
     }
 
     /// Records that `sink` committed sync `sync_id` of `source` (so a resumed delivery skips it).
-    pub fn record_delivery(&self, source: &str, sync_id: &str, sink: &str) -> Result<(), StateError> {
+    pub fn record_delivery(
+        &self,
+        source: &str,
+        sync_id: &str,
+        sink: &str,
+    ) -> Result<(), StateError> {
         self.with_conn(|conn| {
             conn.execute(
                 "INSERT OR REPLACE INTO sync_deliveries (source, sync_id, sink, delivered_at)
@@ -196,7 +204,11 @@ impl StateStore {
 }
 
 /// Writes the checkpoint row (inside the caller's transaction, if any).
-pub(super) fn save(conn: &rusqlite::Connection, source: &str, data: &str) -> Result<usize, rusqlite::Error> {
+pub(super) fn save(
+    conn: &rusqlite::Connection,
+    source: &str,
+    data: &str,
+) -> Result<usize, rusqlite::Error> {
     conn.execute(
         "UPDATE sync_checkpoints SET data = ?2, updated_at = ?3 WHERE source = ?1",
         params![source, data, super::now_rfc3339()],
@@ -204,14 +216,21 @@ pub(super) fn save(conn: &rusqlite::Connection, source: &str, data: &str) -> Res
 }
 
 /// Deletes every staged generation above `base` and the outbox of `source`.
-fn drop_pending(tx: &rusqlite::Transaction<'_>, source: &str, base: i64) -> Result<(), rusqlite::Error> {
+fn drop_pending(
+    tx: &rusqlite::Transaction<'_>,
+    source: &str,
+    base: i64,
+) -> Result<(), rusqlite::Error> {
     for table in ["snap_resources", "snap_entitlements", "snap_grants"] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE source = ?1 AND gen > ?2"),
             params![source, base],
         )?;
     }
-    tx.execute("DELETE FROM snap_removed WHERE source = ?1", params![source])?;
+    tx.execute(
+        "DELETE FROM snap_removed WHERE source = ?1",
+        params![source],
+    )?;
     tx.execute("DELETE FROM events WHERE source = ?1", params![source])?;
     tx.execute(
         "DELETE FROM sync_deliveries WHERE source = ?1",

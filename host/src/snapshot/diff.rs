@@ -48,7 +48,14 @@ pub fn field_changes(old: &str, new: &str, skip_status: bool) -> Option<String> 
     (!out.is_empty()).then(|| Value::Object(out).to_string())
 }
 
-fn compare(out: &mut Map<String, Value>, prefix: &str, old: &Value, new: &Value, depth: u8, skip_status: bool) {
+fn compare(
+    out: &mut Map<String, Value>,
+    prefix: &str,
+    old: &Value,
+    new: &Value,
+    depth: u8,
+    skip_status: bool,
+) {
     let empty = Map::new();
     let (old_map, new_map) = match (old, new) {
         (Value::Object(o), Value::Object(n)) => (o, n),
@@ -104,10 +111,14 @@ const ACTIVE: &str = "'enabled'";
 fn statements() -> Vec<String> {
     let insert = "INSERT OR IGNORE INTO events (id, source, sync_id, event, subject, at, changes)";
     let in_old = |alias: &str, table: &str| {
-        format!("EXISTS (SELECT 1 FROM {table} o WHERE o.source = ?1 AND o.gen = ?2 AND o.id = {alias}.id)")
+        format!(
+            "EXISTS (SELECT 1 FROM {table} o WHERE o.source = ?1 AND o.gen = ?2 AND o.id = {alias}.id)"
+        )
     };
     let in_new = |alias: &str, table: &str| {
-        format!("EXISTS (SELECT 1 FROM {table} n WHERE n.source = ?1 AND n.gen = ?3 AND n.id = {alias}.id)")
+        format!(
+            "EXISTS (SELECT 1 FROM {table} n WHERE n.source = ?1 AND n.gen = ?3 AND n.id = {alias}.id)"
+        )
     };
     vec![
         // New resources; one that went missing earlier and is back enabled is reactivated.
@@ -249,7 +260,11 @@ impl StateStore {
     }
 
     /// Counts of the outbox events of sync `sync_id` by kind.
-    pub fn event_counts(&self, source: &str, sync_id: &str) -> Result<Vec<(String, u64)>, StateError> {
+    pub fn event_counts(
+        &self,
+        source: &str,
+        sync_id: &str,
+    ) -> Result<Vec<(String, u64)>, StateError> {
         self.with_conn(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT event, count(*) FROM events WHERE source = ?1 AND sync_id = ?2 GROUP BY event ORDER BY event",
@@ -321,11 +336,23 @@ mod tests {
         let new = r#"{"type":"user","id":"user:u1","display_name":"B","status":"disabled",
             "user":{"login":"a@x","emails":[{"address":"b@x","primary":true}]},"profile":{"n":1,"cost":"7"}}"#;
         let changes = parsed(old, new, false).unwrap();
-        assert_eq!(changes["display_name"], serde_json::json!({"old":"A","new":"B"}));
-        assert_eq!(changes["status"], serde_json::json!({"old":"enabled","new":"disabled"}));
-        assert_eq!(changes["user.title"], serde_json::json!({"old":"Dev","new":null}));
+        assert_eq!(
+            changes["display_name"],
+            serde_json::json!({"old":"A","new":"B"})
+        );
+        assert_eq!(
+            changes["status"],
+            serde_json::json!({"old":"enabled","new":"disabled"})
+        );
+        assert_eq!(
+            changes["user.title"],
+            serde_json::json!({"old":"Dev","new":null})
+        );
         assert_eq!(changes["user.emails"]["new"][0]["address"], "b@x");
-        assert_eq!(changes["profile.cost"], serde_json::json!({"old":null,"new":"7"}));
+        assert_eq!(
+            changes["profile.cost"],
+            serde_json::json!({"old":null,"new":"7"})
+        );
         assert!(changes.get("user.login").is_none() && changes.get("id").is_none());
         let without_status = parsed(old, new, true).unwrap();
         assert!(without_status.get("status").is_none());
@@ -335,7 +362,11 @@ mod tests {
     fn equal_records_and_a_lone_status_flip_report_nothing() {
         let a = r#"{"id":"user:u1","status":"enabled","profile":{"a":1,"b":2}}"#;
         let b = r#"{"status":"enabled","id":"user:u1","profile":{"b":2,"a":1}}"#;
-        assert_eq!(field_changes(a, b, false), None, "key order is not a change");
+        assert_eq!(
+            field_changes(a, b, false),
+            None,
+            "key order is not a change"
+        );
         let c = r#"{"id":"user:u1","status":"disabled","profile":{"a":1,"b":2}}"#;
         assert_eq!(field_changes(a, c, true), None);
     }
@@ -345,6 +376,9 @@ mod tests {
         let old = r#"{"id":"group:g1","display_name":"G"}"#;
         let new = r#"{"id":"group:g1","display_name":"G","group":{"kind":"security"}}"#;
         let changes = parsed(old, new, false).unwrap();
-        assert_eq!(changes["group.kind"], serde_json::json!({"old":null,"new":"security"}));
+        assert_eq!(
+            changes["group.kind"],
+            serde_json::json!({"old":null,"new":"security"})
+        );
     }
 }

@@ -149,7 +149,14 @@ pub(super) fn write_batch(
         )?;
         for r in &batch.resources {
             let record = serde_json::to_string(r).map_err(|e| bad_record(5, e))?;
-            stmt.execute(params![source, generation, r.id, r.rtype, r.status.as_str(), record])?;
+            stmt.execute(params![
+                source,
+                generation,
+                r.id,
+                r.rtype,
+                r.status.as_str(),
+                record
+            ])?;
         }
     }
     if !batch.entitlements.is_empty() {
@@ -168,7 +175,14 @@ pub(super) fn write_batch(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         for g in &batch.grants {
-            stmt.execute(params![source, generation, g.id, rtype, g.entitlement, g.principal])?;
+            stmt.execute(params![
+                source,
+                generation,
+                g.id,
+                rtype,
+                g.entitlement,
+                g.principal
+            ])?;
         }
     }
     Ok(())

@@ -27,7 +27,13 @@ pub(super) async fn replay(
         let mut after = String::new();
         loop {
             let (batch, last) = ctx
-                .or_cancel(ctx.env.state.replay_chunk(ctx.name(), cp.generation, table, after.clone(), CHUNK))
+                .or_cancel(ctx.env.state.replay_chunk(
+                    ctx.name(),
+                    cp.generation,
+                    table,
+                    after.clone(),
+                    CHUNK,
+                ))
                 .await?
                 .map_err(Stop::failed)?;
             let Some(last) = last else { break };
@@ -151,11 +157,19 @@ async fn deliver_one(
 }
 
 /// Streams the sync's events from the outbox into `session`.
-async fn send_events(ctx: &Ctx<'_>, cp: &Checkpoint, session: &mut RoutedSession) -> Result<(), Stop> {
+async fn send_events(
+    ctx: &Ctx<'_>,
+    cp: &Checkpoint,
+    session: &mut RoutedSession,
+) -> Result<(), Stop> {
     let mut after = 0i64;
     loop {
         let chunk = ctx
-            .or_cancel(ctx.env.state.events_after(ctx.name(), &cp.sync_id, after, CHUNK))
+            .or_cancel(
+                ctx.env
+                    .state
+                    .events_after(ctx.name(), &cp.sync_id, after, CHUNK),
+            )
             .await?
             .map_err(Stop::failed)?;
         let Some((last, _)) = chunk.last() else {

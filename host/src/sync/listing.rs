@@ -34,12 +34,21 @@ pub(super) async fn list(
         full_sync: cp.full,
     };
     let (instance, services, redactor) = ctx
-        .or_cancel(open_connector(ctx.env, ctx.source, info, ctx.metrics.clone()))
+        .or_cancel(open_connector(
+            ctx.env,
+            ctx.source,
+            info,
+            ctx.metrics.clone(),
+        ))
         .await?
         .map_err(Stop::Failed)?;
     // What the connector staged before the interruption is staged again.
     for (key, value) in &cp.staged_state {
-        idhost_connector_sdk::services::HostServices::state_set(services.as_ref(), key, value.clone());
+        idhost_connector_sdk::services::HostServices::state_set(
+            services.as_ref(),
+            key,
+            value.clone(),
+        );
     }
     let fail = |what: String, err: ConnectorError| {
         Stop::Failed(redactor.redact(&format!(
@@ -64,10 +73,10 @@ pub(super) async fn list(
         let mut seen = HashSet::new();
         let mut page_no = 0u64;
         loop {
-            let page: Page<Resource> = ctx
-                .or_cancel(instance.list(&rtype, token.clone()))
-                .await?
-                .map_err(|e| fail(format!("listing `{rtype}` page {}", page_no + 1), e))?;
+            let page: Page<Resource> =
+                ctx.or_cancel(instance.list(&rtype, token.clone()))
+                    .await?
+                    .map_err(|e| fail(format!("listing `{rtype}` page {}", page_no + 1), e))?;
             page_no += 1;
             if page.incremental {
                 if cp.base_gen.is_none() {
@@ -82,12 +91,24 @@ pub(super) async fn list(
             } else if !page.removed.is_empty() {
                 tracing::debug!(source = %ctx.name(), rtype = %rtype, "ignoring `removed` ids on a page that is not incremental");
             }
-            let removed = if page.incremental { page.removed } else { Vec::new() };
+            let removed = if page.incremental {
+                page.removed
+            } else {
+                Vec::new()
+            };
             let next = page.next;
             let mut batch = Batch {
                 resources: page.items,
-                entitlements: if cp.resources_only { Vec::new() } else { page.entitlements },
-                grants: if cp.resources_only { Vec::new() } else { page.grants },
+                entitlements: if cp.resources_only {
+                    Vec::new()
+                } else {
+                    page.entitlements
+                },
+                grants: if cp.resources_only {
+                    Vec::new()
+                } else {
+                    page.grants
+                },
             };
             if spec.per_resource_details && !cp.resources_only {
                 let (ents, grants) = ctx

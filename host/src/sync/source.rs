@@ -81,10 +81,10 @@ pub(crate) fn source_redactor(source: &SourceConfig, manifest: Option<&Manifest>
     if let serde_json::Value::Object(settings) = &source.settings {
         for (key, value) in settings {
             let secret_key = manifest.is_some_and(|m| m.secret_keys().any(|k| k == key));
-            if secret_key || looks_secret(key) {
-                if let Some(text) = value.as_str() {
-                    redactor.add(text.to_owned());
-                }
+            if (secret_key || looks_secret(key))
+                && let Some(text) = value.as_str()
+            {
+                redactor.add(text.to_owned());
             }
         }
     }
@@ -251,7 +251,9 @@ fn prepare(ctx: &Ctx<'_>, options: &SyncOptions) -> Result<Checkpoint, String> {
         match reason {
             None => {
                 cp.attempts += 1;
-                state.save_checkpoint(name, &cp).map_err(|e| e.to_string())?;
+                state
+                    .save_checkpoint(name, &cp)
+                    .map_err(|e| e.to_string())?;
                 let at = match cp.phase {
                     Phase::Listing => match cp.types.get(cp.type_index) {
                         Some(t) => format!("at `{t}` after {} committed pages", cp.pages),
@@ -317,10 +319,16 @@ pub async fn sync_source(
     if let Some(message) = &error {
         tracing::error!(source = %source.name, error = %message, "sync did not complete; the next sync resumes it");
     }
-    let counts = checkpoint.as_ref().map(|c| c.counts.clone()).unwrap_or_default();
+    let counts = checkpoint
+        .as_ref()
+        .map(|c| c.counts.clone())
+        .unwrap_or_default();
     let run = SyncRun {
         source: source.name.clone(),
-        sync_id: checkpoint.as_ref().map(|c| c.sync_id.clone()).unwrap_or_default(),
+        sync_id: checkpoint
+            .as_ref()
+            .map(|c| c.sync_id.clone())
+            .unwrap_or_default(),
         started_at: checkpoint
             .as_ref()
             .map_or_else(now_rfc3339, |c| c.started_at.clone()),

@@ -9,7 +9,93 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Scratch, text};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The `idhost` binary under test, with the caller's environment cleared of idhost settings.
+pub(crate) fn idhost() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_idhost"));
+    cmd.env_remove("IDHOST_PLUGIN_DIR")
+        .env_remove("IDHOST_CONFIG")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Where `cargo build` put the plugins: beside the binary.
+pub(crate) fn plugin_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_idhost"))
+        .parent()
+        .expect("binary has a directory")
+        .to_owned();
+    let fixture = dir.join(format!(
+        "{}fixture_connector{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    assert!(
+        fixture.exists(),
+        "{} is missing: run `cargo build -p fixture-connector` first",
+        fixture.display()
+    );
+    dir
+}
+
+/// A scratch directory holding a config, the state database and the sinks' files.
+pub(crate) struct Scratch {
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub(crate) fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `idhost.toml`: the built plugins, `state.db`, then `body`.
+    pub(crate) fn config(&self, body: &str) -> PathBuf {
+        let path = self.path("idhost.toml");
+        let text = format!(
+            "plugin_dir = {:?}\nstate_path = {:?}\n{body}",
+            plugin_dir().display().to_string(),
+            self.path("state.db").display().to_string()
+        );
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    /// Runs `idhost ARGS` in the scratch directory.
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
+        idhost()
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("idhost runs")
+    }
+
+    pub(crate) fn db(&self, name: &str) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.path(name)).expect("open db")
+    }
+}
+
+/// Exit code, stdout and stderr, for assertion messages.
+pub(crate) fn text(output: &Output) -> String {
+    format!(
+        "status: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The single number `sql` selects.
+pub(crate) fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
+    db.query_row(sql, [], |r| r.get(0)).expect(sql)
+}
 
 /// One change event as the tests compare them: kind, subject and changes (ids differ between
 /// two syncs of the same change; they are checked separately).
@@ -108,7 +194,10 @@ pub(crate) fn unique_ids(events: &[Value]) -> BTreeSet<String> {
 }
 
 /// `(kind, subject) -> changes` of the SQLite sink's events of one sync.
-pub(crate) fn by_subject(events: &[(String, String, String, Value, String)], sync_id: &str) -> BTreeMap<(String, String), Value> {
+pub(crate) fn by_subject(
+    events: &[(String, String, String, Value, String)],
+    sync_id: &str,
+) -> BTreeMap<(String, String), Value> {
     events
         .iter()
         .filter(|e| e.4 == sync_id)
@@ -170,7 +259,9 @@ pub(crate) async fn pg_client(url: &str) -> Result<tokio_postgres::Client, Strin
 }
 
 /// A fresh schema in the test database and a sink URL that works in it only.
-pub(crate) async fn pg_schema(tag: &str) -> Result<(tokio_postgres::Client, String, String), String> {
+pub(crate) async fn pg_schema(
+    tag: &str,
+) -> Result<(tokio_postgres::Client, String, String), String> {
     let client = pg_client(PG_URL).await?;
     let schema = unique(tag);
     client
@@ -185,7 +276,10 @@ pub(crate) async fn pg_schema(tag: &str) -> Result<(tokio_postgres::Client, Stri
 pub(crate) fn wait_for(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
     let started = std::time::Instant::now();
     while !check() {
-        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

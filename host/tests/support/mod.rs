@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The `idhost` binary under test.
-pub fn idhost() -> Command {
+pub(crate) fn idhost() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_idhost"));
     cmd.env_remove("IDHOST_PLUGIN_DIR")
         .env_remove("IDHOST_CONFIG")
@@ -15,7 +15,7 @@ pub fn idhost() -> Command {
 }
 
 /// Where `cargo build` put the plugins: beside the binary.
-pub fn plugin_dir() -> PathBuf {
+pub(crate) fn plugin_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_BIN_EXE_idhost"))
         .parent()
         .expect("binary has a directory")
@@ -34,23 +34,23 @@ pub fn plugin_dir() -> PathBuf {
 }
 
 /// A scratch directory with a config file in it.
-pub struct Scratch {
-    pub dir: tempfile::TempDir,
+pub(crate) struct Scratch {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Scratch {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("tempdir"),
         }
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// Writes `idhost.toml` with `plugin_dir` pointing at the built plugins, then `body`.
-    pub fn config(&self, body: &str) -> PathBuf {
+    pub(crate) fn config(&self, body: &str) -> PathBuf {
         let path = self.path("idhost.toml");
         let text = format!(
             "plugin_dir = {:?}\nstate_path = \"state.db\"\n{body}",
@@ -61,7 +61,7 @@ impl Scratch {
     }
 
     /// Runs `idhost ARGS`.
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         idhost()
             .args(args)
             .current_dir(self.dir.path())
@@ -69,12 +69,12 @@ impl Scratch {
             .expect("idhost runs")
     }
 
-    pub fn db(&self, name: &str) -> rusqlite::Connection {
+    pub(crate) fn db(&self, name: &str) -> rusqlite::Connection {
         rusqlite::Connection::open(self.path(name)).expect("open db")
     }
 }
 
-pub fn text(output: &Output) -> String {
+pub(crate) fn text(output: &Output) -> String {
     format!(
         "status: {:?}\n--- stdout\n{}\n--- stderr\n{}",
         output.status.code(),
@@ -83,6 +83,6 @@ pub fn text(output: &Output) -> String {
     )
 }
 
-pub fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
+pub(crate) fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
     db.query_row(sql, [], |r| r.get(0)).expect(sql)
 }

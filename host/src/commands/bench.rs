@@ -1,0 +1,545 @@
+//! `idhost bench`: how close a sync comes to what the upstream allows.
+//!
+//! Every scenario starts the simulators in this process (with injected latency), syncs the real
+//! connector plugins into a SQLite sink in a temporary directory through the same pipeline as
+//! `idhost sync` (`crate::sync::run`), and prints one table row:
+//!
+//! * `requests`: requests the simulator logged (`sim_common::RequestLog`), token calls included;
+//! * `bound`: the lower bound on wall time the upstream's documented limits allow, i.e. the
+//!   fewest requests a sync can make, divided by the concurrency the upstream allows, times the
+//!   injected latency — and, where a documented rate limit would stretch that, the time the rate
+//!   limit needs for the same requests. Each scenario documents its formula below;
+//! * `wall`, `ratio` (wall ÷ bound), `records` (resources + entitlements + grants received),
+//!   `rec/s` and `peak RSS`: `VmHWM` of /proc/self/status. It is process-wide, so it includes
+//!   the simulators' datasets and the sinks; the bench resets it (`5` to /proc/self/clear_refs)
+//!   before each scenario so a row is not charged with an earlier scenario's peak.
+//!
+//! Targets (issue 8): wall ≤ 1.25 × bound; `all` ≈ the slowest alone; peak RSS ≤ 150 MB for
+//! `entra`; SQLite ≥ 200k records/s. The bench reports misses; it does not fail on them.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{CommandError, Outcome};
+use crate::progress::Progress;
+use crate::sinks::RunStatus;
+use crate::state::StateStore;
+use crate::sync::{SourceOutcome, SyncEnv, SyncOptions};
+
+/// One scenario of `idhost bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Entra: 100k users, 10k groups, 1M memberships.
+    Entra,
+    /// Ironclad: 50k users, 2k groups, under 600 requests/min.
+    Ironclad,
+    /// Clickwrap: 20k users.
+    Clickwrap,
+    /// The three above in one concurrent sync.
+    All,
+    /// Fixture plugin → SQLite sink, 1M grants.
+    Sqlite,
+    /// Fixture plugin → Postgres sink (127.0.0.1:5432, database `test`), 1M grants.
+    Postgres,
+    /// Fixture plugin → JSONL sink, 1M grants.
+    Jsonl,
+    /// Cost of one page crossing the plugin boundary (fixture plugin, 10 vs 1000 per page).
+    Plugin,
+}
+
+/// `idhost bench` arguments.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Scenarios to run (repeatable; default: all of them).
+    #[arg(long = "scenario", value_enum)]
+    pub scenarios: Vec<Scenario>,
+    /// Multiplies every dataset size (0.01 for a quick run).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Latency each simulator adds to every answer, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub latency_ms: u64,
+    /// Postgres URL for the `postgres` scenario.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub postgres_url: String,
+}
+
+/// One printed row.
+#[derive(Debug, Default)]
+struct Row {
+    name: String,
+    requests: Option<usize>,
+    bound: Option<Duration>,
+    wall: Duration,
+    records: u64,
+    rss_kb: Option<u64>,
+    note: String,
+}
+
+const ALL: [Scenario; 8] = [
+    Scenario::Entra,
+    Scenario::Ironclad,
+    Scenario::Clickwrap,
+    Scenario::All,
+    Scenario::Sqlite,
+    Scenario::Postgres,
+    Scenario::Jsonl,
+    Scenario::Plugin,
+];
+
+/// Runs the chosen scenarios and prints the table on stdout.
+pub(crate) async fn run(flag: Option<&Path>, args: BenchArgs) -> Result<Outcome, CommandError> {
+    if !(args.scale > 0.0 && args.scale.is_finite()) {
+        return Err(CommandError::usage(anyhow::anyhow!(
+            "--scale must be a positive number like `0.1`; got `{}`",
+            args.scale
+        )));
+    }
+    let scenarios: Vec<Scenario> = if args.scenarios.is_empty() { ALL.to_vec() } else { args.scenarios.clone() };
+    let latency = Duration::from_millis(args.latency_ms);
+    let mut failed = false;
+    println!("{}", header());
+    for scenario in scenarios {
+        reset_peak_rss();
+        let rss_at_start = rss_kb("VmRSS:");
+        let result = match scenario {
+            Scenario::Entra | Scenario::Ironclad | Scenario::Clickwrap | Scenario::All => {
+                upstream(flag, scenario, args.scale, latency).await
+            }
+            Scenario::Sqlite | Scenario::Postgres | Scenario::Jsonl => {
+                sink(flag, scenario, args.scale, &args.postgres_url).await
+            }
+            Scenario::Plugin => plugin_boundary(flag, args.scale).await,
+        };
+        let row = match result {
+            Ok(mut row) => {
+                if let Some(kb) = rss_at_start {
+                    let _ = write!(row.note, "; RSS at start {:.0}MB", kb as f64 / 1024.0);
+                }
+                row
+            }
+            Err(err) => {
+                failed = true;
+                Row { name: name(scenario).to_owned(), note: format!("FAILED: {err:#}"), ..Row::default() }
+            }
+        };
+        println!("{}", format_row(&row));
+    }
+    Ok(if failed { Outcome::Failed } else { Outcome::Success })
+}
+
+fn name(scenario: Scenario) -> &'static str {
+    match scenario {
+        Scenario::Entra => "entra",
+        Scenario::Ironclad => "ironclad",
+        Scenario::Clickwrap => "clickwrap",
+        Scenario::All => "all",
+        Scenario::Sqlite => "sqlite",
+        Scenario::Postgres => "postgres",
+        Scenario::Jsonl => "jsonl",
+        Scenario::Plugin => "plugin",
+    }
+}
+
+fn header() -> String {
+    format!(
+        "{:<10} {:>9} {:>9} {:>9} {:>6} {:>9} {:>10} {:>9}  {}",
+        "scenario", "requests", "bound", "wall", "ratio", "records", "rec/s", "peak RSS", "note"
+    )
+}
+
+fn format_row(row: &Row) -> String {
+    let secs = |d: Duration| format!("{:.2}s", d.as_secs_f64());
+    let dash = || "-".to_owned();
+    let wall = row.wall.as_secs_f64();
+    let ratio = match row.bound {
+        Some(b) if !b.is_zero() && wall > 0.0 => format!("{:.2}", wall / b.as_secs_f64()),
+        _ => dash(),
+    };
+    let rate = if wall > 0.0 { format!("{:.0}", row.records as f64 / wall) } else { dash() };
+    format!(
+        "{:<10} {:>9} {:>9} {:>9} {:>6} {:>9} {:>10} {:>9}  {}",
+        row.name,
+        row.requests.map_or_else(dash, |r| r.to_string()),
+        row.bound.map_or_else(dash, secs),
+        secs(row.wall),
+        ratio,
+        row.records,
+        rate,
+        row.rss_kb.map_or_else(dash, |kb| format!("{:.1}MB", kb as f64 / 1024.0)),
+        row.note
+    )
+}
+
+/// Peak resident set size of this process (kB), from `VmHWM` in /proc/self/status.
+fn peak_rss_kb() -> Option<u64> {
+    rss_kb("VmHWM:")
+}
+
+/// A `kB` line of /proc/self/status (`VmHWM:` peak, `VmRSS:` now). Memory freed by an earlier
+/// scenario is not always returned to the OS, so a row's peak can include what the previous
+/// scenario left resident: the note shows the RSS each scenario started from.
+fn rss_kb(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Resets `VmHWM` to the current RSS (Linux ≥ 4.0: writing `5` to clear_refs). Best effort:
+/// without it a row shows the peak of every scenario so far.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn scaled(n: usize, scale: f64) -> usize {
+    ((n as f64 * scale).round() as usize).max(1)
+}
+
+fn records(outcomes: &[SourceOutcome]) -> u64 {
+    outcomes
+        .iter()
+        .map(|o| o.counts.resource_total() + o.counts.entitlements + o.counts.grants)
+        .sum()
+}
+
+/// Runs one sync of `config_text` (with `${VARS}` from `vars`) and times it.
+async fn sync_once(
+    flag: Option<&Path>,
+    dir: &Path,
+    config_text: String,
+    vars: &HashMap<&str, String>,
+) -> Result<(Vec<SourceOutcome>, Duration), anyhow::Error> {
+    let config_path = dir.join("bench.toml");
+    let config = crate::config::parse(&config_path, config_text, &|name| vars.get(name).cloned())
+        .map(Arc::new)
+        .context("the bench's own config")?;
+    let registry = super::discover(flag, Some(&config)).map_err(|e| e.error)?;
+    for source in &config.sources {
+        if registry.get(&source.connector).is_none() {
+            anyhow::bail!(
+                "the bench needs the `{}` plugin, which is not in {}: build the workspace first (`cargo build --workspace --release`) or pass --plugin-dir",
+                source.connector,
+                registry.dir.display()
+            );
+        }
+    }
+    let sinks = crate::sinks::build(&config.sinks).await?;
+    let state = StateStore::open(&config.state_path)?;
+    let client = crate::services::http::build_client().context("building the HTTP client")?;
+    let env = SyncEnv {
+        config: config.clone(),
+        registry,
+        sinks: Arc::new(sinks),
+        state,
+        client,
+        progress: Progress::hidden(),
+        cancel: CancellationToken::new(),
+    };
+    let started = Instant::now();
+    let outcomes = crate::sync::run(&env, &SyncOptions::default()).await;
+    let wall = started.elapsed();
+    if let Some(bad) = outcomes.iter().find(|o| o.status != RunStatus::Succeeded) {
+        anyhow::bail!(
+            "source `{}` did not succeed: {}",
+            bad.source,
+            bad.error.as_deref().unwrap_or("no error recorded")
+        );
+    }
+    Ok((outcomes, wall))
+}
+
+fn temp_dir() -> Result<tempfile::TempDir, anyhow::Error> {
+    tempfile::Builder::new().prefix("idhost-bench").tempdir().context("creating a temporary directory")
+}
+
+fn sqlite_sink(dir: &Path) -> String {
+    format!(
+        "state_path = {state:?}\n[sinks.db]\ntype = \"sqlite\"\npath = {db:?}\ninputs = [\"*\"]\n",
+        state = dir.join("state.db").display().to_string(),
+        db = dir.join("bench.db").display().to_string(),
+    )
+}
+
+/// Sizes and lower bounds of the upstream scenarios.
+struct Upstreams {
+    entra: Option<sim_graph::Simulator>,
+    ironclad: Option<sim_ironclad::Simulator>,
+    clickwrap: Option<sim_clickwrap::Simulator>,
+}
+
+/// Entra bound. Fewest requests: one token call, ⌈users/999⌉ `/users` pages and
+/// ⌈groups/999⌉ `/groups` pages (`$top` ≤ 999; each page needs the previous page's nextLink, so
+/// these are sequential: concurrency 1), plus members and owners of every group read 20 per
+/// `$batch` (the documented batch maximum) — ⌈2·groups/20⌉ batches with up to `concurrency`
+/// (connector default 4) in flight. Latency bound = (1 + pages + ⌈batches/4⌉) × latency.
+/// Throttle bound: identity-and-access token bucket, L tenant (> 500 users) 8,000 resource
+/// units per 10 s; `GET groups/{id}/members` costs 3 RU, −1 for `$select` = 2 RU (owners the
+/// same, `/users` 2 − 1 = 1), so RU = pages + 4·groups and the bound is RU/8000 × 10 s.
+/// bound = max(latency bound, throttle bound). Apps, roles and managed identities add a handful
+/// of requests and are ignored (they make the bound lower, never higher).
+fn entra_bound(users: usize, groups: usize, latency: Duration) -> (usize, Duration) {
+    let pages = users.div_ceil(999) + groups.div_ceil(999);
+    let batches = (2 * groups).div_ceil(20);
+    let requests = 1 + pages + batches;
+    let latency_bound = latency * (1 + pages + batches.div_ceil(4)) as u32;
+    let ru = (pages + 4 * groups) as f64;
+    let throttle_bound = Duration::from_secs_f64(ru / 8000.0 * 10.0);
+    (requests, latency_bound.max(throttle_bound))
+}
+
+/// Ironclad bound. Fewest requests: one token call, ⌈users/1000⌉ `/Users` pages and
+/// ⌈groups/1000⌉ `/Groups` pages (SCIM `count` ≤ 1000 in the simulator; groups carry their
+/// members inline, so no per-group reads). The connector pages each listing sequentially
+/// (concurrency 1). Rate limits: 600/min for users and 600/min for groups (separate buckets),
+/// so a bucket with n requests needs at least (⌈n/600⌉ − 1) minutes.
+/// bound = max((1 + pages) × latency, rate bound).
+fn ironclad_bound(users: usize, groups: usize, latency: Duration) -> (usize, Duration) {
+    let (u, g) = (users.div_ceil(1000), groups.div_ceil(1000));
+    let requests = 1 + u + g;
+    let rate = |n: usize| Duration::from_secs(60 * (n.div_ceil(600).saturating_sub(1)) as u64);
+    (requests, (latency * requests as u32).max(rate(u)).max(rate(g)))
+}
+
+/// Clickwrap bound. Fewest requests: one token call, ⌈users/100⌉ account member pages and, for
+/// the one (primary) site every user belongs to, ⌈users/100⌉ `/sites/{id}/memberships` pages
+/// (`per_page` ≤ 100 per reference/pagination; `has_more` chains each listing: concurrency 1,
+/// and the two listings are sequential resource types), plus one `/sites` page. 2000
+/// requests/min per token: (⌈n/2000⌉ − 1) minutes. bound = max(requests × latency, rate bound).
+fn clickwrap_bound(users: usize, latency: Duration) -> (usize, Duration) {
+    let pages = 2 * users.div_ceil(100) + 1;
+    let requests = 1 + pages;
+    let rate = Duration::from_secs(60 * (pages.div_ceil(2000).saturating_sub(1)) as u64);
+    (requests, (latency * requests as u32).max(rate))
+}
+
+async fn upstream(
+    flag: Option<&Path>,
+    scenario: Scenario,
+    scale: f64,
+    latency: Duration,
+) -> Result<Row, anyhow::Error> {
+    let want = |s: Scenario| scenario == s || scenario == Scenario::All;
+    let (e_users, e_groups, e_members) = (scaled(100_000, scale), scaled(10_000, scale), scaled(1_000_000, scale));
+    let (i_users, i_groups) = (scaled(50_000, scale), scaled(2_000, scale));
+    let c_users = scaled(20_000, scale);
+    let sims = Upstreams {
+        entra: want(Scenario::Entra).then(|| {
+            sim_graph::Simulator::new(sim_graph::SimConfig {
+                users: e_users,
+                groups: e_groups,
+                memberships: e_members,
+                latency,
+                ..sim_graph::SimConfig::default()
+            })
+        }),
+        ironclad: want(Scenario::Ironclad).then(|| {
+            sim_ironclad::Simulator::new(sim_ironclad::SimConfig {
+                users: i_users,
+                groups: i_groups,
+                members_per_group: 25,
+                latency,
+                ..sim_ironclad::SimConfig::default()
+            })
+        }),
+        clickwrap: want(Scenario::Clickwrap).then(|| {
+            sim_clickwrap::Simulator::new(sim_clickwrap::SimConfig {
+                users: c_users,
+                latency,
+                ..sim_clickwrap::SimConfig::default()
+            })
+        }),
+    };
+    let dir = temp_dir()?;
+    let mut text = sqlite_sink(dir.path());
+    let mut vars: HashMap<&str, String> = HashMap::new();
+    let mut servers = Vec::new();
+    let mut bounds = Vec::new();
+    if let Some(sim) = &sims.entra {
+        let server = sim.serve(0).await.context("starting the Graph simulator")?;
+        let c = sim.config();
+        vars.insert("B_GRAPH_URL", server.url());
+        vars.insert("B_GRAPH_SECRET", c.client_secret.clone());
+        text.push_str(&format!(
+            "[sources.corp]\nconnector = \"entra\"\n[sources.corp.settings]\ntenant_id = {:?}\nclient_id = {:?}\nclient_secret = \"${{B_GRAPH_SECRET}}\"\ngraph_url = \"${{B_GRAPH_URL}}\"\nlogin_url = \"${{B_GRAPH_URL}}\"\n",
+            c.tenant_id, c.client_id
+        ));
+        servers.push(server);
+        bounds.push(entra_bound(e_users, e_groups, latency));
+    }
+    if let Some(sim) = &sims.ironclad {
+        let server = sim.serve(0).await.context("starting the Ironclad simulator")?;
+        let c = sim.config();
+        vars.insert("B_IRONCLAD_URL", server.url());
+        vars.insert("B_IRONCLAD_SECRET", c.client_secret.clone());
+        text.push_str(&format!(
+            "[sources.legal]\nconnector = \"ironclad\"\n[sources.legal.settings]\nbase_url = \"${{B_IRONCLAD_URL}}\"\nclient_id = {:?}\nclient_secret = \"${{B_IRONCLAD_SECRET}}\"\nas_user_email = {:?}\n",
+            c.client_id, c.admin_email
+        ));
+        servers.push(server);
+        bounds.push(ironclad_bound(i_users, i_groups, latency));
+    }
+    if let Some(sim) = &sims.clickwrap {
+        let server = sim.serve(0).await.context("starting the Clickwrap simulator")?;
+        let c = sim.config();
+        vars.insert("B_CLICKWRAP_URL", server.url());
+        vars.insert("B_CLICKWRAP_SECRET", c.client_secret.clone());
+        text.push_str(&format!(
+            "[sources.clickwrap]\nconnector = \"clickwrap\"\n[sources.clickwrap.settings]\nbase_url = \"${{B_CLICKWRAP_URL}}/v1.1\"\ntoken_url = \"${{B_CLICKWRAP_URL}}/oauth/token\"\nclient_id = {:?}\nclient_secret = \"${{B_CLICKWRAP_SECRET}}\"\naccount_id = \"{}\"\n",
+            c.client_id, c.account_id
+        ));
+        servers.push(server);
+        bounds.push(clickwrap_bound(c_users, latency));
+    }
+    let result = sync_once(flag, dir.path(), text, &vars).await;
+    let rss_kb = peak_rss_kb();
+    for server in servers {
+        server.shutdown().await;
+    }
+    let (outcomes, wall) = result?;
+    let requests = sims.entra.as_ref().map_or(0, |s| s.faults().log().len())
+        + sims.ironclad.as_ref().map_or(0, |s| s.faults().log().len())
+        + sims.clickwrap.as_ref().map_or(0, |s| s.faults().log().len());
+    let min_requests: usize = bounds.iter().map(|b| b.0).sum();
+    // Concurrent sources: the slowest one bounds the whole sync.
+    let bound = bounds.iter().map(|b| b.1).max().unwrap_or_default();
+    let mut note = format!("min requests {min_requests}");
+    let mut sizes = String::new();
+    if sims.entra.is_some() {
+        let _ = write!(sizes, " entra {e_users}u/{e_groups}g/{e_members}m");
+    }
+    if sims.ironclad.is_some() {
+        let _ = write!(sizes, " ironclad {i_users}u/{i_groups}g");
+    }
+    if sims.clickwrap.is_some() {
+        let _ = write!(sizes, " clickwrap {c_users}u");
+    }
+    note.push_str(&format!(";{sizes}; latency {}ms", latency.as_millis()));
+    Ok(Row {
+        name: name(scenario).to_owned(),
+        requests: Some(requests),
+        bound: Some(bound),
+        wall,
+        records: records(&outcomes),
+        rss_kb,
+        note,
+    })
+}
+
+/// Fixture settings for `grants` memberships: 10,000 users (scaled), groups enough for the rest.
+fn fixture_source(grants: usize, page_size: usize) -> (usize, usize, String) {
+    let users = grants.clamp(1, 10_000);
+    let groups = grants.div_ceil(users).max(1);
+    let text = format!(
+        "[sources.fixture]\nconnector = \"fixture\"\n[sources.fixture.settings]\nusers = {users}\ngroups = {groups}\nroles = 0\nmemberships = {grants}\npage_size = {page_size}\n"
+    );
+    (users, groups, text)
+}
+
+/// Sink throughput: the fixture plugin (no network) serves 1M memberships (scaled) into one sink.
+/// No upstream, so no bound; rec/s is the number to watch (SQLite target ≥ 200k/s).
+async fn sink(flag: Option<&Path>, scenario: Scenario, scale: f64, postgres_url: &str) -> Result<Row, anyhow::Error> {
+    let dir = temp_dir()?;
+    let grants = scaled(1_000_000, scale);
+    let state = dir.path().join("state.db").display().to_string();
+    let mut text = format!("state_path = {state:?}\n");
+    match scenario {
+        Scenario::Sqlite => {
+            let db = dir.path().join("bench.db").display().to_string();
+            text.push_str(&format!("[sinks.db]\ntype = \"sqlite\"\npath = {db:?}\ninputs = [\"*\"]\n"));
+        }
+        Scenario::Jsonl => {
+            let file = dir.path().join("bench.jsonl").display().to_string();
+            text.push_str(&format!("[sinks.stream]\ntype = \"jsonl\"\npath = {file:?}\n"));
+        }
+        _ => {
+            if tokio::net::TcpStream::connect("127.0.0.1:5432").await.is_err() && postgres_url.contains("127.0.0.1:5432") {
+                return Ok(Row {
+                    name: name(scenario).to_owned(),
+                    note: "SKIPPED: no Postgres answers on 127.0.0.1:5432".to_owned(),
+                    ..Row::default()
+                });
+            }
+            text.push_str(&format!(
+                "[sinks.pg]\ntype = \"postgres\"\nurl = \"${{B_PG_URL}}\"\nrecords = [\"resource\", \"entitlement\", \"grant\", \"sync_run\"]\n"
+            ));
+        }
+    }
+    let (users, groups, source) = fixture_source(grants, 1000);
+    text.push_str(&source);
+    let vars = HashMap::from([("B_PG_URL", postgres_url.to_owned())]);
+    let (outcomes, wall) = sync_once(flag, dir.path(), text, &vars).await?;
+    Ok(Row {
+        name: name(scenario).to_owned(),
+        requests: None,
+        bound: None,
+        wall,
+        records: records(&outcomes),
+        rss_kb: peak_rss_kb(),
+        note: format!("fixture {users}u/{groups}g/{grants} grants, 1000 per page"),
+    })
+}
+
+/// The plugin boundary: the same 200k users (scaled) listed at 10 and at 1000 per page into a
+/// JSONL sink; the difference in wall time divided by the difference in pages is what one extra
+/// page costs (FFI call, page conversion, routing, sink batch). No upstream, so no bound.
+async fn plugin_boundary(flag: Option<&Path>, scale: f64) -> Result<Row, anyhow::Error> {
+    let users = scaled(200_000, scale);
+    let mut walls = Vec::new();
+    let mut total = 0;
+    for page_size in [10, 1000] {
+        let dir = temp_dir()?;
+        let file = dir.path().join("bench.jsonl").display().to_string();
+        let state = dir.path().join("state.db").display().to_string();
+        let text = format!(
+            "state_path = {state:?}\n[sinks.stream]\ntype = \"jsonl\"\npath = {file:?}\n[sources.fixture]\nconnector = \"fixture\"\n[sources.fixture.settings]\nusers = {users}\ngroups = 1\nroles = 0\nmemberships = 0\npage_size = {page_size}\n"
+        );
+        let (outcomes, wall) = sync_once(flag, dir.path(), text, &HashMap::new()).await?;
+        total = records(&outcomes);
+        walls.push((users.div_ceil(page_size), wall));
+    }
+    let (small_pages, small) = walls[0];
+    let (big_pages, big) = walls[1];
+    let extra_pages = small_pages.saturating_sub(big_pages).max(1) as f64;
+    let per_page = (small.as_secs_f64() - big.as_secs_f64()).max(0.0) / extra_pages;
+    Ok(Row {
+        name: "plugin".to_owned(),
+        requests: Some(small_pages),
+        bound: None,
+        wall: small,
+        records: total,
+        rss_kb: peak_rss_kb(),
+        note: format!(
+            "{users} users: {small_pages} pages of 10 in {:.2}s, {big_pages} pages of 1000 in {:.2}s → {:.1}µs per page",
+            small.as_secs_f64(),
+            big.as_secs_f64(),
+            per_page * 1e6
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entra_bound_is_throttle_bound_at_full_size() {
+        let (requests, bound) = entra_bound(100_000, 10_000, Duration::from_millis(20));
+        assert_eq!(requests, 1 + 101 + 11 + 1000);
+        // 112 pages + 40,000 RU → 40,112 / 8000 × 10 s ≈ 50 s, above the 7.3 s latency bound.
+        assert!((bound.as_secs_f64() - 50.14).abs() < 0.01, "{bound:?}");
+    }
+
+    #[test]
+    fn ironclad_and_clickwrap_bounds_are_latency_bound_at_full_size() {
+        let (requests, bound) = ironclad_bound(50_000, 2_000, Duration::from_millis(20));
+        assert_eq!((requests, bound), (53, Duration::from_millis(1060)));
+        let (requests, bound) = clickwrap_bound(20_000, Duration::from_millis(20));
+        assert_eq!((requests, bound), (402, Duration::from_millis(8040)));
+    }
+}

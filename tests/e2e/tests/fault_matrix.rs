@@ -1,0 +1,640 @@
+//! Issue 8, fault matrix: every row goes through the real `idhost` binary, the real plugins and
+//! the simulators (or the fixture plugin where the fault is the plugin's own), and asserts that
+//! the source either completes correctly or fails cleanly with its previous snapshot intact
+//! (same sync_id, same counts), and that no change event is lost: an upstream change made before
+//! the faulty sync shows up as exactly one event once a later sync completes.
+//!
+//! | fault | covered by |
+//! |---|---|
+//! | 429 with Retry-After | entra.rs `batches_refused_with_429_and_retry_after_finish_with_no_lost_page`; here `clickwrap_429_with_retry_after` |
+//! | 429 without Retry-After | ironclad.rs `rate_limit_429_without_retry_after_is_retried_with_backoff` |
+//! | 500 burst | ironclad.rs `burst_of_three_500s_on_a_user_page_is_retried` |
+//! | 502 burst | here `entra_502_burst` |
+//! | 503 burst | here `clickwrap_503_burst`; host/tests/http_policy.rs `retries_a_503_burst_for_reads_but_not_a_500_for_a_post` |
+//! | 503 that never ends | here `ironclad_503_forever_fails_cleanly` |
+//! | connection reset | here `ironclad_connection_reset` |
+//! | slow response beyond `request_timeout_secs = 1` | here `clickwrap_one_slow_response` (retried), `clickwrap_every_response_slow_fails_cleanly` |
+//! | token expiry mid-sync | ironclad.rs `token_expiring_after_the_first_user_page_is_refreshed_and_the_sync_is_complete`; here `entra_token_expiry_mid_sync`, `clickwrap_token_expiry_mid_sync` |
+//! | token revocation mid-sync | here `ironclad_token_revocation_mid_sync` |
+//! | malformed JSON | ironclad.rs `malformed_user_page_fails_the_source_cleanly_and_keeps_the_previous_snapshot`; here `entra_malformed_batch` |
+//! | truncated body | here `clickwrap_truncated_body`; host/tests/http_policy.rs `a_truncated_body_is_an_error_not_a_short_page` |
+//! | wrong content type | here `entra_wrong_content_type` |
+//! | page token that repeats | host/tests/sync_fixture.rs `a_repeated_page_token_fails_the_listing_instead_of_looping` (fixture `repeat_token_on`) |
+//! | empty page with has_more / nextLink | here `clickwrap_empty_page_with_has_more`, `entra_empty_page_with_next_link` |
+//! | user with no email | here `clickwrap_user_without_email` |
+//! | 20 MB response | here `clickwrap_20_mb_response` |
+//! | plugin panics | host/tests/sync_fixture.rs `a_panicking_and_a_failing_source_fail_alone_and_keep_their_previous_snapshots` |
+//! | plugin hangs | here `fixture_plugin_hang` (GAP: the host has no per-call timeout; see the test) |
+//! | sink fails mid-write: SQLite locked by another writer (read-only mode does not stop root) | here `sqlite_sink_locked_by_another_writer_fails_cleanly` |
+//! | sink fails mid-write: Postgres down | host/tests/sinks_postgres.rs `postgres_down_at_write_time_fails_that_source_and_keeps_its_previous_snapshot` |
+//! | SIGTERM mid-sync, resumed | host/tests/checkpoints_resume.rs `a_stopped_sync_resumes_and_restart_starts_over_with_the_same_result`; host/tests/sync_fixture.rs `sigterm_mid_sync_leaves_the_previous_snapshot_whole`; host/tests/daemon.rs `sigterm_mid_sync_cancels_within_the_bound_and_leaves_no_partial_snapshot` |
+//! | SIGKILL mid-sync, resumed | host/tests/checkpoints_resume.rs `a_sync_killed_mid_way_resumes_from_its_last_page_and_ends_like_an_uninterrupted_one` |
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use idhost_e2e::{Db, Run, Scratch, http, require_plugins, toml_str};
+use serde_json::{Value, json};
+use sim_common::{Fault, FaultAction, FaultRule, Faults, RunningServer};
+
+const SINK: &str = "\n[sinks.db]\ntype = \"sqlite\"\npath = \"idhost.db\"\ninputs = [\"*\"]\nrecords = [\"resource\", \"entitlement\", \"grant\", \"event\", \"sync_run\"]\n";
+
+/// How a faulty sync ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    Completed,
+    FailedCleanly,
+}
+
+/// One source over one simulator, in a scratch directory.
+struct Case {
+    s: Scratch,
+    config: PathBuf,
+    source: &'static str,
+    faults: Faults,
+    url: String,
+    _server: RunningServer,
+}
+
+impl Case {
+    fn db(&self) -> Db {
+        self.s.db("idhost.db")
+    }
+
+    fn events_about(&self, subject: &str) -> i64 {
+        self.db().count(
+            "SELECT count(*) FROM events WHERE source = ?1 AND subject = ?2",
+            [self.source, subject],
+        )
+    }
+
+    async fn sync(&self) -> Run {
+        self.s.sync(&self.config, &[]).await
+    }
+
+    /// Baseline sync, `change` upstream (it returns the resource id that disappears), `inject`,
+    /// the faulty sync, then a clean recovery sync. Asserts the contract; returns how the faulty
+    /// sync ended.
+    async fn row<G>(&self, change: impl FnOnce() -> String, inject: impl FnOnce(&Faults) -> G) -> Ended {
+        self.sync().await.expect_code(0);
+        let before = self.db().snapshot(self.source);
+        assert_eq!(before.sync_ids.len(), 1, "{before:?}");
+        let gone = change();
+        assert!(
+            self.db()
+                .resource_ids(self.source, "user")
+                .contains(&gone),
+            "{gone} is in the baseline"
+        );
+        // Whatever `inject` returns (a lock, say) lives for the faulty sync only.
+        let guard = inject(&self.faults);
+        let run = self.sync().await;
+        drop(guard);
+        let ended = match run.code {
+            Some(0) => {
+                let after = self.db().snapshot(self.source);
+                assert_eq!(after.sync_ids.len(), 1, "{after:?}");
+                assert_ne!(after.sync_ids, before.sync_ids, "a new snapshot");
+                assert!(
+                    !self.db().resource_ids(self.source, "user").contains(&gone),
+                    "the completed sync saw the change\n{}",
+                    run.text()
+                );
+                Ended::Completed
+            }
+            Some(1) => {
+                assert_eq!(
+                    self.db().snapshot(self.source),
+                    before,
+                    "previous snapshot intact\n{}",
+                    run.text()
+                );
+                assert_eq!(self.events_about(&gone), 0, "no event from a failed sync");
+                let row = run.source(self.source);
+                assert_eq!(row["status"], "failed", "{}", run.text());
+                assert!(
+                    row["error"].as_str().is_some_and(|e| !e.is_empty()),
+                    "{}",
+                    run.text()
+                );
+                Ended::FailedCleanly
+            }
+            _ => panic!("neither completed nor failed cleanly\n{}", run.text()),
+        };
+        self.faults.clear();
+        self.sync().await.expect_code(0);
+        assert_eq!(
+            self.events_about(&gone),
+            1,
+            "the removal of {gone} is one event, not lost, not doubled; events: {:?}",
+            self.db().strings(
+                "SELECT event || ' ' || subject || ' ' || sync_id FROM events WHERE source = ?1 ORDER BY seq DESC LIMIT 8",
+                [self.source]
+            )
+        );
+        ended
+    }
+}
+
+fn rule(path: &str, action: FaultAction) -> FaultRule {
+    FaultRule::any(action).on_path(path)
+}
+
+// ---------------------------------------------------------------- simulators
+
+async fn ironclad(extra: &str) -> (Case, sim_ironclad::Simulator) {
+    require_plugins(&["idhost_ironclad"]);
+    let sim = sim_ironclad::Simulator::new(sim_ironclad::SimConfig {
+        users: 600,
+        groups: 6,
+        members_per_group: 10,
+        ..sim_ironclad::SimConfig::default()
+    });
+    let server = sim.serve(0).await.expect("serve sim-ironclad");
+    let c = sim.config();
+    let s = Scratch::new();
+    let config = s.config(&format!(
+        "[sources.legal]\nconnector = \"ironclad\"\nread_only = true\n{extra}\n[sources.legal.settings]\nbase_url = {}\nclient_id = {}\nclient_secret = {}\nas_user_email = {}\npage_size = 100\n{SINK}",
+        toml_str(&server.url()),
+        toml_str(&c.client_id),
+        toml_str(&c.client_secret),
+        toml_str(&c.admin_email),
+    ));
+    let case = Case {
+        s,
+        config,
+        source: "legal",
+        faults: sim.faults().clone(),
+        url: server.url(),
+        _server: server,
+    };
+    (case, sim)
+}
+
+async fn entra(extra: &str, settings: &str) -> (Case, sim_graph::Simulator) {
+    require_plugins(&["idhost_entra"]);
+    let sim = sim_graph::Simulator::new(sim_graph::SimConfig {
+        users: 600,
+        groups: 40,
+        memberships: 800,
+        ..sim_graph::SimConfig::default()
+    });
+    let server = sim.serve(0).await.expect("serve sim-graph");
+    let c = sim.config();
+    let s = Scratch::new();
+    let config = s.config(&format!(
+        "[sources.corp]\nconnector = \"entra\"\nread_only = true\n{extra}\n[sources.corp.settings]\ntenant_id = {}\nclient_id = {}\nclient_secret = {}\ngraph_url = {url}\nlogin_url = {url}\npage_size = 100\n{settings}\n{SINK}",
+        toml_str(&c.tenant_id),
+        toml_str(&c.client_id),
+        toml_str(&c.client_secret),
+        url = toml_str(&server.url()),
+    ));
+    let case = Case {
+        s,
+        config,
+        source: "corp",
+        faults: sim.faults().clone(),
+        url: server.url(),
+        _server: server,
+    };
+    (case, sim)
+}
+
+async fn clickwrap(extra: &str) -> (Case, sim_clickwrap::Simulator) {
+    require_plugins(&["idhost_clickwrap"]);
+    let sim = sim_clickwrap::Simulator::new(sim_clickwrap::SimConfig {
+        users: 450,
+        ..sim_clickwrap::SimConfig::default()
+    });
+    let server = sim.serve(0).await.expect("serve sim-clickwrap");
+    let c = sim.config();
+    let s = Scratch::new();
+    let config = s.config(&format!(
+        "[sources.clickwrap]\nconnector = \"clickwrap\"\n{extra}\n[sources.clickwrap.settings]\nbase_url = {}\ntoken_url = {}\nclient_id = {}\nclient_secret = {}\naccount_id = \"{}\"\nper_page = 100\n{SINK}",
+        toml_str(&format!("{}/v1.1", server.url())),
+        toml_str(&format!("{}/oauth/token", server.url())),
+        toml_str(&c.client_id),
+        toml_str(&c.client_secret),
+        c.account_id,
+    ));
+    let case = Case {
+        s,
+        config,
+        source: "clickwrap",
+        faults: sim.faults().clone(),
+        url: server.url(),
+        _server: server,
+    };
+    (case, sim)
+}
+
+/// The last user id (in the simulator's order) that the baseline holds as `enabled`: only an
+/// active user's disappearance is a `deactivated` event.
+fn enabled(case: &Case, ids: impl DoubleEndedIterator<Item = String>) -> String {
+    let db = case.db();
+    ids.rev()
+        .find(|id| {
+            db.resource(case.source, &format!("user:{id}"))
+                .is_some_and(|r| r.status == "enabled")
+        })
+        .expect("an enabled user")
+}
+
+fn remove_ironclad_user(case: &Case, sim: &sim_ironclad::Simulator) -> String {
+    let id = enabled(case, sim.user_ids().into_iter());
+    assert!(sim.remove_user(&id));
+    format!("user:{id}")
+}
+
+fn remove_entra_user(case: &Case, sim: &sim_graph::Simulator) -> String {
+    let id = enabled(case, sim.user_ids().into_iter());
+    assert!(sim.remove_user(&id));
+    format!("user:{id}")
+}
+
+fn remove_clickwrap_user(case: &Case, sim: &sim_clickwrap::Simulator) -> String {
+    let id = enabled(case, sim.user_ids().into_iter().map(|n| n.to_string()));
+    let n: u64 = id.parse().expect("numeric id");
+    assert!(sim.remove_user(n));
+    format!("user:{id}")
+}
+
+/// Runs `f` once the simulator has logged `n` requests whose path contains `fragment`.
+fn when_logged(faults: &Faults, fragment: &'static str, n: usize, f: impl FnOnce() + Send + 'static) {
+    let faults = faults.clone();
+    tokio::spawn(async move {
+        let started = Instant::now();
+        while faults.log().count("GET", fragment) < n && started.elapsed() < Duration::from_secs(60) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        f();
+    });
+}
+
+// ---------------------------------------------------------------- rows
+
+#[tokio::test]
+async fn clickwrap_429_with_retry_after() {
+    let (case, sim) = clickwrap("").await;
+    let ended = case
+        .row(
+            || remove_clickwrap_user(&case, &sim),
+            |f| {
+                f.push(
+                    rule("/members", Fault::too_many_requests(Some(1), r#"{"error":{"message":"Request limit has been reached for the current rate limit period.","status":429,"name":"RateLimitExceededError"}}"#))
+                        .after(1)
+                        .times(2),
+                )
+            },
+        )
+        .await;
+    assert_eq!(ended, Ended::Completed);
+}
+
+#[tokio::test]
+async fn entra_502_burst() {
+    let (case, sim) = entra("", "").await;
+    let ended = case
+        .row(
+            || remove_entra_user(&case, &sim),
+            |f| f.push(rule("/users", Fault::status(502, "<html>Bad Gateway</html>")).after(1).times(3)),
+        )
+        .await;
+    assert_eq!(ended, Ended::Completed);
+}
+
+#[tokio::test]
+async fn clickwrap_503_burst() {
+    let (case, sim) = clickwrap("").await;
+    let ended = case
+        .row(
+            || remove_clickwrap_user(&case, &sim),
+            |f| f.push(rule("/members", Fault::status(503, "{}")).after(2).times(3)),
+        )
+        .await;
+    assert_eq!(ended, Ended::Completed);
+}
+
+#[tokio::test]
+async fn ironclad_503_forever_fails_cleanly() {
+    let (case, sim) = ironclad("").await;
+    let ended = case
+        .row(
+            || remove_ironclad_user(&case, &sim),
+            |f| f.push(rule("/Users", Fault::status(503, "{}")).after(2).times(1000)),
+        )
+        .await;
+    assert_eq!(ended, Ended::FailedCleanly);
+}
+
+#[tokio::test]
+async fn ironclad_connection_reset() {
+    let (case, sim) = ironclad("").await;
+    let ended = case
+        .row(
+            || remove_ironclad_user(&case, &sim),
+            |f| f.push(rule("/Users", FaultAction::ResetConnection).after(2).times(1)),
+        )
+        .await;
+    assert_eq!(ended, Ended::Completed, "a reset read is retried");
+}
+
+#[tokio::test]
+async fn clickwrap_one_slow_response() {
+    let (case, sim) = clickwrap("request_timeout_secs = 1").await;
+    let ended = case
+        .row(
+            || remove_clickwrap_user(&case, &sim),
+            |f| f.push(rule("/members", FaultAction::Delay(Duration::from_secs(3))).after(1).times(1)),
+        )
+        .await;
+    assert_eq!(ended, Ended::Completed, "a timed-out read is retried");
+}
+
+#[tokio::test]
+async fn clickwrap_every_response_slow_fails_cleanly() {
+    let (case, sim) = clickwrap("request_timeout_secs = 1").await;
+    let started = Instant::now();
+    let ended = case
+        .row(
+            || remove_clickwrap_user(&case, &sim),
+            |f| f.push(rule("/members", FaultAction::Delay(Duration::from_secs(3))).after(1).times(1000)),
+        )
+        .await;
+    assert_eq!(ended, Ended::FailedCleanly);
+    assert!(started.elapsed() < Duration::from_secs(150), "bounded by timeout × attempts");
+}
+
+#[tokio::test]
+async fn entra_token_expiry_mid_sync() {
+    let (case, sim) = entra("", "").await;
+    let sim = std::sync::Arc::new(sim);
+    let faults = case.faults.clone();
+    let ended = case
+        .row(
+            || remove_entra_user(&case, &sim),
+            |f| {
+                f.set_latency(Duration::from_millis(20));
+                let before = faults.log().count("GET", "/users");
+                let sim = sim.clone();
+                when_logged(f, "/users", before + 2, move || sim.expire_tokens());
+            },
+        )
+        .await;
+    assert_eq!(ended, Ended::Completed, "an expired token is fetched again");
+}
+
+#[tokio::test]
+async fn clickwrap_token_expiry_mid_sync() {
+    let (case, sim) = clickwrap("").await;
+    let sim = std::sync::Arc::new(sim);
+    let faults = case.faults.clone();
+    let ended = case
+        .row(
+            || remove_clickwrap_user(&case, &sim),
+            |f| {
+                f.set_latency(Duration::from_millis(20));
+                let before = faults.log().count("GET", "/members");
+                let sim = sim.clone();
+                when_logged(f, "/members", before + 2, move || sim.expire_tokens());
+            },
+        )
+        .await;
+    assert_eq!(ended, Ended::Completed, "an expired token is fetched again");
+}
+
+#[tokio::test]
+async fn ironclad_token_revocation_mid_sync() {
+    let (case, sim) = ironclad("").await;
+    let sim = std::sync::Arc::new(sim);
+    let faults = case.faults.clone();
+    let ended = case
+        .row(
+            || remove_ironclad_user(&case, &sim),
+            |f| {
+                f.set_latency(Duration::from_millis(20));
+                let before = faults.log().count("GET", "/Users");
+                let revoker = sim.clone();
+                when_logged(f, "/Users", before + 2, move || revoker.revoke_tokens());
+                // The recovery sync runs with the credentials restored.
+                let restorer = sim.clone();
+                OnDrop(Some(move || restorer.restore_credentials()))
+            },
+        )
+        .await;
+    // Revoked access tokens: the client credentials still work, so a new token is fetched; if
+    // the simulator revokes the credentials too, the source fails cleanly. Both keep the contract.
+    eprintln!("ironclad token revocation mid-sync: {ended:?}");
+}
+
+/// Runs its closure when dropped: undoes a fault after the faulty sync.
+struct OnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
+
+#[tokio::test]
+async fn entra_malformed_batch() {
+    let (case, sim) = entra("", "").await;
+    let ended = case
+        .row(
+            || remove_entra_user(&case, &sim),
+            |f| f.push(rule("$batch", FaultAction::MalformedJson).times(1000)),
+        )
+        .await;
+    assert_eq!(ended, Ended::FailedCleanly);
+}
+
+#[tokio::test]
+async fn clickwrap_truncated_body() {
+    let (case, sim) = clickwrap("").await;
+    let ended = case
+        .row(
+            || remove_clickwrap_user(&case, &sim),
+            |f| f.push(rule("/members", FaultAction::TruncatedBody).after(1).times(1000)),
+        )
+        .await;
+    assert_eq!(ended, Ended::FailedCleanly, "a cut page is never a short page");
+}
+
+#[tokio::test]
+async fn entra_wrong_content_type() {
+    let (case, sim) = entra("", "").await;
+    let ended = case
+        .row(
+            || remove_entra_user(&case, &sim),
+            |f| f.push(rule("/users", FaultAction::WrongContentType).times(1000)),
+        )
+        .await;
+    // The body is the real JSON: a lenient parser completes, a strict one fails cleanly.
+    eprintln!("entra wrong content type: {ended:?}");
+}
+
+#[tokio::test]
+async fn clickwrap_empty_page_with_has_more() {
+    let (case, sim) = clickwrap("").await;
+    let ended = case
+        .row(
+            || remove_clickwrap_user(&case, &sim),
+            |f| {
+                // The second member page answers empty but says there is more.
+                f.push(
+                    rule(
+                        "/members",
+                        Fault::status(200, r#"{"page":2,"per_page":100,"count":0,"has_more":true,"data":[]}"#),
+                    )
+                    .after(1)
+                    .times(1),
+                )
+            },
+        )
+        .await;
+    eprintln!("clickwrap empty page with has_more: {ended:?}");
+}
+
+#[tokio::test]
+async fn entra_empty_page_with_next_link() {
+    // Full listings (no delta round), so the faulty sync's first request is `/users` again.
+    let (case, sim) = entra("", "incremental = false").await;
+    // The URL of the first /users page, from the baseline sync's request log.
+    let ended = case
+        .row(
+            || remove_entra_user(&case, &sim),
+            |f| {
+                let first = f
+                    .log()
+                    .records()
+                    .into_iter()
+                    .find(|r| r.method == "GET" && r.path.ends_with("/v1.0/users"))
+                    .expect("the baseline listed /users");
+                let next = format!("{}{}?{}", case.url.trim_end_matches('/'), first.path, first.query);
+                f.push(
+                    rule("/v1.0/users", Fault::status(200, json!({"value": [], "@odata.nextLink": next}).to_string()))
+                        .times(1),
+                );
+            },
+        )
+        .await;
+    assert_eq!(ended, Ended::Completed, "an empty page with a nextLink is followed");
+}
+
+#[tokio::test]
+async fn clickwrap_user_without_email() {
+    let (case, sim) = clickwrap("").await;
+    let id = sim.user_ids()[3];
+    let ended = case
+        .row(
+            || {
+                let cleared = sim.set_user_field(id, "email", Value::Null)
+                    || sim.set_user_field(id, "email", json!(""));
+                assert!(cleared, "the simulator takes an empty email");
+                remove_clickwrap_user(&case, &sim)
+            },
+            |_| {},
+        )
+        .await;
+    assert_eq!(ended, Ended::Completed);
+    assert!(
+        case.db().resource(case.source, &format!("user:{id}")).is_some(),
+        "the user without an email is synced"
+    );
+}
+
+#[tokio::test]
+async fn clickwrap_20_mb_response() {
+    let (case, sim) = clickwrap("").await;
+    // The real first member page (the removed user is on the last one), fetched with the
+    // simulator's long-lived token, padded with 20 MB of whitespace: valid JSON, only its size
+    // is unusual.
+    let (status, page) = http(
+        "GET",
+        &format!("{}/v1.1/accounts/{}/members?page=1&per_page=100", case.url, sim.config().account_id),
+        &[("Authorization", &format!("Bearer {}", sim.config().access_token))],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let mut body = page;
+    body.push_str(&" ".repeat(20 * 1024 * 1024));
+    let ended = case
+        .row(
+            || remove_clickwrap_user(&case, &sim),
+            |f| f.push(rule("/members", Fault::status(200, body)).times(1)),
+        )
+        .await;
+    // Completed means every user is there but the removed one (checked by `row`), failed means
+    // a clean refusal of an oversized answer: both keep the contract.
+    eprintln!("clickwrap 20 MB response: {ended:?}");
+    if ended == Ended::Completed {
+        assert_eq!(
+            case.db().resource_ids(case.source, "user").len(),
+            sim.user_count(),
+            "no user lost to the 20 MB page"
+        );
+    }
+}
+
+#[tokio::test]
+async fn fixture_plugin_hang() {
+    require_plugins(&["fixture_connector"]);
+    let s = Scratch::new();
+    let write = |sleep: bool| {
+        let extra = if sleep { "sleep_on = \"list:user:1\"\nsleep_ms = 600000\n" } else { "" };
+        s.config(&format!(
+            "[sources.directory]\nconnector = \"fixture\"\n[sources.directory.settings]\nusers = 50\ngroups = 2\nmemberships = 60\npage_size = 10\n{extra}{SINK}"
+        ))
+    };
+    let config = write(false);
+    s.sync(&config, &[]).await.expect_code(0);
+    let before = s.db("idhost.db").snapshot("directory");
+    let config = write(true);
+    let mut child = tokio::process::Command::new(idhost_e2e::idhost_path())
+        .args(["sync", "-c"])
+        .arg(&config)
+        .current_dir(s.dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start idhost");
+    let waited = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
+    match waited {
+        Ok(status) => {
+            let status = status.expect("exit status");
+            assert_eq!(status.code(), Some(1), "a hung call fails the source");
+        }
+        Err(_) => {
+            // GAP: the host has no per-call timeout on plugin calls (host/src/sync has none):
+            // a connector call that never returns holds its source forever. SIGTERM still stops
+            // it (covered by host/tests/sync_fixture.rs); here it is killed.
+            eprintln!("GAP: a plugin call sleeping 600 s was still running after 15 s: the host has no per-call timeout");
+            child.kill().await.expect("kill idhost");
+        }
+    }
+    assert_eq!(s.db("idhost.db").snapshot("directory"), before, "previous snapshot intact");
+}
+
+#[tokio::test]
+async fn sqlite_sink_locked_by_another_writer_fails_cleanly() {
+    // The brief's "SQLite file made read-only" does nothing here: the tests run as root, whom
+    // file modes do not stop. Another process holding the write lock (BEGIN EXCLUSIVE) for the
+    // whole sync makes the sink's commit fail the same way a read-only file would.
+    let (case, sim) = clickwrap("").await;
+    let db = case.s.path("idhost.db");
+    let ended = case
+        .row(
+            || remove_clickwrap_user(&case, &sim),
+            |_| {
+                let conn = rusqlite::Connection::open(&db).expect("open the sink's database");
+                conn.execute_batch("BEGIN EXCLUSIVE").expect("take the write lock");
+                conn
+            },
+        )
+        .await;
+    assert_eq!(ended, Ended::FailedCleanly);
+}
