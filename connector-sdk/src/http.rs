@@ -195,7 +195,9 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         && secs.is_finite()
         && secs >= 0.0
     {
-        return Some(Duration::from_secs_f64(secs));
+        // A value beyond what a Duration holds (found by fuzzing) is a very long wait, which
+        // the host's policy caps anyway; it must never panic.
+        return Some(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(
@@ -431,6 +433,12 @@ mod tests {
         let parsed = parse_retry_after(&future).expect("date parses");
         assert!(parsed > Duration::from_secs(100) && parsed <= Duration::from_secs(120));
         assert_eq!(parse_retry_after("soon"), None);
+        // Regression (fuzz/artifacts/sdk_response): an absurd value is a long wait, not a panic.
+        assert_eq!(
+            parse_retry_after("4444444444444444444444444444444"),
+            Some(Duration::MAX)
+        );
+        assert_eq!(parse_retry_after("1e300"), Some(Duration::MAX));
     }
 
     #[test]

@@ -63,9 +63,17 @@ impl Redactor {
 /// Whether a settings key names a credential even if no manifest says so.
 pub fn looks_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["secret", "token", "password", "api_key", "apikey", "private_key", "credential"]
-        .iter()
-        .any(|s| key.contains(s))
+    [
+        "secret",
+        "token",
+        "password",
+        "api_key",
+        "apikey",
+        "private_key",
+        "credential",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
 }
 
 /// The credential inside an `Authorization` header value (`Bearer x`, `Basic x`), to redact.

@@ -7,7 +7,12 @@ use std::path::Path;
 use secrecy::{ExposeSecret, SecretString};
 
 /// Appends `password` for `login` of `source` to the vault at `path`, creating it 0600.
-pub fn store(path: &Path, source: &str, login: &str, password: &SecretString) -> std::io::Result<()> {
+pub fn store(
+    path: &Path,
+    source: &str,
+    login: &str,
+    password: &SecretString,
+) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }

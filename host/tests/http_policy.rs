@@ -16,7 +16,10 @@ use sim_common::{Fault, FaultAction, FaultRule, Faults, fault_layer};
 async fn server(faults: &Faults) -> sim_common::RunningServer {
     let app = Router::new()
         .route("/{*path}", any(|| async { "{\"ok\":true}" }))
-        .layer(axum::middleware::from_fn_with_state(faults.clone(), fault_layer));
+        .layer(axum::middleware::from_fn_with_state(
+            faults.clone(),
+            fault_layer,
+        ));
     sim_common::serve(app, 0).await.expect("serve")
 }
 
@@ -29,7 +32,14 @@ fn http(dry_run: bool, redactor: Redactor) -> (HostHttp, Arc<SourceMetrics>) {
         timeout: Duration::from_secs(2),
     };
     (
-        HostHttp::new(build_client().expect("client"), policy, dry_run, false, redactor, metrics.clone()),
+        HostHttp::new(
+            build_client().expect("client"),
+            policy,
+            dry_run,
+            false,
+            redactor,
+            metrics.clone(),
+        ),
         metrics,
     )
 }
@@ -51,9 +61,16 @@ async fn retries_on_429_honoring_retry_after() {
     let srv = server(&faults).await;
     let (http, metrics) = http(false, Redactor::default());
     let started = Instant::now();
-    let res = http.send(request("GET", format!("{}/users", srv.url()))).await.expect("ok");
+    let res = http
+        .send(request("GET", format!("{}/users", srv.url())))
+        .await
+        .expect("ok");
     assert_eq!(res.status, 200);
-    assert!(started.elapsed() >= Duration::from_millis(950), "waited {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "waited {:?}",
+        started.elapsed()
+    );
     assert_eq!(metrics.retries(), 1);
     assert_eq!(faults.log().len(), 2);
 }
@@ -61,14 +78,31 @@ async fn retries_on_429_honoring_retry_after() {
 #[tokio::test]
 async fn retries_a_503_burst_for_reads_but_not_a_500_for_a_post() {
     let faults = Faults::new();
-    faults.push(FaultRule::any(Fault::status(503, "{}")).on_path("/users").times(3));
-    faults.push(FaultRule::any(Fault::status(500, "{\"error\":\"boom\"}")).on_path("/groups").times(1));
+    faults.push(
+        FaultRule::any(Fault::status(503, "{}"))
+            .on_path("/users")
+            .times(3),
+    );
+    faults.push(
+        FaultRule::any(Fault::status(500, "{\"error\":\"boom\"}"))
+            .on_path("/groups")
+            .times(1),
+    );
     let srv = server(&faults).await;
     let (http, _) = http(false, Redactor::default());
-    let res = http.send(request("GET", format!("{}/users", srv.url()))).await.expect("ok");
+    let res = http
+        .send(request("GET", format!("{}/users", srv.url())))
+        .await
+        .expect("ok");
     assert_eq!(res.status, 200, "three 503s then success within 4 attempts");
-    let res = http.send(request("POST", format!("{}/groups", srv.url()))).await.expect("answer");
-    assert_eq!(res.status, 500, "a POST is not repeated after a 500: it may have been applied");
+    let res = http
+        .send(request("POST", format!("{}/groups", srv.url())))
+        .await
+        .expect("answer");
+    assert_eq!(
+        res.status, 500,
+        "a POST is not repeated after a 500: it may have been applied"
+    );
     assert_eq!(faults.log().count("POST", "/groups"), 1);
 }
 
@@ -78,7 +112,10 @@ async fn gives_up_after_max_attempts_and_returns_the_last_answer() {
     faults.push(FaultRule::any(Fault::too_many_requests(None, "{}")).times(u32::MAX));
     let srv = server(&faults).await;
     let (http, metrics) = http(false, Redactor::default());
-    let res = http.send(request("GET", format!("{}/users", srv.url()))).await.expect("answer");
+    let res = http
+        .send(request("GET", format!("{}/users", srv.url())))
+        .await
+        .expect("answer");
     assert_eq!(res.status, 429);
     assert_eq!(faults.log().len(), 4);
     assert_eq!(metrics.retries(), 3);
@@ -94,7 +131,12 @@ async fn connection_refused_is_unavailable_naming_the_request() {
         .await
         .expect_err("nothing listens on port 9");
     assert_eq!(err.kind, ErrorKind::Unavailable);
-    assert!(err.message.starts_with("GET http://127.0.0.1:9/nothing failed after 4 attempt(s)"), "{}", err.message);
+    assert!(
+        err.message
+            .starts_with("GET http://127.0.0.1:9/nothing failed after 4 attempt(s)"),
+        "{}",
+        err.message
+    );
 }
 
 #[tokio::test]
@@ -103,8 +145,13 @@ async fn a_truncated_body_is_an_error_not_a_short_page() {
     faults.push(FaultRule::any(FaultAction::ResetConnection).times(u32::MAX));
     let srv = server(&faults).await;
     let (http, _) = http(false, Redactor::default());
-    let result = http.send(request("GET", format!("{}/users", srv.url()))).await;
-    assert!(result.is_err(), "a body that breaks off must not look like success: {result:?}");
+    let result = http
+        .send(request("GET", format!("{}/users", srv.url())))
+        .await;
+    assert!(
+        result.is_err(),
+        "a body that breaks off must not look like success: {result:?}"
+    );
 }
 
 #[tokio::test]
@@ -119,8 +166,17 @@ async fn dry_run_intercepts_writes_and_lets_reads_through() {
     assert_eq!(res.status, 202);
     let mut token = request("POST", format!("{}/oauth/token", srv.url()));
     token.options.write = Some(false);
-    assert!(!http.send(token).await.expect("sent").dry_run, "a read-only POST goes out");
-    assert_eq!(http.send(request("GET", format!("{}/Groups", srv.url()))).await.expect("read").status, 200);
+    assert!(
+        !http.send(token).await.expect("sent").dry_run,
+        "a read-only POST goes out"
+    );
+    assert_eq!(
+        http.send(request("GET", format!("{}/Groups", srv.url())))
+            .await
+            .expect("read")
+            .status,
+        200
+    );
     assert_eq!(faults.log().count("PATCH", "/Groups"), 0);
     let intercepted = http.intercepted();
     assert_eq!(intercepted.len(), 1);
@@ -136,15 +192,23 @@ async fn plain_http_is_refused_for_remote_hosts() {
         .await
         .expect_err("refused");
     assert_eq!(err.kind, ErrorKind::InvalidInput);
-    assert!(err.message.contains("allow_insecure_http"), "{}", err.message);
+    assert!(
+        err.message.contains("allow_insecure_http"),
+        "{}",
+        err.message
+    );
 }
 
 #[tokio::test]
 async fn bearer_tokens_are_learned_and_redacted_from_errors() {
     let redactor = Redactor::default();
     let (http, _) = http(false, redactor.clone());
-    let mut req = request("GET", "http://127.0.0.1:9/users?access_token=tok-abcdef123".into());
-    req.headers.push(("authorization".into(), "Bearer tok-abcdef123".into()));
+    let mut req = request(
+        "GET",
+        "http://127.0.0.1:9/users?access_token=tok-abcdef123".into(),
+    );
+    req.headers
+        .push(("authorization".into(), "Bearer tok-abcdef123".into()));
     let err = http.send(req).await.expect_err("refused connection");
     assert!(!err.message.contains("tok-abcdef123"), "{}", err.message);
     assert!(err.message.contains("[REDACTED]"), "{}", err.message);
@@ -164,6 +228,45 @@ async fn a_budget_spaces_requests_to_its_rate() {
     }
     // 5 in the initial burst, the next 5 replenished at one per 200 ms.
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(900), "10 requests at 5/s took only {took:?}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "10 requests at 5/s took only {took:?}"
+    );
     assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_the_policy_allows_is_returned_not_waited_out() {
+    let faults = Faults::new();
+    faults.push(FaultRule::any(Fault::too_many_requests(Some(3600), "{}")).times(1));
+    faults.push(
+        FaultRule::any(FaultAction::Status {
+            status: 429,
+            body: "{}".into(),
+            headers: vec![(
+                "retry-after".into(),
+                "444444444444444444444444444444444444".into(),
+            )],
+        })
+        .on_path("/absurd")
+        .times(1),
+    );
+    let srv = server(&faults).await;
+    let (http, metrics) = http(false, Redactor::default());
+    let started = Instant::now();
+    let res = http
+        .send(request("GET", format!("{}/users", srv.url())))
+        .await
+        .expect("answer");
+    assert_eq!(res.status, 429);
+    let err = res.error_for_status().expect_err("rate limited");
+    assert_eq!(err.retry_after, Some(Duration::from_secs(3600)));
+    // Regression (fuzz/artifacts/sdk_response): an absurd value neither panics nor waits.
+    let res = http
+        .send(request("GET", format!("{}/absurd", srv.url())))
+        .await
+        .expect("answer");
+    assert_eq!(res.status, 429);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(metrics.retries(), 0);
 }

@@ -18,11 +18,22 @@ fn synced() -> (Scratch, String) {
 #[test]
 fn who_has_lists_the_members_of_a_group_with_their_names() {
     let (s, config) = synced();
-    let out = s.run(&["query", "-c", &config, "--output", "json", "who-has", "group:g1:member"]);
+    let out = s.run(&[
+        "query",
+        "-c",
+        &config,
+        "--output",
+        "json",
+        "who-has",
+        "group:g1:member",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
     // memberships 20 over 5 groups: group 1 holds users 0..4.
-    let principals: Vec<&str> = rows.iter().filter_map(|r| r["principal"].as_str()).collect();
+    let principals: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r["principal"].as_str())
+        .collect();
     assert_eq!(principals, ["user:u0", "user:u1", "user:u2", "user:u3"]);
     assert_eq!(rows[0]["principal_name"], "User 0");
 }
@@ -30,11 +41,16 @@ fn who_has_lists_the_members_of_a_group_with_their_names() {
 #[test]
 fn access_lists_what_a_principal_holds_and_csv_has_a_header() {
     let (s, config) = synced();
-    let out = s.run(&["query", "-c", &config, "--output", "csv", "access", "user:u2"]);
+    let out = s.run(&[
+        "query", "-c", &config, "--output", "csv", "access", "user:u2",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let csv = String::from_utf8_lossy(&out.stdout);
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("source,entitlement,entitlement_name,resource,resource_name"));
+    assert_eq!(
+        lines.next(),
+        Some("source,entitlement,entitlement_name,resource,resource_name")
+    );
     assert_eq!(lines.count(), 5, "user 2 is in all five groups: {csv}");
 }
 
@@ -42,7 +58,17 @@ fn access_lists_what_a_principal_holds_and_csv_has_a_header() {
 fn a_config_without_a_sqlite_sink_is_told_how_to_add_one() {
     let s = Scratch::new();
     let config = s.config("\n[sources.dir]\nconnector = \"fixture\"\n");
-    let out = s.run(&["query", "-c", config.to_str().unwrap(), "who-has", "group:g1:member"]);
+    let out = s.run(&[
+        "query",
+        "-c",
+        config.to_str().unwrap(),
+        "who-has",
+        "group:g1:member",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("has no sqlite sink to query"), "{}", text(&out));
+    assert!(
+        text(&out).contains("has no sqlite sink to query"),
+        "{}",
+        text(&out)
+    );
 }

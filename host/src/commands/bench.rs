@@ -101,7 +101,11 @@ pub(crate) async fn run(flag: Option<&Path>, args: BenchArgs) -> Result<Outcome,
             args.scale
         )));
     }
-    let scenarios: Vec<Scenario> = if args.scenarios.is_empty() { ALL.to_vec() } else { args.scenarios.clone() };
+    let scenarios: Vec<Scenario> = if args.scenarios.is_empty() {
+        ALL.to_vec()
+    } else {
+        args.scenarios.clone()
+    };
     let latency = Duration::from_millis(args.latency_ms);
     let mut failed = false;
     println!("{}", header());
@@ -126,12 +130,20 @@ pub(crate) async fn run(flag: Option<&Path>, args: BenchArgs) -> Result<Outcome,
             }
             Err(err) => {
                 failed = true;
-                Row { name: name(scenario).to_owned(), note: format!("FAILED: {err:#}"), ..Row::default() }
+                Row {
+                    name: name(scenario).to_owned(),
+                    note: format!("FAILED: {err:#}"),
+                    ..Row::default()
+                }
             }
         };
         println!("{}", format_row(&row));
     }
-    Ok(if failed { Outcome::Failed } else { Outcome::Success })
+    Ok(if failed {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    })
 }
 
 fn name(scenario: Scenario) -> &'static str {
@@ -162,7 +174,11 @@ fn format_row(row: &Row) -> String {
         Some(b) if !b.is_zero() && wall > 0.0 => format!("{:.2}", wall / b.as_secs_f64()),
         _ => dash(),
     };
-    let rate = if wall > 0.0 { format!("{:.0}", row.records as f64 / wall) } else { dash() };
+    let rate = if wall > 0.0 {
+        format!("{:.0}", row.records as f64 / wall)
+    } else {
+        dash()
+    };
     format!(
         "{:<10} {:>9} {:>9} {:>9} {:>6} {:>9} {:>10} {:>9}  {}",
         row.name,
@@ -172,7 +188,8 @@ fn format_row(row: &Row) -> String {
         ratio,
         row.records,
         rate,
-        row.rss_kb.map_or_else(dash, |kb| format!("{:.1}MB", kb as f64 / 1024.0)),
+        row.rss_kb
+            .map_or_else(dash, |kb| format!("{:.1}MB", kb as f64 / 1024.0)),
         row.note
     )
 }
@@ -255,7 +272,10 @@ async fn sync_once(
 }
 
 fn temp_dir() -> Result<tempfile::TempDir, anyhow::Error> {
-    tempfile::Builder::new().prefix("idhost-bench").tempdir().context("creating a temporary directory")
+    tempfile::Builder::new()
+        .prefix("idhost-bench")
+        .tempdir()
+        .context("creating a temporary directory")
 }
 
 fn sqlite_sink(dir: &Path) -> String {
@@ -303,7 +323,10 @@ fn ironclad_bound(users: usize, groups: usize, latency: Duration) -> (usize, Dur
     let (u, g) = (users.div_ceil(1000), groups.div_ceil(1000));
     let requests = 1 + u + g;
     let rate = |n: usize| Duration::from_secs(60 * (n.div_ceil(600).saturating_sub(1)) as u64);
-    (requests, (latency * requests as u32).max(rate(u)).max(rate(g)))
+    (
+        requests,
+        (latency * requests as u32).max(rate(u)).max(rate(g)),
+    )
 }
 
 /// Clickwrap bound. Fewest requests: one token call, ⌈users/100⌉ account member pages and, for
@@ -325,7 +348,11 @@ async fn upstream(
     latency: Duration,
 ) -> Result<Row, anyhow::Error> {
     let want = |s: Scenario| scenario == s || scenario == Scenario::All;
-    let (e_users, e_groups, e_members) = (scaled(100_000, scale), scaled(10_000, scale), scaled(1_000_000, scale));
+    let (e_users, e_groups, e_members) = (
+        scaled(100_000, scale),
+        scaled(10_000, scale),
+        scaled(1_000_000, scale),
+    );
     let (i_users, i_groups) = (scaled(50_000, scale), scaled(2_000, scale));
     let c_users = scaled(20_000, scale);
     let sims = Upstreams {
@@ -373,7 +400,10 @@ async fn upstream(
         bounds.push(entra_bound(e_users, e_groups, latency));
     }
     if let Some(sim) = &sims.ironclad {
-        let server = sim.serve(0).await.context("starting the Ironclad simulator")?;
+        let server = sim
+            .serve(0)
+            .await
+            .context("starting the Ironclad simulator")?;
         let c = sim.config();
         vars.insert("B_IRONCLAD_URL", server.url());
         vars.insert("B_IRONCLAD_SECRET", c.client_secret.clone());
@@ -385,7 +415,10 @@ async fn upstream(
         bounds.push(ironclad_bound(i_users, i_groups, latency));
     }
     if let Some(sim) = &sims.clickwrap {
-        let server = sim.serve(0).await.context("starting the Clickwrap simulator")?;
+        let server = sim
+            .serve(0)
+            .await
+            .context("starting the Clickwrap simulator")?;
         let c = sim.config();
         vars.insert("B_CLICKWRAP_URL", server.url());
         vars.insert("B_CLICKWRAP_SECRET", c.client_secret.clone());
@@ -404,7 +437,10 @@ async fn upstream(
     let (outcomes, wall) = result?;
     let requests = sims.entra.as_ref().map_or(0, |s| s.faults().log().len())
         + sims.ironclad.as_ref().map_or(0, |s| s.faults().log().len())
-        + sims.clickwrap.as_ref().map_or(0, |s| s.faults().log().len());
+        + sims
+            .clickwrap
+            .as_ref()
+            .map_or(0, |s| s.faults().log().len());
     let min_requests: usize = bounds.iter().map(|b| b.0).sum();
     // Concurrent sources: the slowest one bounds the whole sync.
     let bound = bounds.iter().map(|b| b.1).max().unwrap_or_default();
@@ -443,7 +479,12 @@ fn fixture_source(grants: usize, page_size: usize) -> (usize, usize, String) {
 
 /// Sink throughput: the fixture plugin (no network) serves 1M memberships (scaled) into one sink.
 /// No upstream, so no bound; rec/s is the number to watch (SQLite target ≥ 200k/s).
-async fn sink(flag: Option<&Path>, scenario: Scenario, scale: f64, postgres_url: &str) -> Result<Row, anyhow::Error> {
+async fn sink(
+    flag: Option<&Path>,
+    scenario: Scenario,
+    scale: f64,
+    postgres_url: &str,
+) -> Result<Row, anyhow::Error> {
     let dir = temp_dir()?;
     let grants = scaled(1_000_000, scale);
     let state = dir.path().join("state.db").display().to_string();
@@ -451,23 +492,31 @@ async fn sink(flag: Option<&Path>, scenario: Scenario, scale: f64, postgres_url:
     match scenario {
         Scenario::Sqlite => {
             let db = dir.path().join("bench.db").display().to_string();
-            text.push_str(&format!("[sinks.db]\ntype = \"sqlite\"\npath = {db:?}\ninputs = [\"*\"]\n"));
+            text.push_str(&format!(
+                "[sinks.db]\ntype = \"sqlite\"\npath = {db:?}\ninputs = [\"*\"]\n"
+            ));
         }
         Scenario::Jsonl => {
             let file = dir.path().join("bench.jsonl").display().to_string();
-            text.push_str(&format!("[sinks.stream]\ntype = \"jsonl\"\npath = {file:?}\n"));
+            text.push_str(&format!(
+                "[sinks.stream]\ntype = \"jsonl\"\npath = {file:?}\n"
+            ));
         }
         _ => {
-            if tokio::net::TcpStream::connect("127.0.0.1:5432").await.is_err() && postgres_url.contains("127.0.0.1:5432") {
+            if tokio::net::TcpStream::connect("127.0.0.1:5432")
+                .await
+                .is_err()
+                && postgres_url.contains("127.0.0.1:5432")
+            {
                 return Ok(Row {
                     name: name(scenario).to_owned(),
                     note: "SKIPPED: no Postgres answers on 127.0.0.1:5432".to_owned(),
                     ..Row::default()
                 });
             }
-            text.push_str(&format!(
-                "[sinks.pg]\ntype = \"postgres\"\nurl = \"${{B_PG_URL}}\"\nrecords = [\"resource\", \"entitlement\", \"grant\", \"sync_run\"]\n"
-            ));
+            text.push_str(
+                "[sinks.pg]\ntype = \"postgres\"\nurl = \"${B_PG_URL}\"\nrecords = [\"resource\", \"entitlement\", \"grant\", \"sync_run\"]\n",
+            );
         }
     }
     let (users, groups, source) = fixture_source(grants, 1000);

@@ -58,7 +58,9 @@ pub(crate) async fn run(
         latency: size.latency,
         ..sim_clickwrap::SimConfig::default()
     });
-    let start = |e: std::io::Error| CommandError::failed(anyhow::Error::new(e).context("starting a simulator on 127.0.0.1"));
+    let start = |e: std::io::Error| {
+        CommandError::failed(anyhow::Error::new(e).context("starting a simulator on 127.0.0.1"))
+    };
     let ironclad_server = ironclad.serve(0).await.map_err(start)?;
     let graph_server = graph.serve(0).await.map_err(start)?;
     let clickwrap_server = clickwrap.serve(0).await.map_err(start)?;
@@ -67,7 +69,10 @@ pub(crate) async fn run(
     let vars: HashMap<&str, String> = HashMap::from([
         ("IDHOST_DEMO_IRONCLAD_URL", ironclad_server.url()),
         ("IDHOST_DEMO_IRONCLAD_CLIENT_ID", ic.client_id.clone()),
-        ("IDHOST_DEMO_IRONCLAD_CLIENT_SECRET", ic.client_secret.clone()),
+        (
+            "IDHOST_DEMO_IRONCLAD_CLIENT_SECRET",
+            ic.client_secret.clone(),
+        ),
         ("IDHOST_DEMO_IRONCLAD_ADMIN", ic.admin_email.clone()),
         ("IDHOST_DEMO_GRAPH_URL", graph_server.url()),
         ("IDHOST_DEMO_ENTRA_TENANT", gc.tenant_id.clone()),
@@ -75,12 +80,17 @@ pub(crate) async fn run(
         ("IDHOST_DEMO_ENTRA_CLIENT_SECRET", gc.client_secret.clone()),
         ("IDHOST_DEMO_CLICKWRAP_URL", clickwrap_server.url()),
         ("IDHOST_DEMO_CLICKWRAP_CLIENT_ID", cc.client_id.clone()),
-        ("IDHOST_DEMO_CLICKWRAP_CLIENT_SECRET", cc.client_secret.clone()),
+        (
+            "IDHOST_DEMO_CLICKWRAP_CLIENT_SECRET",
+            cc.client_secret.clone(),
+        ),
         ("IDHOST_DEMO_CLICKWRAP_ACCOUNT", cc.account_id.to_string()),
     ]);
-    let config = crate::config::parse(Path::new("config/demo.toml"), DEMO_CONFIG.to_owned(), &|name| {
-        vars.get(name).cloned()
-    })
+    let config = crate::config::parse(
+        Path::new("config/demo.toml"),
+        DEMO_CONFIG.to_owned(),
+        &|name| vars.get(name).cloned(),
+    )
     .map(Arc::new)
     .map_err(CommandError::usage)?;
     let registry = super::discover(flag, Some(&config))?;
@@ -106,7 +116,9 @@ pub(crate) async fn run(
             let _ = std::fs::remove_file(PathBuf::from(p));
         }
     }
-    let sinks = crate::sinks::build(&config.sinks).await.map_err(CommandError::failed)?;
+    let sinks = crate::sinks::build(&config.sinks)
+        .await
+        .map_err(CommandError::failed)?;
     let state = StateStore::open(&config.state_path).map_err(CommandError::failed)?;
     let client = crate::services::http::build_client()
         .context("building the HTTP client")
@@ -136,21 +148,35 @@ pub(crate) async fn run(
     let db = db_path.display();
     println!("Try next:");
     println!("  sqlite3 {db} \"SELECT source, type, count(*) FROM resources GROUP BY 1, 2\"");
-    println!("  sqlite3 {db} \"SELECT principal, count(*) FROM grants GROUP BY 1 ORDER BY 2 DESC LIMIT 5\"");
+    println!(
+        "  sqlite3 {db} \"SELECT principal, count(*) FROM grants GROUP BY 1 ORDER BY 2 DESC LIMIT 5\""
+    );
     println!("  idhost plugins");
     if keep {
         println!("\nSimulators stay up until Ctrl-C:");
-        println!("  ironclad  {}  (SCIM at /scim/v2, token at /oauth/token)", ironclad_server.url());
-        println!("  graph     {}  (Graph at /v1.0, token at /{}/oauth2/v2.0/token)", graph_server.url(), gc.tenant_id);
-        println!("  clickwrap {}  (REST at /v1.1, token at /oauth/token)", clickwrap_server.url());
+        println!(
+            "  ironclad  {}  (SCIM at /scim/v2, token at /oauth/token)",
+            ironclad_server.url()
+        );
+        println!(
+            "  graph     {}  (Graph at /v1.0, token at /{}/oauth2/v2.0/token)",
+            graph_server.url(),
+            gc.tenant_id
+        );
+        println!(
+            "  clickwrap {}  (REST at /v1.1, token at /oauth/token)",
+            clickwrap_server.url()
+        );
         cancel.cancelled().await;
     }
     ironclad_server.shutdown().await;
     graph_server.shutdown().await;
     clickwrap_server.shutdown().await;
-    Ok(if outcomes.iter().all(|o| o.status == RunStatus::Succeeded) {
-        Outcome::Success
-    } else {
-        Outcome::Failed
-    })
+    Ok(
+        if outcomes.iter().all(|o| o.status == RunStatus::Succeeded) {
+            Outcome::Success
+        } else {
+            Outcome::Failed
+        },
+    )
 }

@@ -46,7 +46,9 @@ pub async fn run(cli: Cli, progress: Progress) -> Result<Outcome, CommandError> 
             };
             demo::run(cli.plugin_dir.as_deref(), size, keep, progress).await
         }
-        Command::Provision { config, args } => provision::run(&config, cli.plugin_dir.as_deref(), args).await,
+        Command::Provision { config, args } => {
+            provision::run(&config, cli.plugin_dir.as_deref(), args).await
+        }
         Command::Run(args) => run::run(args, cli.plugin_dir.as_deref()).await,
         Command::Bench(args) => bench::run(cli.plugin_dir.as_deref(), args).await,
         Command::Query { config, args } => query::run(&config, args),

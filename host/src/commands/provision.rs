@@ -52,16 +52,18 @@ impl ProvisionOp {
             ProvisionOp::Revoke { grant } => grant.clone(),
             ProvisionOp::CreateAccount { login, .. } => login.clone(),
             ProvisionOp::CreateGroup { name, .. } => name.clone(),
-            ProvisionOp::Update { resource, .. } | ProvisionOp::Delete { resource } => resource.clone(),
+            ProvisionOp::Update { resource, .. } | ProvisionOp::Delete { resource } => {
+                resource.clone()
+            }
         }
     }
 }
 
 /// A `--set` value: JSON when it parses as JSON (`true`, `12`, `null`, `"x"`), text otherwise.
 pub(crate) fn parse_set(text: &str) -> Result<(String, Value), String> {
-    let (key, value) = text
-        .split_once('=')
-        .ok_or_else(|| format!("`--set {text}`: expected FIELD=VALUE, e.g. --set title=\"Vice President\""))?;
+    let (key, value) = text.split_once('=').ok_or_else(|| {
+        format!("`--set {text}`: expected FIELD=VALUE, e.g. --set title=\"Vice President\"")
+    })?;
     if key.trim().is_empty() {
         return Err(format!("`--set {text}`: the field name is empty"));
     }
@@ -69,8 +71,15 @@ pub(crate) fn parse_set(text: &str) -> Result<(String, Value), String> {
     Ok((key.trim().to_owned(), value))
 }
 
-fn parse_ref<T>(what: &str, text: &str, parse: fn(&str) -> Option<T>, example: &str) -> Result<T, CommandError> {
-    parse(text).ok_or_else(|| CommandError::usage(anyhow!("{what} `{text}` is not of the form `{example}`")))
+fn parse_ref<T>(
+    what: &str,
+    text: &str,
+    parse: fn(&str) -> Option<T>,
+    example: &str,
+) -> Result<T, CommandError> {
+    parse(text).ok_or_else(|| {
+        CommandError::usage(anyhow!("{what} `{text}` is not of the form `{example}`"))
+    })
 }
 
 fn parse_profile(profile: Option<&str>) -> Result<serde_json::Map<String, Value>, CommandError> {
@@ -91,9 +100,18 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
-pub(crate) async fn run(path: &Path, flag: Option<&Path>, args: ProvisionArgs) -> Result<Outcome, CommandError> {
+pub(crate) async fn run(
+    path: &Path,
+    flag: Option<&Path>,
+    args: ProvisionArgs,
+) -> Result<Outcome, CommandError> {
     let config = super::load_config(path)?;
-    let Some(source) = config.sources.iter().find(|s| s.name == args.source).cloned() else {
+    let Some(source) = config
+        .sources
+        .iter()
+        .find(|s| s.name == args.source)
+        .cloned()
+    else {
         let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
         return Err(CommandError::usage(anyhow!(
             "--source `{}` is not a source in {}; sources are: {}",
@@ -117,11 +135,12 @@ pub(crate) async fn run(path: &Path, flag: Option<&Path>, args: ProvisionArgs) -
         result: String::new(),
         detail: String::new(),
     };
-    let audit_and = |record: &mut AuditRecord, result: &str, detail: String| -> Result<(), CommandError> {
-        record.result = result.to_owned();
-        record.detail = detail;
-        audit::append(&config.state_path, record).map_err(CommandError::failed)
-    };
+    let audit_and =
+        |record: &mut AuditRecord, result: &str, detail: String| -> Result<(), CommandError> {
+            record.result = result.to_owned();
+            record.detail = detail;
+            audit::append(&config.state_path, record).map_err(CommandError::failed)
+        };
 
     if source.read_only {
         let message = format!(
@@ -150,7 +169,11 @@ pub(crate) async fn run(path: &Path, flag: Option<&Path>, args: ProvisionArgs) -
             manifest.name,
             source.name,
             args.op.name(),
-            if advertised.is_empty() { "no provisioning (sync only)".to_owned() } else { advertised.join(", ") }
+            if advertised.is_empty() {
+                "no provisioning (sync only)".to_owned()
+            } else {
+                advertised.join(", ")
+            }
         );
         audit_and(&mut record, "refused", message.clone())?;
         return Err(CommandError::failed(anyhow!(message)));
@@ -174,13 +197,14 @@ pub(crate) async fn run(path: &Path, flag: Option<&Path>, args: ProvisionArgs) -
         full_sync: false,
     };
     let metrics = Arc::new(SourceMetrics::default());
-    let (instance, services, redactor) = match crate::sync::open_connector(&env, &source, info, metrics).await {
-        Ok(opened) => opened,
-        Err(message) => {
-            audit_and(&mut record, "failed", message.clone())?;
-            return Err(CommandError::failed(anyhow!(message)));
-        }
-    };
+    let (instance, services, redactor) =
+        match crate::sync::open_connector(&env, &source, info, metrics).await {
+            Ok(opened) => opened,
+            Err(message) => {
+                audit_and(&mut record, "failed", message.clone())?;
+                return Err(CommandError::failed(anyhow!(message)));
+            }
+        };
 
     let vault_path = args
         .vault
@@ -268,17 +292,37 @@ pub(crate) async fn run(path: &Path, flag: Option<&Path>, args: ProvisionArgs) -
 
     let intercepted = services.http().intercepted();
     let (outcome, result_word, mut detail) = match result {
-        Ok((word, detail)) => (Outcome::Success, if args.dry_run { "dry_run".to_owned() } else { word }, detail),
+        Ok((word, detail)) => (
+            Outcome::Success,
+            if args.dry_run {
+                "dry_run".to_owned()
+            } else {
+                word
+            },
+            detail,
+        ),
         Err(err) => {
             let message = redactor.redact(&err.message);
-            let word = if err.kind == ErrorKind::PermissionDenied { "refused" } else { "failed" };
-            (Outcome::Failed, word.to_owned(), json!({ "error": message, "kind": err.kind }))
+            let word = if err.kind == ErrorKind::PermissionDenied {
+                "refused"
+            } else {
+                "failed"
+            };
+            (
+                Outcome::Failed,
+                word.to_owned(),
+                json!({ "error": message, "kind": err.kind }),
+            )
         }
     };
     if args.dry_run {
         detail["would_send"] = json!(intercepted);
     }
-    audit_and(&mut record, &result_word, redactor.redact(&detail.to_string()))?;
+    audit_and(
+        &mut record,
+        &result_word,
+        redactor.redact(&detail.to_string()),
+    )?;
 
     match args.output {
         OutputFormat::Json => {
@@ -286,10 +330,18 @@ pub(crate) async fn run(path: &Path, flag: Option<&Path>, args: ProvisionArgs) -
                 "source": source.name, "operation": args.op.name(), "target": record.target,
                 "dry_run": args.dry_run, "result": result_word, "detail": detail,
             });
-            println!("{}", redactor.redact(&serde_json::to_string_pretty(&doc).unwrap_or_default()));
+            println!(
+                "{}",
+                redactor.redact(&serde_json::to_string_pretty(&doc).unwrap_or_default())
+            );
         }
         OutputFormat::Text => {
-            println!("{} {} on {}: {result_word}", args.op.name(), record.target, source.name);
+            println!(
+                "{} {} on {}: {result_word}",
+                args.op.name(),
+                record.target,
+                source.name
+            );
             if let Some(error) = detail.get("error").and_then(Value::as_str) {
                 println!("  error: {error}");
             }
@@ -315,9 +367,18 @@ mod tests {
 
     #[test]
     fn set_values_parse_as_json_or_text() {
-        assert_eq!(parse_set("title=Counsel"), Ok(("title".into(), json!("Counsel"))));
-        assert_eq!(parse_set("active=false"), Ok(("active".into(), json!(false))));
-        assert_eq!(parse_set("manager=null"), Ok(("manager".into(), Value::Null)));
+        assert_eq!(
+            parse_set("title=Counsel"),
+            Ok(("title".into(), json!("Counsel")))
+        );
+        assert_eq!(
+            parse_set("active=false"),
+            Ok(("active".into(), json!(false)))
+        );
+        assert_eq!(
+            parse_set("manager=null"),
+            Ok(("manager".into(), Value::Null))
+        );
         assert!(parse_set("novalue").is_err());
         assert!(parse_set("=x").is_err());
     }

@@ -26,7 +26,12 @@ fn text_of(value: SqlValue) -> String {
     }
 }
 
-fn select(conn: &Connection, columns: Vec<&'static str>, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Table, rusqlite::Error> {
+fn select(
+    conn: &Connection,
+    columns: Vec<&'static str>,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<Table, rusqlite::Error> {
     let mut stmt = conn.prepare(sql)?;
     let width = columns.len();
     let rows = stmt
@@ -99,7 +104,10 @@ fn print(table: &Table, format: QueryFormat) -> anyhow::Result<()> {
                     .trim_end()
                     .to_owned()
             };
-            println!("{}", line(table.columns.iter().map(|c| c.to_uppercase()).collect()));
+            println!(
+                "{}",
+                line(table.columns.iter().map(|c| c.to_uppercase()).collect())
+            );
             for row in &table.rows {
                 println!("{}", line(row.clone()));
             }
@@ -109,7 +117,10 @@ fn print(table: &Table, format: QueryFormat) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn database(config: &crate::config::Config, sink: Option<&str>) -> Result<(String, PathBuf), CommandError> {
+fn database(
+    config: &crate::config::Config,
+    sink: Option<&str>,
+) -> Result<(String, PathBuf), CommandError> {
     let candidates: Vec<_> = config
         .sinks
         .iter()
@@ -117,7 +128,10 @@ fn database(config: &crate::config::Config, sink: Option<&str>) -> Result<(Strin
         .filter(|s| sink.is_none_or(|name| s.name == name))
         .collect();
     match (candidates.first(), sink) {
-        (Some(s), _) => Ok((s.name.clone(), s.path.clone().unwrap_or_else(|| PathBuf::from("idhost.db")))),
+        (Some(s), _) => Ok((
+            s.name.clone(),
+            s.path.clone().unwrap_or_else(|| PathBuf::from("idhost.db")),
+        )),
         (None, Some(name)) => Err(CommandError::usage(anyhow!(
             "--sink `{name}` is not a sqlite sink (with its snapshot tables) in {}",
             config.text.path().display()
@@ -133,9 +147,16 @@ pub(crate) fn run(path: &Path, args: QueryArgs) -> Result<Outcome, CommandError>
     let config = super::load_config(path)?;
     let (sink, db_path) = database(&config, args.sink.as_deref())?;
     let conn = Connection::open_with_flags(&db_path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .with_context(|| format!("sink `{sink}`: cannot open {} (has a sync run yet?)", db_path.display()))
+        .with_context(|| {
+            format!(
+                "sink `{sink}`: cannot open {} (has a sync run yet?)",
+                db_path.display()
+            )
+        })
         .map_err(CommandError::failed)?;
-    let fail = |e: rusqlite::Error| CommandError::failed(anyhow!("sink `{sink}` ({}): {e}", db_path.display()));
+    let fail = |e: rusqlite::Error| {
+        CommandError::failed(anyhow!("sink `{sink}` ({}): {e}", db_path.display()))
+    };
     let table = match &args.op {
         QueryOp::WhoHas { entitlement } => select(
             &conn,

@@ -4,7 +4,8 @@
 //!
 //! Retry policy, in order:
 //! 1. A 429 is retried (any method: the upstream refused it) after `Retry-After` when given
-//!    (seconds or HTTP date, capped), else after exponential backoff with full jitter.
+//!    (seconds or HTTP date), else after exponential backoff with full jitter; a `Retry-After`
+//!    longer than the policy's `max_delay` is not waited out: the answer goes back as it is.
 //! 2. A 500/502/503/504 is retried the same way for idempotent requests only.
 //! 3. A connection error (refused, reset, timeout) is retried for idempotent requests, and for
 //!    any request when the connection was never made.
@@ -256,14 +257,17 @@ impl HostHttp {
                     self.metrics.record_request(status, started.elapsed());
                     let retryable =
                         status == 429 || (idempotent && matches!(status, 500 | 502 | 503 | 504));
-                    if retryable && attempt < max_attempts {
-                        let wait = response
-                            .headers()
-                            .get("retry-after")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(parse_retry_after)
-                            .map(|d| d.min(self.policy.max_delay))
-                            .unwrap_or_else(|| self.backoff(attempt));
+                    let asked = response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_retry_after);
+                    // An upstream that asks for a longer wait than the policy allows gets its
+                    // answer back at once (the connector reports RateLimited with the wait)
+                    // rather than a sync parked for hours.
+                    let too_long = asked.is_some_and(|d| d > self.policy.max_delay);
+                    if retryable && attempt < max_attempts && !too_long {
+                        let wait = asked.unwrap_or_else(|| self.backoff(attempt));
                         self.metrics.record_retry();
                         tracing::debug!(request = %line, status, attempt, wait_ms = wait.as_millis() as u64, "retrying");
                         drop(response);

@@ -23,8 +23,8 @@ pub use event::{ChangeEvent, EventKind, event_id};
 pub use jsonl::JsonlSink;
 pub use nats::NatsSink;
 pub use postgres::PostgresSink;
-pub use webhook::WebhookSink;
 pub use sqlite::SqliteSink;
+pub use webhook::WebhookSink;
 
 /// Records of one page, routed together.
 #[derive(Debug, Default, Clone)]

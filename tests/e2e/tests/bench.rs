@@ -43,8 +43,14 @@ async fn bench_at_small_scale_prints_a_row_for_every_scenario() {
     run.expect_code(0);
     let lines: Vec<&str> = run.stdout.lines().collect();
     let header = lines.first().copied().unwrap_or_default();
-    for column in ["scenario", "requests", "bound", "wall", "ratio", "rec/s", "peak RSS"] {
-        assert!(header.contains(column), "no `{column}` column\n{}", run.text());
+    for column in [
+        "scenario", "requests", "bound", "wall", "ratio", "rec/s", "peak RSS",
+    ] {
+        assert!(
+            header.contains(column),
+            "no `{column}` column\n{}",
+            run.text()
+        );
     }
     for scenario in SCENARIOS {
         let row = lines
@@ -58,13 +64,20 @@ async fn bench_at_small_scale_prints_a_row_for_every_scenario() {
         }
         let cells: Vec<&str> = row.split_whitespace().collect();
         // records (column 6) must be positive, peak RSS (column 8) in MB.
-        let records: u64 = cells[5].parse().unwrap_or_else(|_| panic!("records in {row}"));
+        let records: u64 = cells[5]
+            .parse()
+            .unwrap_or_else(|_| panic!("records in {row}"));
         assert!(records > 0, "{row}");
         assert!(cells[7].ends_with("MB"), "{row}");
         if ["entra", "ironclad", "clickwrap", "all"].contains(&scenario) {
-            let requests: usize = cells[1].parse().unwrap_or_else(|_| panic!("requests in {row}"));
+            let requests: usize = cells[1]
+                .parse()
+                .unwrap_or_else(|_| panic!("requests in {row}"));
             assert!(requests > 0, "{row}");
-            assert!(cells[2].ends_with('s') && cells[4] != "-", "bound and ratio in {row}");
+            assert!(
+                cells[2].ends_with('s') && cells[4] != "-",
+                "bound and ratio in {row}"
+            );
         }
     }
 }

@@ -7,6 +7,7 @@
 //! | fault | covered by |
 //! |---|---|
 //! | 429 with Retry-After | entra.rs `batches_refused_with_429_and_retry_after_finish_with_no_lost_page`; here `clickwrap_429_with_retry_after` |
+//! | 429 with an absurd Retry-After (found by fuzz/) | here `clickwrap_429_with_an_absurd_retry_after` (fails cleanly; SDK panics inside) |
 //! | 429 without Retry-After | ironclad.rs `rate_limit_429_without_retry_after_is_retried_with_backoff` |
 //! | 500 burst | ironclad.rs `burst_of_three_500s_on_a_user_page_is_retried` |
 //! | 502 burst | here `entra_502_burst` |
@@ -75,15 +76,17 @@ impl Case {
     /// Baseline sync, `change` upstream (it returns the resource id that disappears), `inject`,
     /// the faulty sync, then a clean recovery sync. Asserts the contract; returns how the faulty
     /// sync ended.
-    async fn row<G>(&self, change: impl FnOnce() -> String, inject: impl FnOnce(&Faults) -> G) -> Ended {
+    async fn row<G>(
+        &self,
+        change: impl FnOnce() -> String,
+        inject: impl FnOnce(&Faults) -> G,
+    ) -> Ended {
         self.sync().await.expect_code(0);
         let before = self.db().snapshot(self.source);
         assert_eq!(before.sync_ids.len(), 1, "{before:?}");
         let gone = change();
         assert!(
-            self.db()
-                .resource_ids(self.source, "user")
-                .contains(&gone),
+            self.db().resource_ids(self.source, "user").contains(&gone),
             "{gone} is in the baseline"
         );
         // Whatever `inject` returns (a lock, say) lives for the faulty sync only.
@@ -111,6 +114,7 @@ impl Case {
                 );
                 assert_eq!(self.events_about(&gone), 0, "no event from a failed sync");
                 let row = run.source(self.source);
+                eprintln!("{}: failed with: {}", self.source, row["error"]);
                 assert_eq!(row["status"], "failed", "{}", run.text());
                 assert!(
                     row["error"].as_str().is_some_and(|e| !e.is_empty()),
@@ -260,11 +264,17 @@ fn remove_clickwrap_user(case: &Case, sim: &sim_clickwrap::Simulator) -> String 
 }
 
 /// Runs `f` once the simulator has logged `n` requests whose path contains `fragment`.
-fn when_logged(faults: &Faults, fragment: &'static str, n: usize, f: impl FnOnce() + Send + 'static) {
+fn when_logged(
+    faults: &Faults,
+    fragment: &'static str,
+    n: usize,
+    f: impl FnOnce() + Send + 'static,
+) {
     let faults = faults.clone();
     tokio::spawn(async move {
         let started = Instant::now();
-        while faults.log().count("GET", fragment) < n && started.elapsed() < Duration::from_secs(60) {
+        while faults.log().count("GET", fragment) < n && started.elapsed() < Duration::from_secs(60)
+        {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         f();
@@ -297,7 +307,13 @@ async fn entra_502_burst() {
     let ended = case
         .row(
             || remove_entra_user(&case, &sim),
-            |f| f.push(rule("/users", Fault::status(502, "<html>Bad Gateway</html>")).after(1).times(3)),
+            |f| {
+                f.push(
+                    rule("/users", Fault::status(502, "<html>Bad Gateway</html>"))
+                        .after(1)
+                        .times(3),
+                )
+            },
         )
         .await;
     assert_eq!(ended, Ended::Completed);
@@ -321,7 +337,13 @@ async fn ironclad_503_forever_fails_cleanly() {
     let ended = case
         .row(
             || remove_ironclad_user(&case, &sim),
-            |f| f.push(rule("/Users", Fault::status(503, "{}")).after(2).times(1000)),
+            |f| {
+                f.push(
+                    rule("/Users", Fault::status(503, "{}"))
+                        .after(2)
+                        .times(1000),
+                )
+            },
         )
         .await;
     assert_eq!(ended, Ended::FailedCleanly);
@@ -333,7 +355,13 @@ async fn ironclad_connection_reset() {
     let ended = case
         .row(
             || remove_ironclad_user(&case, &sim),
-            |f| f.push(rule("/Users", FaultAction::ResetConnection).after(2).times(1)),
+            |f| {
+                f.push(
+                    rule("/Users", FaultAction::ResetConnection)
+                        .after(2)
+                        .times(1),
+                )
+            },
         )
         .await;
     assert_eq!(ended, Ended::Completed, "a reset read is retried");
@@ -345,7 +373,13 @@ async fn clickwrap_one_slow_response() {
     let ended = case
         .row(
             || remove_clickwrap_user(&case, &sim),
-            |f| f.push(rule("/members", FaultAction::Delay(Duration::from_secs(3))).after(1).times(1)),
+            |f| {
+                f.push(
+                    rule("/members", FaultAction::Delay(Duration::from_secs(3)))
+                        .after(1)
+                        .times(1),
+                )
+            },
         )
         .await;
     assert_eq!(ended, Ended::Completed, "a timed-out read is retried");
@@ -358,11 +392,20 @@ async fn clickwrap_every_response_slow_fails_cleanly() {
     let ended = case
         .row(
             || remove_clickwrap_user(&case, &sim),
-            |f| f.push(rule("/members", FaultAction::Delay(Duration::from_secs(3))).after(1).times(1000)),
+            |f| {
+                f.push(
+                    rule("/members", FaultAction::Delay(Duration::from_secs(3)))
+                        .after(1)
+                        .times(1000),
+                )
+            },
         )
         .await;
     assert_eq!(ended, Ended::FailedCleanly);
-    assert!(started.elapsed() < Duration::from_secs(150), "bounded by timeout × attempts");
+    assert!(
+        started.elapsed() < Duration::from_secs(150),
+        "bounded by timeout × attempts"
+    );
 }
 
 #[tokio::test]
@@ -456,10 +499,20 @@ async fn clickwrap_truncated_body() {
     let ended = case
         .row(
             || remove_clickwrap_user(&case, &sim),
-            |f| f.push(rule("/members", FaultAction::TruncatedBody).after(1).times(1000)),
+            |f| {
+                f.push(
+                    rule("/members", FaultAction::TruncatedBody)
+                        .after(1)
+                        .times(1000),
+                )
+            },
         )
         .await;
-    assert_eq!(ended, Ended::FailedCleanly, "a cut page is never a short page");
+    assert_eq!(
+        ended,
+        Ended::FailedCleanly,
+        "a cut page is never a short page"
+    );
 }
 
 #[tokio::test]
@@ -486,7 +539,10 @@ async fn clickwrap_empty_page_with_has_more() {
                 f.push(
                     rule(
                         "/members",
-                        Fault::status(200, r#"{"page":2,"per_page":100,"count":0,"has_more":true,"data":[]}"#),
+                        Fault::status(
+                            200,
+                            r#"{"page":2,"per_page":100,"count":0,"has_more":true,"data":[]}"#,
+                        ),
                     )
                     .after(1)
                     .times(1),
@@ -512,15 +568,30 @@ async fn entra_empty_page_with_next_link() {
                     .into_iter()
                     .find(|r| r.method == "GET" && r.path.ends_with("/v1.0/users"))
                     .expect("the baseline listed /users");
-                let next = format!("{}{}?{}", case.url.trim_end_matches('/'), first.path, first.query);
+                let next = format!(
+                    "{}{}?{}",
+                    case.url.trim_end_matches('/'),
+                    first.path,
+                    first.query
+                );
                 f.push(
-                    rule("/v1.0/users", Fault::status(200, json!({"value": [], "@odata.nextLink": next}).to_string()))
-                        .times(1),
+                    rule(
+                        "/v1.0/users",
+                        Fault::status(
+                            200,
+                            json!({"value": [], "@odata.nextLink": next}).to_string(),
+                        ),
+                    )
+                    .times(1),
                 );
             },
         )
         .await;
-    assert_eq!(ended, Ended::Completed, "an empty page with a nextLink is followed");
+    assert_eq!(
+        ended,
+        Ended::Completed,
+        "an empty page with a nextLink is followed"
+    );
 }
 
 #[tokio::test]
@@ -540,7 +611,9 @@ async fn clickwrap_user_without_email() {
         .await;
     assert_eq!(ended, Ended::Completed);
     assert!(
-        case.db().resource(case.source, &format!("user:{id}")).is_some(),
+        case.db()
+            .resource(case.source, &format!("user:{id}"))
+            .is_some(),
         "the user without an email is synced"
     );
 }
@@ -553,8 +626,15 @@ async fn clickwrap_20_mb_response() {
     // is unusual.
     let (status, page) = http(
         "GET",
-        &format!("{}/v1.1/accounts/{}/members?page=1&per_page=100", case.url, sim.config().account_id),
-        &[("Authorization", &format!("Bearer {}", sim.config().access_token))],
+        &format!(
+            "{}/v1.1/accounts/{}/members?page=1&per_page=100",
+            case.url,
+            sim.config().account_id
+        ),
+        &[(
+            "Authorization",
+            &format!("Bearer {}", sim.config().access_token),
+        )],
         "",
     )
     .await;
@@ -584,7 +664,11 @@ async fn fixture_plugin_hang() {
     require_plugins(&["fixture_connector"]);
     let s = Scratch::new();
     let write = |sleep: bool| {
-        let extra = if sleep { "sleep_on = \"list:user:1\"\nsleep_ms = 600000\n" } else { "" };
+        let extra = if sleep {
+            "sleep_on = \"list:user:1\"\nsleep_ms = 600000\n"
+        } else {
+            ""
+        };
         s.config(&format!(
             "[sources.directory]\nconnector = \"fixture\"\n[sources.directory.settings]\nusers = 50\ngroups = 2\nmemberships = 60\npage_size = 10\n{extra}{SINK}"
         ))
@@ -612,11 +696,17 @@ async fn fixture_plugin_hang() {
             // GAP: the host has no per-call timeout on plugin calls (host/src/sync has none):
             // a connector call that never returns holds its source forever. SIGTERM still stops
             // it (covered by host/tests/sync_fixture.rs); here it is killed.
-            eprintln!("GAP: a plugin call sleeping 600 s was still running after 15 s: the host has no per-call timeout");
+            eprintln!(
+                "GAP: a plugin call sleeping 600 s was still running after 15 s: the host has no per-call timeout"
+            );
             child.kill().await.expect("kill idhost");
         }
     }
-    assert_eq!(s.db("idhost.db").snapshot("directory"), before, "previous snapshot intact");
+    assert_eq!(
+        s.db("idhost.db").snapshot("directory"),
+        before,
+        "previous snapshot intact"
+    );
 }
 
 #[tokio::test]
@@ -631,10 +721,42 @@ async fn sqlite_sink_locked_by_another_writer_fails_cleanly() {
             || remove_clickwrap_user(&case, &sim),
             |_| {
                 let conn = rusqlite::Connection::open(&db).expect("open the sink's database");
-                conn.execute_batch("BEGIN EXCLUSIVE").expect("take the write lock");
+                conn.execute_batch("BEGIN EXCLUSIVE")
+                    .expect("take the write lock");
                 conn
             },
         )
         .await;
+    assert_eq!(ended, Ended::FailedCleanly);
+}
+
+#[tokio::test]
+async fn clickwrap_429_with_an_absurd_retry_after() {
+    // Found by fuzz/ (sdk_response): a Retry-After beyond u64 seconds used to panic in
+    // connector-sdk `parse_retry_after` (`Duration::from_secs_f64`). It now parses as a very
+    // long wait, which the host does not wait out: the 429 goes back to the connector.
+    let (case, sim) = clickwrap("").await;
+    let ended = case
+        .row(
+            || remove_clickwrap_user(&case, &sim),
+            |f| {
+                f.push(
+                    rule(
+                        "/members",
+                        FaultAction::Status {
+                            status: 429,
+                            body: "{}".to_owned(),
+                            headers: vec![(
+                                "retry-after".to_owned(),
+                                "444444444444444444444444444444444444".to_owned(),
+                            )],
+                        },
+                    )
+                    .times(1),
+                )
+            },
+        )
+        .await;
+    // The source fails cleanly as rate limited, with its previous snapshot intact.
     assert_eq!(ended, Ended::FailedCleanly);
 }

@@ -66,10 +66,7 @@ async fn capture(State(seen): State<Captured>, request: Request, next: Next) -> 
 }
 
 async fn serve_capturing(router: Router, seen: &Captured) -> RunningServer {
-    let router = router.layer(axum::middleware::from_fn_with_state(
-        seen.clone(),
-        capture,
-    ));
+    let router = router.layer(axum::middleware::from_fn_with_state(seen.clone(), capture));
     sim_common::serve(router, 0)
         .await
         .expect("serve a simulator on loopback")
@@ -172,7 +169,12 @@ async fn daemon_metrics(s: &Scratch, config: &Path, sources: usize, hay: &mut Ha
     let child = tokio::process::Command::new(idhost_path())
         .args(["--log-level", "debug", "--log-format", "json", "run", "-c"])
         .arg(config)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--max-jitter", "0s"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--max-jitter",
+            "0s",
+        ])
         .current_dir(s.dir())
         .env_remove("IDHOST_LISTEN")
         .env_remove("IDHOST_LOG_LEVEL")
@@ -231,27 +233,48 @@ async fn scan(
     body: &str,
     wrong_body: &str,
     sources: usize,
-    provisions: &[Vec<String>],
-    provisions_succeed: bool,
+    (provisions, provisions_succeed): (&[Vec<String>], bool),
     mut secrets: BTreeSet<String>,
     seen: &Captured,
 ) {
-    let config = s.config(&format!("{body}\n[sinks.stream]\ntype = \"jsonl\"\npath = \"events.jsonl\"\n"));
+    let config = s.config(&format!(
+        "{body}\n[sinks.stream]\ntype = \"jsonl\"\npath = \"events.jsonl\"\n"
+    ));
     let config_arg = config.to_string_lossy().into_owned();
     let mut hay = Haystack::default();
     for (i, format) in FORMATS.iter().enumerate() {
-        let mut args = vec!["--log-level", "debug", "--log-format", format, "sync", "-c", &config_arg];
+        let mut args = vec![
+            "--log-level",
+            "debug",
+            "--log-format",
+            format,
+            "sync",
+            "-c",
+            &config_arg,
+        ];
         if i == 1 {
             args.push("--full");
         }
         let run = s.run(&args).await;
         run.expect_code(0);
-        assert!(run.stderr.lines().count() > 5, "debug logs expected\n{}", run.text());
+        assert!(
+            run.stderr.lines().count() > 5,
+            "debug logs expected\n{}",
+            run.text()
+        );
         hay.run(&format!("sync ({format} logs)"), &run);
     }
     for (i, op) in provisions.iter().enumerate() {
         let format = FORMATS[i % 2];
-        let mut args = vec!["--log-level", "debug", "--log-format", format, "provision", "-c", &config_arg];
+        let mut args = vec![
+            "--log-level",
+            "debug",
+            "--log-format",
+            format,
+            "provision",
+            "-c",
+            &config_arg,
+        ];
         args.extend(op.iter().map(String::as_str));
         let run = s.run(&args).await;
         if provisions_succeed {
@@ -265,9 +288,22 @@ async fn scan(
     let wrong_arg = wrong.to_string_lossy().into_owned();
     for format in FORMATS {
         let run = s
-            .run(&["--log-level", "debug", "--log-format", format, "sync", "-c", &wrong_arg])
+            .run(&[
+                "--log-level",
+                "debug",
+                "--log-format",
+                format,
+                "sync",
+                "-c",
+                &wrong_arg,
+            ])
             .await;
-        assert_eq!(run.code, Some(1), "a wrong secret fails the sync\n{}", run.text());
+        assert_eq!(
+            run.code,
+            Some(1),
+            "a wrong secret fails the sync\n{}",
+            run.text()
+        );
         hay.run(&format!("sync with a wrong secret ({format} logs)"), &run);
     }
     daemon_metrics(s, &config, sources, &mut hay).await;
@@ -318,13 +354,40 @@ async fn entra_secrets_and_tokens_never_appear_in_logs_errors_metrics_or_sinks()
         .find(|u| !members.contains(u))
         .expect("a user outside the group");
     let provisions = vec![
-        ops(&["--source", "corp", "grant", "--entitlement", &format!("group:{group}:member"), "--principal", &format!("user:{user}")]),
-        ops(&["--source", "corp", "revoke", "--grant", &format!("group:{group}:member:user:{user}")]),
+        ops(&[
+            "--source",
+            "corp",
+            "grant",
+            "--entitlement",
+            &format!("group:{group}:member"),
+            "--principal",
+            &format!("user:{user}"),
+        ]),
+        ops(&[
+            "--source",
+            "corp",
+            "revoke",
+            "--grant",
+            &format!("group:{group}:member:user:{user}"),
+        ]),
     ];
     let s = Scratch::new();
     let wrong = "graph-Wr0ng-secret-77";
-    scan(&s, &section(secret), &section(wrong), 1, &provisions, true, set(&[secret, wrong]), &seen).await;
-    assert_eq!(sim.group_members(&group).len(), members.len(), "grant then revoke");
+    scan(
+        &s,
+        &section(secret),
+        &section(wrong),
+        1,
+        (&provisions, true),
+        set(&[secret, wrong]),
+        &seen,
+    )
+    .await;
+    assert_eq!(
+        sim.group_members(&group).len(),
+        members.len(),
+        "grant then revoke"
+    );
 }
 
 #[tokio::test]
@@ -363,8 +426,22 @@ async fn ironclad_secrets_and_tokens_never_appear_in_logs_errors_metrics_or_sink
         .find(|u| !members.contains(u))
         .expect("a user outside the group");
     let provisions = vec![
-        ops(&["--source", "legal", "grant", "--entitlement", &format!("group:{group}:member"), "--principal", &format!("user:{user}")]),
-        ops(&["--source", "legal_static", "revoke", "--grant", &format!("group:{group}:member:user:{user}")]),
+        ops(&[
+            "--source",
+            "legal",
+            "grant",
+            "--entitlement",
+            &format!("group:{group}:member"),
+            "--principal",
+            &format!("user:{user}"),
+        ]),
+        ops(&[
+            "--source",
+            "legal_static",
+            "revoke",
+            "--grant",
+            &format!("group:{group}:member:user:{user}"),
+        ]),
     ];
     let s = Scratch::new();
     let (wrong, wrong_bearer) = ("ironclad-Wr0ng-secret-31", "ironclad-Wr0ng-bearer-31");
@@ -373,13 +450,16 @@ async fn ironclad_secrets_and_tokens_never_appear_in_logs_errors_metrics_or_sink
         &body(secret, bearer),
         &body(wrong, wrong_bearer),
         2,
-        &provisions,
-        true,
+        (&provisions, true),
         set(&[secret, bearer, wrong, wrong_bearer]),
         &seen,
     )
     .await;
-    assert_eq!(sim.group_members(&group).len(), members.len(), "grant then revoke");
+    assert_eq!(
+        sim.group_members(&group).len(),
+        members.len(),
+        "grant then revoke"
+    );
 }
 
 #[tokio::test]
@@ -427,8 +507,7 @@ async fn clickwrap_secrets_and_tokens_never_appear_in_logs_errors_metrics_or_sin
         &body(secret, static_token),
         &body(wrong, wrong_token),
         2,
-        &provisions,
-        false,
+        (&provisions, false),
         set(&[secret, static_token, wrong, wrong_token]),
         &seen,
     )
