@@ -29,7 +29,6 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{CommandError, Outcome};
 use crate::progress::Progress;
 use crate::sinks::RunStatus;
-use crate::state::StateStore;
 use crate::sync::{SourceOutcome, SyncEnv, SyncOptions};
 
 /// One scenario of `idhost bench`.
@@ -246,18 +245,14 @@ async fn sync_once(
             );
         }
     }
-    let sinks = crate::sinks::build(&config.sinks).await?;
-    let state = StateStore::open(&config.state_path)?;
-    let client = crate::services::http::build_client().context("building the HTTP client")?;
-    let env = SyncEnv {
-        config: config.clone(),
+    let env = SyncEnv::build(
+        config.clone(),
         registry,
-        sinks: Arc::new(sinks),
-        state,
-        client,
-        progress: Progress::hidden(),
-        cancel: CancellationToken::new(),
-    };
+        true,
+        Progress::hidden(),
+        CancellationToken::new(),
+    )
+    .await?;
     let started = Instant::now();
     let outcomes = crate::sync::run(&env, &SyncOptions::default()).await;
     let wall = started.elapsed();

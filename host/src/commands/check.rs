@@ -9,7 +9,6 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{CommandError, Outcome};
 use crate::metrics::SourceMetrics;
 use crate::progress::Progress;
-use crate::state::StateStore;
 use crate::sync::SyncEnv;
 
 pub(crate) async fn run(path: &Path, flag: Option<&Path>) -> Result<Outcome, CommandError> {
@@ -21,17 +20,15 @@ pub(crate) async fn run(path: &Path, flag: Option<&Path>) -> Result<Outcome, Com
         config.sinks.len()
     );
     let registry = super::discover(flag, Some(&config))?;
-    let state = StateStore::open(&config.state_path).map_err(CommandError::failed)?;
-    let client = crate::services::http::build_client().map_err(CommandError::failed)?;
-    let env = SyncEnv {
-        config: config.clone(),
+    let env = SyncEnv::build(
+        config.clone(),
         registry,
-        sinks: Arc::default(),
-        state,
-        client,
-        progress: Progress::hidden(),
-        cancel: CancellationToken::new(),
-    };
+        false,
+        Progress::hidden(),
+        CancellationToken::new(),
+    )
+    .await
+    .map_err(CommandError::failed)?;
     let mut outcome = Outcome::Success;
     for source in &config.sources {
         let info = SourceInfo {

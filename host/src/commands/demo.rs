@@ -5,13 +5,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{CommandError, Outcome};
 use crate::progress::Progress;
 use crate::sinks::RunStatus;
-use crate::state::StateStore;
 use crate::sync::{SyncEnv, SyncOptions};
 
 /// The demo's config, compiled in so `idhost demo` works from any directory.
@@ -116,24 +114,11 @@ pub(crate) async fn run(
             let _ = std::fs::remove_file(PathBuf::from(p));
         }
     }
-    let sinks = crate::sinks::build(&config.sinks)
-        .await
-        .map_err(CommandError::failed)?;
-    let state = StateStore::open(&config.state_path).map_err(CommandError::failed)?;
-    let client = crate::services::http::build_client()
-        .context("building the HTTP client")
-        .map_err(CommandError::failed)?;
     let cancel = CancellationToken::new();
     super::sync::cancel_on_signal(cancel.clone());
-    let env = SyncEnv {
-        config: config.clone(),
-        registry,
-        sinks: Arc::new(sinks),
-        state,
-        client,
-        progress,
-        cancel: cancel.clone(),
-    };
+    let env = SyncEnv::build(config.clone(), registry, true, progress, cancel.clone())
+        .await
+        .map_err(CommandError::failed)?;
     eprintln!(
         "idhost demo: syncing Ironclad ({} users), Entra ID ({} users) and Clickwrap ({} users) from their simulators into {}",
         size.ironclad_users,

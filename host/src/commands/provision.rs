@@ -17,7 +17,6 @@ use crate::audit::{self, AuditRecord};
 use crate::cli::{OutputFormat, ProvisionArgs, ProvisionOp};
 use crate::metrics::SourceMetrics;
 use crate::progress::Progress;
-use crate::state::StateStore;
 use crate::sync::SyncEnv;
 
 impl ProvisionOp {
@@ -179,17 +178,15 @@ pub(crate) async fn run(
         return Err(CommandError::failed(anyhow!(message)));
     }
 
-    let state = StateStore::open(&config.state_path).map_err(CommandError::failed)?;
-    let client = crate::services::http::build_client().map_err(CommandError::failed)?;
-    let env = SyncEnv {
-        config: config.clone(),
-        registry: registry.clone(),
-        sinks: Arc::default(),
-        state,
-        client,
-        progress: Progress::hidden(),
-        cancel: CancellationToken::new(),
-    };
+    let env = SyncEnv::build(
+        config.clone(),
+        registry.clone(),
+        false,
+        Progress::hidden(),
+        CancellationToken::new(),
+    )
+    .await
+    .map_err(CommandError::failed)?;
     let info = SourceInfo {
         source: source.name.clone(),
         read_only: false,

@@ -1,7 +1,6 @@
 //! `idhost sync -c FILE [--source S]… [--resources-only] [--full]`.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::anyhow;
 use tokio_util::sync::CancellationToken;
@@ -9,7 +8,6 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{CommandError, Outcome};
 use crate::progress::Progress;
 use crate::sinks::RunStatus;
-use crate::state::StateStore;
 use crate::sync::{SyncEnv, SyncOptions};
 
 /// Cancels `token` on Ctrl-C or SIGTERM, so every sync stops between pages and aborts cleanly.
@@ -54,22 +52,11 @@ pub(crate) async fn run(
         }
     }
     let registry = super::discover(flag, Some(&config))?;
-    let sinks = crate::sinks::build(&config.sinks)
-        .await
-        .map_err(CommandError::failed)?;
-    let state = StateStore::open(&config.state_path).map_err(CommandError::failed)?;
-    let client = crate::services::http::build_client().map_err(CommandError::failed)?;
     let cancel = CancellationToken::new();
     cancel_on_signal(cancel.clone());
-    let env = SyncEnv {
-        config: config.clone(),
-        registry,
-        sinks: Arc::new(sinks),
-        state,
-        client,
-        progress,
-        cancel,
-    };
+    let env = SyncEnv::build(config.clone(), registry, true, progress, cancel)
+        .await
+        .map_err(CommandError::failed)?;
     let outcomes = crate::sync::run(&env, &options).await;
     if json {
         let rows: Vec<_> = outcomes

@@ -76,6 +76,48 @@ pub struct SyncEnv {
     pub cancel: CancellationToken,
 }
 
+/// Why a [`SyncEnv`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvError {
+    /// A sink failed to open.
+    #[error(transparent)]
+    Sink(#[from] crate::sinks::SinkError),
+    /// The state database failed to open.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// The HTTP client could not be built.
+    #[error("building the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+impl SyncEnv {
+    /// Opens what a sync needs for `config`: its sinks (`with_sinks`; `check` and `provision`
+    /// write none), the state database and the shared HTTP client.
+    pub async fn build(
+        config: Arc<Config>,
+        registry: Arc<Registry>,
+        with_sinks: bool,
+        progress: Progress,
+        cancel: CancellationToken,
+    ) -> Result<Self, EnvError> {
+        let sinks = if with_sinks {
+            crate::sinks::build(&config.sinks).await?
+        } else {
+            Vec::new()
+        };
+        Ok(Self {
+            state: StateStore::open(&config.state_path)?,
+            client: crate::services::http::build_client()?,
+            sinks: Arc::new(sinks),
+            config,
+            registry,
+            progress,
+            cancel,
+        })
+    }
+}
+
 /// Syncs the chosen sources at once, each on its own task (so a heavy page decode in one
 /// source does not stall the others); unknown names in `options.sources` are reported by the
 /// caller before this runs.

@@ -60,28 +60,13 @@ pub(crate) fn new_sync_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// Settings keys whose values are credentials even if the manifest forgot to say so.
-fn looks_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    [
-        "secret",
-        "token",
-        "password",
-        "api_key",
-        "apikey",
-        "private_key",
-    ]
-    .iter()
-    .any(|s| key.contains(s))
-}
-
 /// The redactor of a source: interpolated values, manifest secret keys, secret-looking keys.
 pub(crate) fn source_redactor(source: &SourceConfig, manifest: Option<&Manifest>) -> Redactor {
     let redactor = Redactor::new(source.secrets.iter().cloned());
     if let serde_json::Value::Object(settings) = &source.settings {
         for (key, value) in settings {
             let secret_key = manifest.is_some_and(|m| m.secret_keys().any(|k| k == key));
-            if (secret_key || looks_secret(key))
+            if (secret_key || crate::redact::looks_secret(key))
                 && let Some(text) = value.as_str()
             {
                 redactor.add(text.to_owned());
