@@ -624,12 +624,23 @@ async fn delta_sync_after_changes_costs_a_fraction_of_the_full_sync() {
     let (sim, server) = start(delta_tenant()).await;
     let s = Scratch::new();
     let config = config(&s, &sim, &server, "");
+    // Change events of the delta sync go to a JSONL sink beside the snapshot.
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(
+        "\n[sinks.events]\ntype = \"jsonl\"\npath = \"events.jsonl\"\nrecords = [\"event\"]\n",
+    );
+    std::fs::write(&config, text).expect("config");
     sync_ok(&s, &config, "entra delta: first (full) sync", &sim).await;
     let full_requests = sim.faults().log().len();
     let slugs = app_role_slugs(&sim, &server).await;
     assert_matches_tenant(&s.db("idhost.db"), &sim, &expected(&sim, &slugs));
+    let groups = sim.group_ids();
+    let users_before: BTreeSet<String> = sim.user_ids().into_iter().collect();
 
     let new_user = change_tenant(&sim);
+    let users_after: BTreeSet<String> = sim.user_ids().into_iter().collect();
+    let gone: Vec<&String> = users_before.difference(&users_after).collect();
+    assert_eq!(gone.len(), 1);
     sim.faults().log().clear();
     let run = s.sync(&config, &[]).await;
     report("entra delta: second (incremental) sync", &run, &sim);
@@ -652,6 +663,44 @@ async fn delta_sync_after_changes_costs_a_fraction_of_the_full_sync() {
     let db = s.db("idhost.db");
     assert_matches_tenant(&db, &sim, &expected(&sim, &slugs));
     assert!(db.resource(SOURCE, &format!("user:{new_user}")).is_some());
+
+    // The delta produced the right change events.
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(s.path("events.jsonl"))
+        .expect("events written")
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["kind"] == "event")
+        .collect();
+    let has = |event: &str, subject: &str| {
+        events
+            .iter()
+            .any(|e| e["event"] == event && e["subject"] == subject)
+    };
+    assert!(has("created", &format!("user:{new_user}")), "{events:?}");
+    assert!(
+        has("deactivated", &format!("user:{}", gone[0])),
+        "{events:?}"
+    );
+    assert!(
+        has(
+            "grant_added",
+            &format!("group:{}:member:user:{new_user}", groups[0])
+        ),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e["event"] == "grant_removed"
+            && e["subject"]
+                .as_str()
+                .is_some_and(|s| s.starts_with(&format!("group:{}:member:", groups[2])))),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["event"] != "created" || e["subject"] == format!("user:{new_user}")),
+        "only the new user is created: {events:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
