@@ -10,35 +10,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
-/// The `idhost` binary under test, with the caller's environment cleared of idhost settings.
-pub(crate) fn idhost() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_idhost"));
-    cmd.env_remove("IDHOST_PLUGIN_DIR")
-        .env_remove("IDHOST_CONFIG")
-        .env("NO_COLOR", "1");
-    cmd
-}
-
-/// Where `cargo build` put the plugins: beside the binary.
-pub(crate) fn plugin_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_idhost"))
-        .parent()
-        .expect("binary has a directory")
-        .to_owned();
-    let fixture = dir.join(format!(
-        "{}fixture_connector{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    ));
-    assert!(
-        fixture.exists(),
-        "{} is missing: run `cargo build -p fixture-connector` first",
-        fixture.display()
-    );
-    dir
-}
+// The binary and plugin lookup are the ones every host test uses.
+#[path = "../support/mod.rs"]
+mod base;
+pub(crate) use base::{idhost, plugin_dir};
 
 /// A scratch directory holding a config, the state database and the sinks' files.
 pub(crate) struct Scratch {
