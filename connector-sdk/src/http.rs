@@ -54,6 +54,11 @@ pub struct RequestOptions {
     /// Rate budget to draw from.
     #[serde(default)]
     pub budget: Option<Budget>,
+    /// How much of `budget` the request uses (1 when absent). Upstreams that meter by cost
+    /// rather than by request (Graph's resource units, where a `$batch` costs the sum of its
+    /// inner reads) state the cost here; a cost above the budget's allowance takes all of it.
+    #[serde(default)]
+    pub cost: Option<u32>,
     /// Timeout for one attempt, in milliseconds (the host's default otherwise).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
@@ -359,6 +364,13 @@ impl RequestBuilder {
     /// Draws from `budget`.
     pub fn budget(mut self, budget: &Budget) -> Self {
         self.request.options.budget = Some(budget.clone());
+        self
+    }
+
+    /// Draws `cost` units from `budget` (a budget counted in cost units, not requests).
+    pub fn budget_cost(mut self, budget: &Budget, cost: u32) -> Self {
+        self.request.options.budget = Some(budget.clone());
+        self.request.options.cost = Some(cost);
         self
     }
 

@@ -37,6 +37,8 @@
 pub mod connector;
 pub mod context;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod host;
 pub mod http;
 pub mod model;

@@ -238,9 +238,11 @@ impl TokenCache {
         }
         Ok(Cached {
             token: SecretString::from(answer.access_token),
+            // An `expires_in` too large for an `Instant` (found by fuzzing: the addition
+            // panicked) means the token does not expire in any time that matters.
             expires_at: answer
                 .expires_in
-                .map(|secs| Instant::now() + Duration::from_secs(secs)),
+                .and_then(|secs| Instant::now().checked_add(Duration::from_secs(secs))),
         })
     }
 }

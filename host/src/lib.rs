@@ -11,6 +11,8 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod export;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

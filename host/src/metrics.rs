@@ -393,6 +393,14 @@ impl Exposition {
     }
 }
 
+/// Peak resident set size of this process in kB (`VmHWM` of /proc/self/status); `None` where
+/// there is no procfs. Reported by `idhost sync --json` for sizing a container.
+pub fn process_peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -270,3 +270,74 @@ async fn a_retry_after_longer_than_the_policy_allows_is_returned_not_waited_out(
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(metrics.retries(), 0);
 }
+
+/// Issue 8, SSRF: a token endpoint that answers with a redirect to another origin (another
+/// port on the same loopback address is another origin) does not get the client secret sent
+/// on: the 307 comes back to the connector unfollowed, and the other server sees nothing. A
+/// redirect within the same origin is followed.
+#[tokio::test]
+async fn redirects_of_a_token_request_never_leave_its_origin() {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+
+    let elsewhere = Faults::new();
+    let thief = server(&elsewhere).await;
+    let target = format!("{}/steal", thief.url());
+    let app = Router::new()
+        .route(
+            "/oauth/token",
+            any(move || {
+                let target = target.clone();
+                async move {
+                    (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, target)]).into_response()
+                }
+            }),
+        )
+        .route(
+            "/moved/token",
+            any(|| async {
+                (
+                    StatusCode::TEMPORARY_REDIRECT,
+                    [(header::LOCATION, "/oauth2/token")],
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/oauth2/token",
+            any(|| async { "{\"access_token\":\"t\",\"expires_in\":3600}" }),
+        );
+    let token_server = sim_common::serve(app, 0).await.expect("serve");
+    let (http, _) = http(false, Redactor::new(["client-secret-123".to_owned()]));
+    let token_request = |path: &str| HttpRequest {
+        method: "POST".into(),
+        url: format!("{}{path}", token_server.url()),
+        headers: vec![(
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        )],
+        body: b"grant_type=client_credentials&client_id=c&client_secret=client-secret-123".to_vec(),
+        options: RequestOptions {
+            write: Some(false),
+            ..RequestOptions::default()
+        },
+    };
+
+    let res = http
+        .send(token_request("/oauth/token"))
+        .await
+        .expect("an answer");
+    assert_eq!(res.status, 307, "the cross-origin redirect is handed back");
+    assert!(
+        elsewhere.log().is_empty(),
+        "the other origin saw {:?}",
+        elsewhere.log()
+    );
+
+    let res = http
+        .send(token_request("/moved/token"))
+        .await
+        .expect("an answer");
+    assert_eq!(res.status, 200, "a same-origin redirect is followed");
+    assert!(String::from_utf8_lossy(&res.body).contains("access_token"));
+}

@@ -29,6 +29,8 @@
 mod client;
 pub mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod manifest;
 mod mapping;
 mod scope;

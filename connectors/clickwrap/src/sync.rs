@@ -64,7 +64,12 @@ impl Clickwrap {
             more,
             "clickwrap users page"
         );
-        Ok(Page::new(users, more.then(|| (page + 1).to_string())))
+        let next = if more {
+            Some(next_page(page, token)?.to_string())
+        } else {
+            None
+        };
+        Ok(Page::new(users, next))
     }
 
     /// One page of one site's memberships (`GET /sites/{site_id}/memberships`).
@@ -122,7 +127,7 @@ impl Clickwrap {
         };
         let (grants, extra) = mapping::membership_grants(&site_resource, memberships)?;
         let next = if more {
-            Some(format!("{site_id}:{}", page + 1))
+            Some(format!("{site_id}:{}", next_page(page, token)?))
         } else {
             scope
                 .sites
@@ -166,6 +171,12 @@ fn parse_number(text: &str, token: &PageToken) -> Result<u64, ConnectorError> {
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| bad_token(token))
+}
+
+/// The page after `page`. A page token can name any page number, so the last one a `u64`
+/// holds has no successor (found by fuzzing: `page + 1` overflowed).
+fn next_page(page: u64, token: &PageToken) -> Result<u64, ConnectorError> {
+    page.checked_add(1).ok_or_else(|| bad_token(token))
 }
 
 fn bad_token(token: &PageToken) -> ConnectorError {

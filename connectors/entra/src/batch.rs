@@ -19,7 +19,7 @@ use futures::stream::FuturesUnordered;
 use idhost_connector_sdk::ConnectorError;
 use serde_json::{Value, json};
 
-use crate::client::Graph;
+use crate::client::{Graph, read_cost};
 use crate::error::{graph_error, inner_error};
 
 /// Most requests Graph accepts in one `$batch`.
@@ -204,6 +204,7 @@ async fn send_batch(
         .map(|(slot, (_, path))| json!({ "id": (slot + 1).to_string(), "method": "GET", "url": path }))
         .collect();
     let body = json!({ "requests": requests });
+    let cost = reads.iter().map(|(_, path)| read_cost(path)).sum::<u32>();
     let url = graph.url("/$batch");
     let response = graph
         .send(|| {
@@ -215,7 +216,8 @@ async fn send_batch(
                 .json(&body)
                 // A batch of reads changes nothing: --dry-run lets it through, 5xx may retry.
                 .read_only()
-                .budget(&graph.budgets.batch)
+                // Graph charges every inner read on its own.
+                .budget_cost(graph.units_budget(), cost)
         })
         .await?;
     if !response.is_success() {

@@ -5,6 +5,7 @@
 //! retry loop in this crate is for reads *inside* a `$batch`, whose outer answer is 200 and
 //! which the host therefore cannot see (batch.rs).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use idhost_connector_sdk::oauth::{TokenCache, TokenRequestStyle, TokenSource};
@@ -16,30 +17,76 @@ use serde_json::Value;
 use crate::config::Endpoints;
 use crate::error::{GraphError, graph_error};
 
-/// Rate budgets from concepts/throttling-limits.md, "Identity and access service limits".
+/// Graph's identity-and-access throttle, as host budgets (concepts/throttling-limits.md).
 ///
-/// Graph meters reads in resource units per app+tenant (L tenants 8,000, M 5,000 per 10 s; a
-/// member list costs 3 units, 2 with `$select`) and every inner request of a `$batch` on its
-/// own, while the host's budgets count requests. So the budgets are set from units: a `$batch`
-/// of 20 member reads costs about 40 units, and 120 batches per 10 s stay under the M quota;
-/// single reads cost 1–2 units, 2,000 per 10 s stay under it too. Writes have their own quota:
-/// 3,000 per 2 min 30 s per app+tenant. Whatever slips through is answered 429 with
-/// `Retry-After`, which the host (outer) and batch.rs (inner) honour.
+/// Reads are metered in resource units per app+tenant: S (< 50 users) 3,500, M (50–500)
+/// 5,000, L (> 500) 8,000 per 10 s. Each request costs by its path (`users` 2,
+/// `groups/{id}/members` 3, `transitiveMembers` 5, `appRoleAssignments` 2, anything else 1;
+/// `$select` −1, `$expand` +1, `$top` under 20 −1, never below 1), and every inner request of a
+/// `$batch` is charged on its own. So reads draw their cost from a units budget sized by the
+/// tenant (the users listed so far, or at the last sync) at 95% of the quota: the host's clock
+/// and Graph's are not the same clock, and a 429 costs a whole `Retry-After` second. Writes
+/// have their own quota, 3,000 per 2 min 30 s per app+tenant. Whatever slips through is answered
+/// 429 with `Retry-After`, which the host (outer) and batch.rs (inner) honour.
 #[derive(Debug, Clone)]
 pub(crate) struct Budgets {
-    pub(crate) read: Budget,
-    pub(crate) batch: Budget,
+    /// Resource units of S, M and L tenants.
+    units: [Budget; 3],
     pub(crate) write: Budget,
 }
 
+/// Connector state key of the number of users the last full listing saw.
+pub(crate) const TENANT_USERS_KEY: &str = "tenant_users";
+
+/// Users from which a tenant is M (50) and L (501) for the throttle.
+const TENANT_SIZES: [usize; 2] = [50, 501];
+
 impl Budgets {
     fn new() -> Self {
+        let units =
+            |name: &str, quota: u32| Budget::new(name, quota / 20 * 19, Duration::from_secs(10));
         Self {
-            read: Budget::new("graph-read", 2_000, Duration::from_secs(10)),
-            batch: Budget::new("graph-batch", 120, Duration::from_secs(10)),
+            units: [
+                units("graph-units-s", 3_500),
+                units("graph-units-m", 5_000),
+                units("graph-units-l", 8_000),
+            ],
             write: Budget::new("graph-write", 3_000, Duration::from_secs(150)),
         }
     }
+
+    /// The units budget of a tenant with `users` users.
+    pub(crate) fn units(&self, users: usize) -> &Budget {
+        let size = TENANT_SIZES.iter().filter(|&&n| users >= n).count();
+        &self.units[size.min(2)]
+    }
+}
+
+/// The resource units a read of `path_and_query` costs (the table above).
+pub(crate) fn read_cost(path_and_query: &str) -> u32 {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let path = path.trim_end_matches('/');
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let base: i64 = match segments.as_slice() {
+        [.., "users"] | [.., "users", "delta()" | "delta"] => 2,
+        [.., "transitiveMembers"] => 5,
+        [.., "groups", _, "members"] => 3,
+        [.., "appRoleAssignments"] => 2,
+        _ => 1,
+    };
+    let mut cost = base;
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "$select" | "%24select" => cost -= 1,
+            "$expand" | "%24expand" => cost += 1,
+            "$top" | "%24top" if value.parse::<u32>().is_ok_and(|t| t < 20) => cost -= 1,
+            _ => {}
+        }
+    }
+    u32::try_from(cost.max(1)).unwrap_or(1)
 }
 
 /// Microsoft Graph v1.0 for one tenant.
@@ -48,6 +95,9 @@ pub(crate) struct Graph {
     pub(crate) endpoints: Endpoints,
     pub(crate) budgets: Budgets,
     tokens: TokenCache,
+    /// Users listed by this sync, and by the last complete one: the tenant's size class.
+    users_listed: AtomicUsize,
+    users_known: AtomicUsize,
 }
 
 impl Graph {
@@ -73,7 +123,31 @@ impl Graph {
             endpoints,
             budgets: Budgets::new(),
             tokens,
+            users_listed: AtomicUsize::new(0),
+            users_known: AtomicUsize::new(0),
         }
+    }
+
+    /// Counts `n` more listed users towards the tenant's size; returns the count so far.
+    pub(crate) fn saw_users(&self, n: usize) -> usize {
+        self.users_listed.fetch_add(n, Ordering::Relaxed) + n
+    }
+
+    /// The tenant's size as the last complete sync saw it.
+    pub(crate) fn knew_users(&self, n: usize) {
+        self.users_known.store(n, Ordering::Relaxed);
+    }
+
+    /// The tenant's size as far as this sync knows.
+    pub(crate) fn tenant_users(&self) -> usize {
+        self.users_listed
+            .load(Ordering::Relaxed)
+            .max(self.users_known.load(Ordering::Relaxed))
+    }
+
+    /// The units budget for this tenant's size.
+    pub(crate) fn units_budget(&self) -> &Budget {
+        self.budgets.units(self.tenant_users())
     }
 
     /// `{graph}/v1.0{path}`; `path` starts with `/`.
@@ -115,7 +189,7 @@ impl Graph {
                 .http()
                 .get(url)
                 .header("accept", "application/json")
-                .budget(&self.budgets.read)
+                .budget_cost(self.units_budget(), read_cost(url))
         })
         .await
     }
@@ -241,6 +315,26 @@ mod tests {
     use idhost_connector_sdk::SourceInfo;
     use idhost_connector_sdk::testing::TestServices;
     use serde_json::json;
+
+    #[test]
+    fn read_costs_follow_the_throttling_table() {
+        assert_eq!(read_cost("/users?$select=id&$top=999"), 1);
+        assert_eq!(read_cost("https://graph.microsoft.com/v1.0/users?$top=999"), 2);
+        assert_eq!(read_cost("/groups/g1/members?$select=id&$top=999"), 2);
+        assert_eq!(read_cost("/groups/g1/members"), 3);
+        assert_eq!(read_cost("/groups/g1/owners?$select=id&$top=999"), 1);
+        assert_eq!(read_cost("/groups/g1/transitiveMembers?$expand=x"), 6);
+        assert_eq!(read_cost("/groups/g1/members?$top=5"), 2);
+        assert_eq!(read_cost("/servicePrincipals/s/appRoleAssignedTo"), 1);
+    }
+
+    #[test]
+    fn the_units_budget_follows_the_tenant_size() {
+        let budgets = Budgets::new();
+        assert_eq!(budgets.units(10).requests, 3_325);
+        assert_eq!(budgets.units(50).requests, 4_750);
+        assert_eq!(budgets.units(100_000).requests, 7_600);
+    }
 
     use super::*;
 

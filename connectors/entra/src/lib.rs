@@ -23,6 +23,8 @@ mod client;
 pub mod config;
 mod delta;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod managed;
 mod mapping;
 mod provision;
@@ -75,6 +77,14 @@ impl Connector for Entra {
             &opts.client_id,
             settings.client_secret,
         );
+        if let Some(users) = graph
+            .ctx
+            .state()
+            .get(client::TENANT_USERS_KEY)
+            .and_then(|n| n.parse().ok())
+        {
+            graph.knew_users(users);
+        }
         tracing::debug!(graph = %opts.endpoints.graph, batch = opts.batch, concurrency = opts.concurrency, "entra connector opened");
         Ok(Self {
             graph,

@@ -31,6 +31,12 @@ pub(crate) enum Cursor {
     Apps(String),
 }
 
+/// Most groups on one page of a full listing. Each group's members and owners ride on its
+/// page as grants (a hundred members per group is common), so a page of 999 groups would
+/// hold some 100,000 grants in memory at once; 200 keeps a page near 20,000 and costs only
+/// a few more `/groups` requests, which overlap with the host writing the previous page.
+const GROUPS_PER_PAGE: u32 = 200;
+
 impl Cursor {
     pub(crate) fn encode(&self) -> String {
         match self {
@@ -94,6 +100,7 @@ impl Entra {
         }
     }
 
+    /// `$top` of list requests (`page_size`).
     fn top(&self) -> u32 {
         self.opts.page_size
     }
@@ -134,10 +141,18 @@ impl Entra {
 
     async fn users_page(&self, url: &str) -> Result<Page<Resource>, ConnectorError> {
         let body = self.graph.get_json(url).await?;
-        let items = values(&body).iter().filter_map(mapping::user).collect();
+        let items: Vec<Resource> = values(&body).iter().filter_map(mapping::user).collect();
+        let listed = self.graph.saw_users(items.len());
         let next = match self.graph.next_link(&body)? {
             Some(link) => Some(Cursor::Users(link).encode()),
-            None => self.after_users(false),
+            None => {
+                // The tenant's size, for the next sync's throttle budget (client.rs).
+                self.graph
+                    .ctx
+                    .state()
+                    .set(crate::client::TENANT_USERS_KEY, listed.to_string());
+                self.after_users(false)
+            }
         };
         Ok(Page::new(items, next))
     }
@@ -183,7 +198,7 @@ impl Entra {
                 let url = self.graph.url(&format!(
                     "/groups?$select={}&$top={}",
                     encode(mapping::GROUP_SELECT),
-                    self.top()
+                    self.top().min(GROUPS_PER_PAGE)
                 ));
                 self.groups_page(&url).await
             }

@@ -19,6 +19,8 @@ mod attributes;
 mod client;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod manifest;
 mod mapping;
 mod provision;

@@ -72,7 +72,14 @@ impl Client {
             )));
         }
         let returned = list.resources.len() as u64;
-        let next_start = start + returned;
+        // A page token can name any startIndex; past u64::MAX there is no next one (found by
+        // fuzzing: `start + returned` overflowed).
+        let next_start = start.checked_add(returned).ok_or_else(|| {
+            ConnectorError::invalid_input(format!(
+                "page token `{start}` is too large to continue from: a startIndex past it \
+                 cannot be named"
+            ))
+        })?;
         // Stop on an empty page, or once this page reaches totalResults. The next startIndex is
         // this one plus what came back (not plus `count`), so a server returning fewer than
         // asked for skips nothing.

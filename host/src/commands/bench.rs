@@ -1,18 +1,18 @@
 //! `idhost bench`: how close a sync comes to what the upstream allows.
 //!
-//! Every scenario starts the simulators in this process (with injected latency), syncs the real
-//! connector plugins into a SQLite sink in a temporary directory through the same pipeline as
-//! `idhost sync` (`crate::sync::run`), and prints one table row:
+//! Every scenario starts the simulators in this process (with injected latency), writes a
+//! config that syncs the real connector plugins into a sink in a temporary directory, runs
+//! `idhost sync --json` on it as a child process, and prints one table row:
 //!
 //! * `requests`: requests the simulator logged (`sim_common::RequestLog`), token calls included;
 //! * `bound`: the lower bound on wall time the upstream's documented limits allow, i.e. the
 //!   fewest requests a sync can make, divided by the concurrency the upstream allows, times the
 //!   injected latency — and, where a documented rate limit would stretch that, the time the rate
 //!   limit needs for the same requests. Each scenario documents its formula below;
-//! * `wall`, `ratio` (wall ÷ bound), `records` (resources + entitlements + grants received),
-//!   `rec/s` and `peak RSS`: `VmHWM` of /proc/self/status. It is process-wide, so it includes
-//!   the simulators' datasets and the sinks; the bench resets it (`5` to /proc/self/clear_refs)
-//!   before each scenario so a row is not charged with an earlier scenario's peak.
+//! * `wall` (the child's, start to exit), `ratio` (wall ÷ bound), `records` (resources +
+//!   entitlements + grants received), `rec/s`, and `peak RSS`: the `idhost sync` process's own
+//!   `VmHWM`, which it reports in its JSON summary — the simulators live in this process, so
+//!   their datasets are not counted against the sync.
 //!
 //! Targets (issue 8): wall ≤ 1.25 × bound; `all` ≈ the slowest alone; peak RSS ≤ 150 MB for
 //! `entra`; SQLite ≥ 200k records/s. The bench reports misses; it does not fail on them.
@@ -24,12 +24,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use tokio_util::sync::CancellationToken;
 
 use crate::app::{CommandError, Outcome};
-use crate::progress::Progress;
-use crate::sinks::RunStatus;
-use crate::sync::{SourceOutcome, SyncEnv, SyncOptions};
 
 /// One scenario of `idhost bench`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -109,8 +105,6 @@ pub(crate) async fn run(flag: Option<&Path>, args: BenchArgs) -> Result<Outcome,
     let mut failed = false;
     println!("{}", header());
     for scenario in scenarios {
-        reset_peak_rss();
-        let rss_at_start = rss_kb("VmRSS:");
         let result = match scenario {
             Scenario::Entra | Scenario::Ironclad | Scenario::Clickwrap | Scenario::All => {
                 upstream(flag, scenario, args.scale, latency).await
@@ -121,12 +115,7 @@ pub(crate) async fn run(flag: Option<&Path>, args: BenchArgs) -> Result<Outcome,
             Scenario::Plugin => plugin_boundary(flag, args.scale).await,
         };
         let row = match result {
-            Ok(mut row) => {
-                if let Some(kb) = rss_at_start {
-                    let _ = write!(row.note, "; RSS at start {:.0}MB", kb as f64 / 1024.0);
-                }
-                row
-            }
+            Ok(row) => row,
             Err(err) => {
                 failed = true;
                 Row {
@@ -193,48 +182,34 @@ fn format_row(row: &Row) -> String {
     )
 }
 
-/// Peak resident set size of this process (kB), from `VmHWM` in /proc/self/status.
-fn peak_rss_kb() -> Option<u64> {
-    rss_kb("VmHWM:")
-}
-
-/// A `kB` line of /proc/self/status (`VmHWM:` peak, `VmRSS:` now). Memory freed by an earlier
-/// scenario is not always returned to the OS, so a row's peak can include what the previous
-/// scenario left resident: the note shows the RSS each scenario started from.
-fn rss_kb(key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(key))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Resets `VmHWM` to the current RSS (Linux ≥ 4.0: writing `5` to clear_refs). Best effort:
-/// without it a row shows the peak of every scenario so far.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
 fn scaled(n: usize, scale: f64) -> usize {
     ((n as f64 * scale).round() as usize).max(1)
 }
 
-fn records(outcomes: &[SourceOutcome]) -> u64 {
-    outcomes
-        .iter()
-        .map(|o| o.counts.resource_total() + o.counts.entitlements + o.counts.grants)
-        .sum()
+/// What one measured sync reported.
+struct Synced {
+    wall: Duration,
+    records: u64,
+    /// Peak RSS of the `idhost sync` process, in kB.
+    rss_kb: Option<u64>,
 }
 
-/// Runs one sync of `config_text` (with `${VARS}` from `vars`) and times it.
+/// Runs one `idhost sync --json` of `config_text` (with `${VARS}` from `vars`) as a child
+/// process and times it. A child of its own, so the peak RSS is the sync's alone: not the
+/// simulators' datasets in this process, nor what an earlier scenario left resident.
 async fn sync_once(
     flag: Option<&Path>,
     dir: &Path,
     config_text: String,
     vars: &HashMap<&str, String>,
-) -> Result<(Vec<SourceOutcome>, Duration), anyhow::Error> {
+) -> Result<Synced, anyhow::Error> {
     let config_path = dir.join("bench.toml");
-    let config = crate::config::parse(&config_path, config_text, &|name| vars.get(name).cloned())
-        .map(Arc::new)
-        .context("the bench's own config")?;
+    // Checked here first, so a missing plugin is named before anything runs.
+    let config = crate::config::parse(&config_path, config_text.clone(), &|name| {
+        vars.get(name).cloned()
+    })
+    .map(Arc::new)
+    .context("the bench's own config")?;
     let registry = super::discover(flag, Some(&config)).map_err(|e| e.error)?;
     for source in &config.sources {
         if registry.get(&source.connector).is_none() {
@@ -245,25 +220,61 @@ async fn sync_once(
             );
         }
     }
-    let env = SyncEnv::build(
-        config.clone(),
-        registry,
-        true,
-        Progress::hidden(),
-        CancellationToken::new(),
-    )
-    .await?;
+    std::fs::write(&config_path, &config_text)
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    let exe = std::env::current_exe().context("finding the idhost executable")?;
+    let mut command = tokio::process::Command::new(&exe);
+    command
+        .args(["--log-level", "warn", "--plugin-dir"])
+        .arg(&registry.dir)
+        .args(["sync", "--json", "-c"])
+        .arg(&config_path)
+        .current_dir(dir)
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
     let started = Instant::now();
-    let outcomes = crate::sync::run(&env, &SyncOptions::default()).await;
+    let output = command
+        .output()
+        .await
+        .with_context(|| format!("running {} sync", exe.display()))?;
     let wall = started.elapsed();
-    if let Some(bad) = outcomes.iter().find(|o| o.status != RunStatus::Succeeded) {
-        anyhow::bail!(
-            "source `{}` did not succeed: {}",
-            bad.source,
-            bad.error.as_deref().unwrap_or("no error recorded")
-        );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout).with_context(|| {
+        format!(
+            "`idhost sync --json` exited with {} and printed no summary; its log:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
+    let mut records = 0;
+    let mut rss_kb = None;
+    for row in &rows {
+        let source = row["source"].as_str().unwrap_or("?");
+        if row["status"] != "succeeded" {
+            anyhow::bail!(
+                "source `{source}` did not succeed: {}",
+                row["error"].as_str().unwrap_or("no error recorded")
+            );
+        }
+        let counts = &row["counts"];
+        let resources: u64 = counts["resources"]
+            .as_object()
+            .map(|m| m.values().filter_map(serde_json::Value::as_u64).sum())
+            .unwrap_or(0);
+        records += resources
+            + counts["entitlements"].as_u64().unwrap_or(0)
+            + counts["grants"].as_u64().unwrap_or(0);
+        rss_kb = rss_kb.max(row["process_peak_rss_kb"].as_u64());
     }
-    Ok((outcomes, wall))
+    if !output.status.success() {
+        anyhow::bail!("`idhost sync` exited with {}", output.status);
+    }
+    Ok(Synced {
+        wall,
+        records,
+        rss_kb,
+    })
 }
 
 fn temp_dir() -> Result<tempfile::TempDir, anyhow::Error> {
@@ -293,9 +304,11 @@ struct Upstreams {
 /// these are sequential: concurrency 1), plus members and owners of every group read 20 per
 /// `$batch` (the documented batch maximum) — ⌈2·groups/20⌉ batches with up to `concurrency`
 /// (connector default 4) in flight. Latency bound = (1 + pages + ⌈batches/4⌉) × latency.
-/// Throttle bound: identity-and-access token bucket, L tenant (> 500 users) 8,000 resource
-/// units per 10 s; `GET groups/{id}/members` costs 3 RU, −1 for `$select` = 2 RU (owners the
-/// same, `/users` 2 − 1 = 1), so RU = pages + 4·groups and the bound is RU/8000 × 10 s.
+/// Throttle bound (concepts/throttling-limits.md): identity-and-access resource units, an L
+/// tenant (> 500 users) 8,000 per 10 s. `GET users` costs 2, −1 for `$select` = 1; a group
+/// page 1; `groups/{id}/members` 3 − 1 = 2; `groups/{id}/owners` 1 (never below 1); every
+/// inner read of a `$batch` is charged on its own. So RU = pages + 3·groups, and a token
+/// bucket that starts full needs (RU − 8,000) / 800 s for them.
 /// bound = max(latency bound, throttle bound). Apps, roles and managed identities add a handful
 /// of requests and are ignored (they make the bound lower, never higher).
 fn entra_bound(users: usize, groups: usize, latency: Duration) -> (usize, Duration) {
@@ -303,8 +316,8 @@ fn entra_bound(users: usize, groups: usize, latency: Duration) -> (usize, Durati
     let batches = (2 * groups).div_ceil(20);
     let requests = 1 + pages + batches;
     let latency_bound = latency * (1 + pages + batches.div_ceil(4)) as u32;
-    let ru = (pages + 4 * groups) as f64;
-    let throttle_bound = Duration::from_secs_f64(ru / 8000.0 * 10.0);
+    let ru = (pages + 3 * groups) as f64;
+    let throttle_bound = Duration::from_secs_f64((ru - 8000.0).max(0.0) / 800.0);
     (requests, latency_bound.max(throttle_bound))
 }
 
@@ -425,11 +438,10 @@ async fn upstream(
         bounds.push(clickwrap_bound(c_users, latency));
     }
     let result = sync_once(flag, dir.path(), text, &vars).await;
-    let rss_kb = peak_rss_kb();
     for server in servers {
         server.shutdown().await;
     }
-    let (outcomes, wall) = result?;
+    let synced = result?;
     let requests = sims.entra.as_ref().map_or(0, |s| s.faults().log().len())
         + sims.ironclad.as_ref().map_or(0, |s| s.faults().log().len())
         + sims
@@ -455,9 +467,9 @@ async fn upstream(
         name: name(scenario).to_owned(),
         requests: Some(requests),
         bound: Some(bound),
-        wall,
-        records: records(&outcomes),
-        rss_kb,
+        wall: synced.wall,
+        records: synced.records,
+        rss_kb: synced.rss_kb,
         note,
     })
 }
@@ -517,14 +529,14 @@ async fn sink(
     let (users, groups, source) = fixture_source(grants, 1000);
     text.push_str(&source);
     let vars = HashMap::from([("B_PG_URL", postgres_url.to_owned())]);
-    let (outcomes, wall) = sync_once(flag, dir.path(), text, &vars).await?;
+    let synced = sync_once(flag, dir.path(), text, &vars).await?;
     Ok(Row {
         name: name(scenario).to_owned(),
         requests: None,
         bound: None,
-        wall,
-        records: records(&outcomes),
-        rss_kb: peak_rss_kb(),
+        wall: synced.wall,
+        records: synced.records,
+        rss_kb: synced.rss_kb,
         note: format!("fixture {users}u/{groups}g/{grants} grants, 1000 per page"),
     })
 }
@@ -536,6 +548,7 @@ async fn plugin_boundary(flag: Option<&Path>, scale: f64) -> Result<Row, anyhow:
     let users = scaled(200_000, scale);
     let mut walls = Vec::new();
     let mut total = 0;
+    let mut rss = None;
     for page_size in [10, 1000] {
         let dir = temp_dir()?;
         let file = dir.path().join("bench.jsonl").display().to_string();
@@ -543,9 +556,10 @@ async fn plugin_boundary(flag: Option<&Path>, scale: f64) -> Result<Row, anyhow:
         let text = format!(
             "state_path = {state:?}\n[sinks.stream]\ntype = \"jsonl\"\npath = {file:?}\n[sources.fixture]\nconnector = \"fixture\"\n[sources.fixture.settings]\nusers = {users}\ngroups = 1\nroles = 0\nmemberships = 0\npage_size = {page_size}\n"
         );
-        let (outcomes, wall) = sync_once(flag, dir.path(), text, &HashMap::new()).await?;
-        total = records(&outcomes);
-        walls.push((users.div_ceil(page_size), wall));
+        let synced = sync_once(flag, dir.path(), text, &HashMap::new()).await?;
+        total = synced.records;
+        rss = rss.max(synced.rss_kb);
+        walls.push((users.div_ceil(page_size), synced.wall));
     }
     let (small_pages, small) = walls[0];
     let (big_pages, big) = walls[1];
@@ -557,7 +571,7 @@ async fn plugin_boundary(flag: Option<&Path>, scale: f64) -> Result<Row, anyhow:
         bound: None,
         wall: small,
         records: total,
-        rss_kb: peak_rss_kb(),
+        rss_kb: rss,
         note: format!(
             "{users} users: {small_pages} pages of 10 in {:.2}s, {big_pages} pages of 1000 in {:.2}s → {:.1}µs per page",
             small.as_secs_f64(),
@@ -575,8 +589,9 @@ mod tests {
     fn entra_bound_is_throttle_bound_at_full_size() {
         let (requests, bound) = entra_bound(100_000, 10_000, Duration::from_millis(20));
         assert_eq!(requests, 1 + 101 + 11 + 1000);
-        // 112 pages + 40,000 RU → 40,112 / 8000 × 10 s ≈ 50 s, above the 7.3 s latency bound.
-        assert!((bound.as_secs_f64() - 50.14).abs() < 0.01, "{bound:?}");
+        // 112 pages + 30,000 RU = 30,112 RU; (30,112 − 8,000) / 800 ≈ 27.6 s, above the
+        // 7.3 s latency bound.
+        assert!((bound.as_secs_f64() - 27.64).abs() < 0.01, "{bound:?}");
     }
 
     #[test]

@@ -48,24 +48,30 @@ pub(crate) async fn run(path: &Path, flag: Option<&Path>) -> Result<Outcome, Com
                     outcome = Outcome::Failed;
                 }
             }
-            Ok((instance, _services, redactor)) => match instance.validate().await {
-                Ok(()) => println!(
-                    "✓ {} ({}): connection and permissions OK",
-                    source.name, source.connector
-                ),
-                Err(err) => {
-                    println!(
-                        "✗ {} ({}): {} ({})",
-                        source.name,
-                        source.connector,
-                        redactor.redact(&err.message),
-                        err.kind
-                    );
-                    if outcome == Outcome::Success {
-                        outcome = Outcome::Failed;
+            Ok((instance, _services, redactor)) => {
+                match crate::sync::call::bounded(source.call_timeout, async move {
+                    instance.validate().await
+                })
+                .await
+                {
+                    Ok(()) => println!(
+                        "✓ {} ({}): connection and permissions OK",
+                        source.name, source.connector
+                    ),
+                    Err(err) => {
+                        println!(
+                            "✗ {} ({}): {} ({})",
+                            source.name,
+                            source.connector,
+                            redactor.redact(&err.message),
+                            err.kind
+                        );
+                        if outcome == Outcome::Success {
+                            outcome = Outcome::Failed;
+                        }
                     }
                 }
-            },
+            }
         }
     }
     Ok(outcome)

@@ -207,26 +207,52 @@ pub(crate) async fn run(
         .vault
         .clone()
         .unwrap_or_else(|| config.state_path.with_file_name("idhost-vault.jsonl"));
-    let result: Result<(String, Value), ConnectorError> = async {
+    // Bounded like every plugin call of a sync (`call_timeout_secs`): a hung plugin gets an
+    // audited failure, not a command that never returns.
+    let operation = async {
         Ok(match &args.op {
             ProvisionOp::Grant {
                 entitlement,
                 principal,
             } => {
-                let e = parse_ref("--entitlement", entitlement, EntitlementRef::parse, "<type>:<id>:<slug>")
-                    .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
+                let e = parse_ref(
+                    "--entitlement",
+                    entitlement,
+                    EntitlementRef::parse,
+                    "<type>:<id>:<slug>",
+                )
+                .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
                 let p = parse_ref("--principal", principal, ResourceRef::parse, "<type>:<id>")
                     .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
                 let outcome = instance.grant(&e, &p).await?;
-                let result = if outcome.already { "already" } else { "changed" };
-                (result.to_owned(), json!({ "grant": outcome.grant.id, "already": outcome.already }))
+                let result = if outcome.already {
+                    "already"
+                } else {
+                    "changed"
+                };
+                (
+                    result.to_owned(),
+                    json!({ "grant": outcome.grant.id, "already": outcome.already }),
+                )
             }
             ProvisionOp::Revoke { grant } => {
-                let g = parse_ref("--grant", grant, GrantRef::parse, "<type>:<id>:<slug>:<principal type>:<principal id>")
-                    .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
+                let g = parse_ref(
+                    "--grant",
+                    grant,
+                    GrantRef::parse,
+                    "<type>:<id>:<slug>:<principal type>:<principal id>",
+                )
+                .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
                 let outcome = instance.revoke(&g).await?;
-                let result = if outcome.already { "already" } else { "changed" };
-                (result.to_owned(), json!({ "grant": grant, "already": outcome.already }))
+                let result = if outcome.already {
+                    "already"
+                } else {
+                    "changed"
+                };
+                (
+                    result.to_owned(),
+                    json!({ "grant": grant, "already": outcome.already }),
+                )
             }
             ProvisionOp::CreateAccount {
                 login,
@@ -247,7 +273,12 @@ pub(crate) async fn run(
                         .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?,
                 };
                 let created = instance
-                    .create_account(info, CredentialOptions { generate_password: *generate_password })
+                    .create_account(
+                        info,
+                        CredentialOptions {
+                            generate_password: *generate_password,
+                        },
+                    )
                     .await?;
                 let mut detail = json!({ "resource": created.resource.id });
                 if let Some(password) = &created.password {
@@ -273,9 +304,14 @@ pub(crate) async fn run(
             ProvisionOp::Update { resource, set } => {
                 let r = parse_ref("--resource", resource, ResourceRef::parse, "<type>:<id>")
                     .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
-                let changes = Changes { set: set.iter().cloned().collect() };
+                let changes = Changes {
+                    set: set.iter().cloned().collect(),
+                };
                 instance.update(&r, changes).await?;
-                ("changed".to_owned(), json!({ "resource": resource, "fields": set.iter().map(|(k, _)| k).collect::<Vec<_>>() }))
+                (
+                    "changed".to_owned(),
+                    json!({ "resource": resource, "fields": set.iter().map(|(k, _)| k).collect::<Vec<_>>() }),
+                )
             }
             ProvisionOp::Delete { resource } => {
                 let r = parse_ref("--resource", resource, ResourceRef::parse, "<type>:<id>")
@@ -284,8 +320,19 @@ pub(crate) async fn run(
                 ("changed".to_owned(), json!({ "resource": resource }))
             }
         })
-    }
-    .await;
+    };
+    let result: Result<(String, Value), ConnectorError> = match tokio::time::timeout(
+        source.call_timeout,
+        operation,
+    )
+    .await
+    {
+        Ok(result) => result,
+        Err(_) => Err(ConnectorError::unavailable(format!(
+            "the plugin did not answer within call_timeout_secs = {}; the call was abandoned, and whether the upstream applied it is unknown",
+            source.call_timeout.as_secs()
+        ))),
+    };
 
     let intercepted = services.http().intercepted();
     let (outcome, result_word, mut detail) = match result {

@@ -59,6 +59,7 @@ pub(crate) async fn run(
         .map_err(CommandError::failed)?;
     let outcomes = crate::sync::run(&env, &options).await;
     if json {
+        let peak_rss_kb = crate::metrics::process_peak_rss_kb();
         let rows: Vec<_> = outcomes
             .iter()
             .map(|o| {
@@ -67,6 +68,7 @@ pub(crate) async fn run(
                     "status": o.status, "counts": o.counts, "error": o.error,
                     "requests": o.metrics.requests(), "retries": o.metrics.retries(),
                     "seconds": o.elapsed.as_secs_f64(),
+                    "process_peak_rss_kb": peak_rss_kb,
                 })
             })
             .collect();

@@ -3,7 +3,13 @@
 //! Values that came from interpolation are credentials more often than not, so every one is
 //! recorded for redaction.
 
+use std::io::Read as _;
 use std::path::Path;
+
+/// Most bytes a `${file:PATH}` reference reads. It holds one value (a secret, a token, a
+/// certificate), and a path such as `/dev/zero` must fail instead of reading until memory runs
+/// out (found while fuzzing `config::parse`).
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Why a reference could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,11 +82,11 @@ pub(crate) fn expand(
         };
         let reference = &body_start[..end];
         let value = if let Some(path) = reference.strip_prefix("file:") {
-            let full = base_dir.join(path);
-            let text = std::fs::read_to_string(&full).map_err(|e| InterpolationError::File {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
+            let text =
+                read_file(&base_dir.join(path)).map_err(|reason| InterpolationError::File {
+                    path: path.to_owned(),
+                    reason,
+                })?;
             text.trim_end_matches(['\n', '\r']).to_owned()
         } else {
             let valid = !reference.is_empty()
@@ -100,6 +106,22 @@ pub(crate) fn expand(
     }
     out.push_str(rest);
     Ok((out, substituted))
+}
+
+/// The text of a referenced file, at most [`MAX_FILE_BYTES`] of it.
+fn read_file(path: &Path) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "it holds more than {MAX_FILE_BYTES} bytes; a referenced file holds one value, \
+             such as a secret"
+        ));
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -143,5 +165,18 @@ mod tests {
             expand("${file:does-not-exist}", dir, &env),
             Err(InterpolationError::File { .. })
         ));
+    }
+
+    // Issue 8 (fuzzing): `${file:/dev/zero}` read until memory ran out.
+    #[test]
+    fn an_endless_referenced_file_is_an_error_not_an_endless_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big = vec![b'x'; MAX_FILE_BYTES as usize + 1];
+        std::fs::write(dir.path().join("big"), big).expect("write");
+        let err = expand("${file:big}", dir.path(), &env).expect_err("too large");
+        assert!(err.to_string().contains("more than"), "{err}");
+        if Path::new("/dev/zero").exists() {
+            assert!(expand("${file:/dev/zero}", dir.path(), &env).is_err());
+        }
     }
 }

@@ -175,6 +175,9 @@ pub struct SourceConfig {
     pub max_attempts: u32,
     /// Timeout of one HTTP attempt.
     pub request_timeout: Duration,
+    /// Longest one call into the plugin may take; past it the call is abandoned and the
+    /// source fails (a plugin that hangs must not hold its source forever).
+    pub call_timeout: Duration,
     /// Settings for the plugin, interpolated, as JSON.
     pub settings: serde_json::Value,
     /// Values to redact everywhere (interpolated values; secret keys are added once the
@@ -235,6 +238,10 @@ pub struct RecordFilter {
     kinds: BTreeSet<String>,
     resource_types: BTreeSet<String>,
 }
+
+/// Default `call_timeout_secs`: one page may wait out several `Retry-After`s and a
+/// throttled `$batch` round, but ten minutes with no answer is a plugin that hangs.
+pub const DEFAULT_CALL_TIMEOUT_SECS: u64 = 600;
 
 /// The record kinds on the wire.
 pub const RECORD_KINDS: [&str; 5] = ["resource", "entitlement", "grant", "event", "sync_run"];
@@ -575,6 +582,11 @@ impl Validator<'_> {
             concurrency: raw.concurrency.unwrap_or(16).clamp(1, 256),
             max_attempts: raw.max_attempts.unwrap_or(5).clamp(1, 20),
             request_timeout: Duration::from_secs(raw.request_timeout_secs.unwrap_or(60).max(1)),
+            call_timeout: Duration::from_secs(
+                raw.call_timeout_secs
+                    .unwrap_or(DEFAULT_CALL_TIMEOUT_SECS)
+                    .max(1),
+            ),
             settings,
             secrets,
             allow_insecure_http,

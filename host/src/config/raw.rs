@@ -57,6 +57,10 @@ pub(crate) struct RawSource {
     /// Timeout of one upstream HTTP attempt, in seconds.
     #[serde(default)]
     pub(crate) request_timeout_secs: Option<u64>,
+    /// Longest one call into the plugin (one page, one provisioning operation) may take, in
+    /// seconds, retries and rate-limit waits included.
+    #[serde(default)]
+    pub(crate) call_timeout_secs: Option<u64>,
     /// Handed to the plugin, validated by it.
     #[serde(default)]
     pub(crate) settings: Option<Spanned<toml::Table>>,

@@ -228,17 +228,19 @@ impl HostHttp {
             .timeout_ms
             .map(Duration::from_millis)
             .unwrap_or(self.policy.timeout);
-        let limiter = request
-            .options
-            .budget
-            .as_ref()
-            .and_then(|b| self.limiter(b));
+        let limiter = request.options.budget.as_ref().and_then(|b| {
+            let cost = NonZeroU32::new(request.options.cost.unwrap_or(1).min(b.requests))?;
+            Some((self.limiter(b)?, cost))
+        });
         let idempotent = request.is_idempotent();
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            if let Some(limiter) = &limiter {
-                limiter.until_ready().await;
+            if let Some((limiter, cost)) = &limiter {
+                // A cost above the burst could never be granted: it takes the whole burst.
+                if limiter.until_n_ready(*cost).await.is_err() {
+                    limiter.until_ready().await;
+                }
             }
             let mut builder = self
                 .client

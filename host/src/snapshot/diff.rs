@@ -194,21 +194,26 @@ impl StateStore {
         checkpoint.phase = Phase::Delivering;
         let (source, cp) = (source.to_owned(), checkpoint.clone());
         let types = serde_json::to_string(&cp.types).unwrap_or_default();
+        // Synced to disk before any sink commits the sync: a power cut after a sink made the
+        // new snapshot visible cannot take back the outbox (and the pages) it was made from,
+        // so a resumed delivery hands it the same events again, with the same ids.
         self.blocking(move |conn| {
-            let tx = conn.transaction()?;
-            let mut total = 0u64;
-            if let Some(base) = cp.base_gen {
-                let all = params![source, base, cp.generation, cp.sync_id, at, types];
-                for sql in statements() {
-                    // Each statement binds the leading parameters it uses.
-                    let mut stmt = tx.prepare(&sql)?;
-                    let used = stmt.parameter_count();
-                    total += stmt.execute(&all[..used])? as u64;
+            crate::state::durably(conn, |conn| {
+                let tx = conn.transaction()?;
+                let mut total = 0u64;
+                if let Some(base) = cp.base_gen {
+                    let all = params![source, base, cp.generation, cp.sync_id, at, types];
+                    for sql in statements() {
+                        // Each statement binds the leading parameters it uses.
+                        let mut stmt = tx.prepare(&sql)?;
+                        let used = stmt.parameter_count();
+                        total += stmt.execute(&all[..used])? as u64;
+                    }
                 }
-            }
-            super::checkpoint::save(&tx, &source, &cp.to_json())?;
-            tx.commit()?;
-            Ok(total)
+                super::checkpoint::save(&tx, &source, &cp.to_json())?;
+                tx.commit()?;
+                Ok(total)
+            })
         })
         .await
     }

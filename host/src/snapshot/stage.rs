@@ -134,7 +134,8 @@ pub(super) fn read_rows(
 }
 
 /// Upserts a batch into generation `gen` (a record listed twice keeps its last version, as
-/// the sinks do).
+/// the sinks do). What every row of a table shares (source, generation, type) is bound once
+/// per page, not per row.
 pub(super) fn write_batch(
     tx: &rusqlite::Transaction<'_>,
     source: &str,
@@ -147,16 +148,17 @@ pub(super) fn write_batch(
             "INSERT OR REPLACE INTO snap_resources (source, gen, id, type, status, record)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
+        stmt.raw_bind_parameter(1, source)?;
+        stmt.raw_bind_parameter(2, generation)?;
+        let mut record = Vec::new();
         for r in &batch.resources {
-            let record = serde_json::to_string(r).map_err(|e| bad_record(5, e))?;
-            stmt.execute(params![
-                source,
-                generation,
-                r.id,
-                r.rtype,
-                r.status.as_str(),
-                record
-            ])?;
+            record.clear();
+            serde_json::to_writer(&mut record, r).map_err(|e| bad_record(5, e))?;
+            stmt.raw_bind_parameter(3, &r.id)?;
+            stmt.raw_bind_parameter(4, &r.rtype)?;
+            stmt.raw_bind_parameter(5, r.status.as_str())?;
+            stmt.raw_bind_parameter(6, json_text(&record))?;
+            stmt.raw_execute()?;
         }
     }
     if !batch.entitlements.is_empty() {
@@ -164,9 +166,17 @@ pub(super) fn write_batch(
             "INSERT OR REPLACE INTO snap_entitlements (source, gen, id, rtype, resource, record)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
+        stmt.raw_bind_parameter(1, source)?;
+        stmt.raw_bind_parameter(2, generation)?;
+        stmt.raw_bind_parameter(4, rtype)?;
+        let mut record = Vec::new();
         for e in &batch.entitlements {
-            let record = serde_json::to_string(e).map_err(|err| bad_record(5, err))?;
-            stmt.execute(params![source, generation, e.id, rtype, e.resource, record])?;
+            record.clear();
+            serde_json::to_writer(&mut record, e).map_err(|err| bad_record(5, err))?;
+            stmt.raw_bind_parameter(3, &e.id)?;
+            stmt.raw_bind_parameter(5, &e.resource)?;
+            stmt.raw_bind_parameter(6, json_text(&record))?;
+            stmt.raw_execute()?;
         }
     }
     if !batch.grants.is_empty() {
@@ -174,16 +184,20 @@ pub(super) fn write_batch(
             "INSERT OR REPLACE INTO snap_grants (source, gen, id, rtype, entitlement, principal)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
+        stmt.raw_bind_parameter(1, source)?;
+        stmt.raw_bind_parameter(2, generation)?;
+        stmt.raw_bind_parameter(4, rtype)?;
         for g in &batch.grants {
-            stmt.execute(params![
-                source,
-                generation,
-                g.id,
-                rtype,
-                g.entitlement,
-                g.principal
-            ])?;
+            stmt.raw_bind_parameter(3, &g.id)?;
+            stmt.raw_bind_parameter(5, &g.entitlement)?;
+            stmt.raw_bind_parameter(6, &g.principal)?;
+            stmt.raw_execute()?;
         }
     }
     Ok(())
+}
+
+/// Serialized JSON (always UTF-8) as a TEXT value, without copying it into a `String`.
+fn json_text(json: &[u8]) -> rusqlite::types::ToSqlOutput<'_> {
+    rusqlite::types::ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(json))
 }

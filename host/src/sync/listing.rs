@@ -7,13 +7,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use futures::StreamExt as _;
 use idhost_connector_sdk::host::ConnectorInstance;
 use idhost_connector_sdk::{ConnectorError, Page, PageToken, Resource, SourceInfo};
 
+use super::call::{PluginCall, bounded};
 use super::source::{Ctx, Stop, open_connector, resource_types};
-use crate::services::SourceServices;
 use crate::sinks::{Batch, RoutedSession};
 use crate::snapshot::Checkpoint;
 
@@ -66,17 +67,25 @@ pub(super) async fn list(
                 ctx.name()
             )));
         };
-        let mut token = match &cp.page_token {
+        let first = match &cp.page_token {
             Some(t) => PageToken::from_string(t.clone()),
             None => PageToken::first(),
         };
+        let timeout = ctx.source.call_timeout;
+        let list_page = |token: PageToken| {
+            let (instance, rtype) = (instance.clone(), rtype.clone());
+            PluginCall::spawn(timeout, async move { instance.list(&rtype, token).await })
+        };
+        let mut fetch = list_page(first);
         let mut seen = HashSet::new();
         let mut page_no = 0u64;
         loop {
-            let page: Page<Resource> =
-                ctx.or_cancel(instance.list(&rtype, token.clone()))
-                    .await?
-                    .map_err(|e| fail(format!("listing `{rtype}` page {}", page_no + 1), e))?;
+            let page: Page<Resource> = ctx
+                .or_cancel(fetch.join())
+                .await?
+                .map_err(|e| fail(format!("listing `{rtype}` page {}", page_no + 1), e))?;
+            // What the connector staged up to this page, before the next call can stage more.
+            let staged = services.staged_state();
             page_no += 1;
             if page.incremental {
                 if cp.base_gen.is_none() {
@@ -97,6 +106,15 @@ pub(super) async fn list(
                 Vec::new()
             };
             let next = page.next;
+            if let Some(next) = &next
+                && !seen.insert(next.clone())
+            {
+                return Err(Stop::Failed(format!(
+                    "source `{}`: listing `{rtype}`: the connector handed back page token `{}` a second time (page {page_no}); stopping instead of looping",
+                    ctx.name(),
+                    redactor.redact(next)
+                )));
+            }
             let mut batch = Batch {
                 resources: page.items,
                 entitlements: if cp.resources_only {
@@ -112,12 +130,20 @@ pub(super) async fn list(
             };
             if spec.per_resource_details && !cp.resources_only {
                 let (ents, grants) = ctx
-                    .or_cancel(details(&instance, &batch.resources, ctx.source.concurrency))
+                    .or_cancel(details(
+                        &instance,
+                        &batch.resources,
+                        ctx.source.concurrency,
+                        timeout,
+                    ))
                     .await?
                     .map_err(|(id, e)| fail(format!("details of `{id}`"), e))?;
                 batch.entitlements.extend(ents);
                 batch.grants.extend(grants);
             }
+            // The next page is fetched while this one is written; it is abandoned (dropped)
+            // if the write fails or the sync is cancelled.
+            let prefetch = next.clone().map(|n| list_page(PageToken::from_string(n)));
             let records = batch.len() as u64;
             *cp.counts.resources.entry(rtype.clone()).or_default() += batch.resources.len() as u64;
             cp.counts.entitlements += batch.entitlements.len() as u64;
@@ -125,27 +151,19 @@ pub(super) async fn list(
             ctx.metrics.pages.fetch_add(1, Ordering::Relaxed);
             ctx.metrics.records.fetch_add(records, Ordering::Relaxed);
             match &next {
-                Some(next) => {
-                    if !seen.insert(next.clone()) {
-                        return Err(Stop::Failed(format!(
-                            "source `{}`: listing `{rtype}`: the connector handed back page token `{}` a second time (page {page_no}); stopping instead of looping",
-                            ctx.name(),
-                            redactor.redact(next)
-                        )));
-                    }
-                    cp.page_token = Some(next.clone());
-                }
+                Some(next) => cp.page_token = Some(next.clone()),
                 None => {
                     cp.type_index += 1;
                     cp.page_token = None;
                 }
             }
             cp.pages += 1;
-            commit_page(ctx, cp, &services, &rtype, batch, removed, sessions).await?;
+            cp.staged_state = staged.into_iter().collect();
+            commit_page(ctx, cp, &rtype, batch, removed, sessions).await?;
             ctx.progress.page(&rtype, records);
-            match next {
+            match prefetch {
                 None => break,
-                Some(next) => token = PageToken::from_string(next),
+                Some(call) => fetch = call,
             }
         }
     }
@@ -155,8 +173,7 @@ pub(super) async fn list(
 /// Writes a page to every sink, then commits it with the checkpoint after it.
 async fn commit_page(
     ctx: &Ctx<'_>,
-    cp: &mut Checkpoint,
-    services: &SourceServices,
+    cp: &Checkpoint,
     rtype: &str,
     batch: Batch,
     removed: Vec<String>,
@@ -164,7 +181,6 @@ async fn commit_page(
 ) -> Result<(), Stop> {
     let batch = Arc::new(batch);
     write_all(ctx, sessions, &batch).await?;
-    cp.staged_state = services.staged_state().into_iter().collect();
     ctx.env
         .state
         .stage_page(ctx.name(), cp, rtype, batch, removed)
@@ -196,6 +212,7 @@ async fn details(
     instance: &ConnectorInstance,
     resources: &[Resource],
     concurrency: usize,
+    timeout: Duration,
 ) -> Result<Details, (String, ConnectorError)> {
     // Owned copies: a stream of futures borrowing from the caller trips the compiler's
     // higher-ranked `Send` check once the whole sync runs on a spawned task.
@@ -204,22 +221,27 @@ async fn details(
         .map(|r| (instance.clone(), r.clone()))
         .collect();
     let results = futures::stream::iter(owned.into_iter().map(|(instance, resource)| async move {
-        let resource = &resource;
+        let resource_id = resource.id.clone();
         let mut ents = Vec::new();
         let mut grants = Vec::new();
         let mut token = PageToken::first();
         let mut seen = HashSet::new();
         loop {
-            let page = instance
-                .entitlements(resource, token.clone())
+            let page = {
+                let (instance, resource, token) =
+                    (instance.clone(), resource.clone(), token.clone());
+                bounded(timeout, async move {
+                    instance.entitlements(&resource, token).await
+                })
                 .await
-                .map_err(|e| (resource.id.clone(), e))?;
+                .map_err(|e| (resource_id.clone(), e))?
+            };
             ents.extend(page.items);
             match page.next {
                 Some(next) if seen.insert(next.clone()) => token = PageToken::from_string(next),
                 Some(next) => {
                     return Err((
-                        resource.id.clone(),
+                        resource_id.clone(),
                         ConnectorError::internal(format!(
                             "entitlement page token `{next}` repeated"
                         )),
@@ -231,16 +253,22 @@ async fn details(
         let mut token = PageToken::first();
         seen.clear();
         loop {
-            let page = instance
-                .grants(resource, token.clone())
+            let page = {
+                let (instance, resource, token) =
+                    (instance.clone(), resource.clone(), token.clone());
+                bounded(
+                    timeout,
+                    async move { instance.grants(&resource, token).await },
+                )
                 .await
-                .map_err(|e| (resource.id.clone(), e))?;
+                .map_err(|e| (resource_id.clone(), e))?
+            };
             grants.extend(page.items);
             match page.next {
                 Some(next) if seen.insert(next.clone()) => token = PageToken::from_string(next),
                 Some(next) => {
                     return Err((
-                        resource.id.clone(),
+                        resource_id.clone(),
                         ConnectorError::internal(format!("grant page token `{next}` repeated")),
                     ));
                 }

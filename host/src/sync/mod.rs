@@ -6,6 +6,7 @@
 //! snapshot, the change events go to the sinks that take them, every sink commits, and only
 //! then does the host's snapshot (and the connector state) advance.
 
+pub(crate) mod call;
 mod deliver;
 mod listing;
 mod source;

@@ -25,7 +25,7 @@
 //! | user with no email | here `clickwrap_user_without_email` |
 //! | 20 MB response | here `clickwrap_20_mb_response` |
 //! | plugin panics | host/tests/sync_fixture.rs `a_panicking_and_a_failing_source_fail_alone_and_keep_their_previous_snapshots` |
-//! | plugin hangs | here `fixture_plugin_hang` (GAP: the host has no per-call timeout; see the test) |
+//! | plugin hangs (awaits forever, or blocks its thread) past `call_timeout_secs` | here `fixture_plugin_hang`, `fixture_plugin_blocking_its_thread` |
 //! | sink fails mid-write: SQLite locked by another writer (read-only mode does not stop root) | here `sqlite_sink_locked_by_another_writer_fails_cleanly` |
 //! | sink fails mid-write: Postgres down | host/tests/sinks_postgres.rs `postgres_down_at_write_time_fails_that_source_and_keeps_its_previous_snapshot` |
 //! | SIGTERM mid-sync, resumed | host/tests/checkpoints_resume.rs `a_stopped_sync_resumes_and_restart_starts_over_with_the_same_result`; host/tests/sync_fixture.rs `sigterm_mid_sync_leaves_the_previous_snapshot_whole`; host/tests/daemon.rs `sigterm_mid_sync_cancels_within_the_bound_and_leaves_no_partial_snapshot` |
@@ -661,52 +661,69 @@ async fn clickwrap_20_mb_response() {
 
 #[tokio::test]
 async fn fixture_plugin_hang() {
+    fixture_hang_row(false).await;
+}
+
+#[tokio::test]
+async fn fixture_plugin_blocking_its_thread() {
+    fixture_hang_row(true).await;
+}
+
+/// A plugin call that never answers (awaiting forever, or blocking the thread it is polled
+/// on): the source fails once `call_timeout_secs` passes, naming the setting, and keeps its
+/// previous snapshot; the next sync completes.
+async fn fixture_hang_row(blocking: bool) {
     require_plugins(&["fixture_connector"]);
     let s = Scratch::new();
     let write = |sleep: bool| {
         let extra = if sleep {
-            "sleep_on = \"list:user:1\"\nsleep_ms = 600000\n"
+            format!("sleep_on = \"list:user:1\"\nsleep_ms = 600000\nsleep_blocking = {blocking}\n")
         } else {
-            ""
+            String::new()
         };
         s.config(&format!(
-            "[sources.directory]\nconnector = \"fixture\"\n[sources.directory.settings]\nusers = 50\ngroups = 2\nmemberships = 60\npage_size = 10\n{extra}{SINK}"
+            "[sources.directory]\nconnector = \"fixture\"\ncall_timeout_secs = 2\n[sources.directory.settings]\nusers = 50\ngroups = 2\nmemberships = 60\npage_size = 10\n{extra}{SINK}"
         ))
     };
     let config = write(false);
     s.sync(&config, &[]).await.expect_code(0);
     let before = s.db("idhost.db").snapshot("directory");
     let config = write(true);
+    let started = Instant::now();
     let mut child = tokio::process::Command::new(idhost_e2e::idhost_path())
         .args(["sync", "-c"])
         .arg(&config)
         .current_dir(s.dir())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("start idhost");
-    let waited = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
-    match waited {
-        Ok(status) => {
-            let status = status.expect("exit status");
-            assert_eq!(status.code(), Some(1), "a hung call fails the source");
-        }
-        Err(_) => {
-            // GAP: the host has no per-call timeout on plugin calls (host/src/sync has none):
-            // a connector call that never returns holds its source forever. SIGTERM still stops
-            // it (covered by host/tests/sync_fixture.rs); here it is killed.
-            eprintln!(
-                "GAP: a plugin call sleeping 600 s was still running after 15 s: the host has no per-call timeout"
-            );
-            child.kill().await.expect("kill idhost");
-        }
-    }
+    let mut stderr = child.stderr.take().expect("stderr");
+    let waited = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    let Ok(status) = waited else {
+        child.kill().await.expect("kill idhost");
+        panic!("a plugin call hanging 600 s (blocking: {blocking}) still held the sync after 30 s");
+    };
+    let elapsed = started.elapsed();
+    let mut log = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut log)
+        .await
+        .expect("read stderr");
+    assert_eq!(status.expect("exit status").code(), Some(1), "{log}");
+    assert!(log.contains("call_timeout_secs = 2"), "{log}");
+    // 2 s of timeout, the first page, and at most the runtime's 2 s shutdown bound.
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     assert_eq!(
         s.db("idhost.db").snapshot("directory"),
         before,
         "previous snapshot intact"
     );
+    eprintln!(
+        "[matrix] plugin hang (blocking: {blocking}): exit 1 after {elapsed:.1?}, previous snapshot intact"
+    );
+    let config = write(false);
+    s.sync(&config, &[]).await.expect_code(0);
 }
 
 #[tokio::test]

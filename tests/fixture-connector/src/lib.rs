@@ -13,6 +13,7 @@
 //! | `panic_on`, `fail_on`, `sleep_on` | a call to misbehave on: `open`, `validate`, `list:<type>` or `list:<type>:<page>` (0-based page) |
 //! | `fail_kind` | the error kind `fail_on` returns (default `unavailable`) |
 //! | `sleep_ms` | how long `sleep_on` waits (on the host's timer) |
+//! | `sleep_blocking` | `sleep_on` blocks its thread instead (a plugin stuck in blocking code) |
 //! | `http_url` | `validate` GETs this URL through the host's HTTP service |
 //! | `token` | a secret the connector logs at debug level and sends as a bearer token (redaction tests) |
 //! | `repeat_token_on` | `list:<type>`: hand back the same page token forever (guard tests) |
@@ -63,6 +64,8 @@ pub struct FixtureSettings {
     sleep_on: Option<String>,
     #[serde(default)]
     sleep_ms: u64,
+    #[serde(default)]
+    sleep_blocking: bool,
     #[serde(default)]
     http_url: Option<String>,
     #[serde(default)]
@@ -285,7 +288,12 @@ async fn misbehave(
             .is_some_and(|w| w == call || call.starts_with(&format!("{w}:")))
     };
     if hits(&settings.sleep_on) {
-        ctx.sleep(Duration::from_millis(settings.sleep_ms)).await;
+        if settings.sleep_blocking {
+            // A plugin stuck in blocking code: it never yields to the host's runtime.
+            std::thread::sleep(Duration::from_millis(settings.sleep_ms));
+        } else {
+            ctx.sleep(Duration::from_millis(settings.sleep_ms)).await;
+        }
     }
     if hits(&settings.panic_on) {
         panic!("fixture told to panic on {call}");

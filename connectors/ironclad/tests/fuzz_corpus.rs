@@ -1,0 +1,22 @@
+//! Replays the stored fuzz corpus of target `scim_parse` (fuzz/corpus/scim_parse/)
+//! through the entry point the fuzz target calls, so `cargo test` checks every stored
+//! input (crash regressions included) without nightly or cargo-fuzz. A missing or empty corpus
+//! fails.
+
+use std::path::Path;
+
+use idhost_connector_sdk::fuzzing::replay_corpus;
+
+fn replay(target: &str, run: fn(&[u8])) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
+    let replayed = replay_corpus(&dir, run)
+        .unwrap_or_else(|err| panic!("cannot read the corpus {}: {err}", dir.display()));
+    assert!(replayed > 0, "no stored inputs in {}", dir.display());
+}
+
+#[test]
+fn every_stored_scim_parse_input_runs_clean() {
+    replay("scim_parse", idhost_ironclad::fuzzing::scim_parse);
+}
