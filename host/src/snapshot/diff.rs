@@ -212,6 +212,8 @@ impl StateStore {
                 }
                 super::checkpoint::save(&tx, &source, &cp.to_json())?;
                 tx.commit()?;
+                // The sinks commit next.
+                crate::state::release_cache(conn)?;
                 Ok(total)
             })
         })
@@ -320,7 +322,8 @@ impl StateStore {
             for table in ["snap_removed", "events", "sync_deliveries", "sync_checkpoints"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE source = ?1"), params![source])?;
             }
-            tx.commit()
+            tx.commit()?;
+            crate::state::release_cache(conn)
         })
         .await
     }

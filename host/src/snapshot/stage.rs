@@ -68,7 +68,11 @@ impl StateStore {
                 }
             }
             checkpoint::save(&tx, &source, &data)?;
-            tx.commit()
+            tx.commit()?;
+            if batch.len() >= crate::state::LARGE_WRITE {
+                crate::state::release_cache(conn)?;
+            }
+            Ok(())
         })
         .await
     }
