@@ -76,7 +76,7 @@ impl StateStore {
              PRAGMA journal_mode=WAL;
              PRAGMA synchronous=NORMAL;
              PRAGMA busy_timeout=60000;
-             PRAGMA cache_size=-65536;
+             PRAGMA cache_size=-24576;
              CREATE TABLE IF NOT EXISTS connector_state (
                  source TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
                  PRIMARY KEY (source, key));",

@@ -319,7 +319,10 @@ mod tests {
     #[test]
     fn read_costs_follow_the_throttling_table() {
         assert_eq!(read_cost("/users?$select=id&$top=999"), 1);
-        assert_eq!(read_cost("https://graph.microsoft.com/v1.0/users?$top=999"), 2);
+        assert_eq!(
+            read_cost("https://graph.microsoft.com/v1.0/users?$top=999"),
+            2
+        );
         assert_eq!(read_cost("/groups/g1/members?$select=id&$top=999"), 2);
         assert_eq!(read_cost("/groups/g1/members"), 3);
         assert_eq!(read_cost("/groups/g1/owners?$select=id&$top=999"), 1);

@@ -50,7 +50,7 @@ PRAGMA page_size = 16384;
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 PRAGMA busy_timeout = 30000;
-PRAGMA cache_size = -65536;
+PRAGMA cache_size = -24576;
 PRAGMA threads = 2;
 "#;
 

@@ -7,7 +7,7 @@
 //! | fault | covered by |
 //! |---|---|
 //! | 429 with Retry-After | entra.rs `batches_refused_with_429_and_retry_after_finish_with_no_lost_page`; here `clickwrap_429_with_retry_after` |
-//! | 429 with an absurd Retry-After (found by fuzz/) | here `clickwrap_429_with_an_absurd_retry_after` (fails cleanly; SDK panics inside) |
+//! | 429 with an absurd Retry-After (found by fuzz/) | here `clickwrap_429_with_an_absurd_retry_after` (a wait beyond the policy's `max_delay` is handed back: fails cleanly) |
 //! | 429 without Retry-After | ironclad.rs `rate_limit_429_without_retry_after_is_retried_with_backoff` |
 //! | 500 burst | ironclad.rs `burst_of_three_500s_on_a_user_page_is_retried` |
 //! | 502 burst | here `entra_502_burst` |
