@@ -302,6 +302,16 @@ pub fn replay_corpus(dir: &Path, mut run: impl FnMut(&[u8])) -> std::io::Result<
     Ok(files.len())
 }
 
+/// The replay test of one target: every stored input of `corpus/<target>` runs through `run`
+/// (the fuzz target's own entry point), and at least one must exist. Panics, as a test does,
+/// on an unreadable or empty corpus and on whatever `run` panics on.
+pub fn assert_corpus_runs_clean(corpus: &Path, target: &str, run: impl FnMut(&[u8])) {
+    let dir = corpus.join(target);
+    let replayed = replay_corpus(&dir, run)
+        .unwrap_or_else(|err| panic!("cannot read the corpus {}: {err}", dir.display()));
+    assert!(replayed > 0, "no stored inputs in {}", dir.display());
+}
+
 /// Target `sdk_response`: the SDK's handling of an upstream answer, which every connector
 /// parser receives: JSON decoding (`HttpResponse::json`), status mapping, error construction
 /// with a body excerpt, `Retry-After` parsing, and the OAuth token answer (`TokenCache`).

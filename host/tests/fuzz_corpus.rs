@@ -5,15 +5,11 @@
 
 use std::path::Path;
 
-use idhost_connector_sdk::fuzzing::replay_corpus;
+use idhost_connector_sdk::fuzzing::assert_corpus_runs_clean;
 
 fn replay(target: &str, run: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target);
-    let replayed = replay_corpus(&dir, run)
-        .unwrap_or_else(|err| panic!("cannot read the corpus {}: {err}", dir.display()));
-    assert!(replayed > 0, "no stored inputs in {}", dir.display());
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    assert_corpus_runs_clean(&corpus, target, run);
 }
 
 #[test]
