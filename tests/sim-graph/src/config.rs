@@ -43,6 +43,22 @@ pub struct SimConfig {
     pub throttle: bool,
     /// How long an issued `@odata.deltaLink` stays valid (directory objects: 7 days).
     pub delta_link_ttl: Duration,
+    /// Administrative units, the scopes a directory role can be assigned at besides the tenant
+    /// (`directoryScopeId` `/administrativeUnits/{id}`, unifiedroleassignment.md).
+    pub administrative_units: usize,
+    /// Directory replication lag, counted in Graph calls: a membership, ownership, app role
+    /// assignment or role assignment written through Graph stays invisible to reads (and a
+    /// `DELETE` of it answers 404) until this many more calls have been answered.
+    ///
+    /// Microsoft Entra is eventually consistent: "A successful write to Microsoft Entra does
+    /// not guarantee that an immediate read will reflect that change", and "a newly created
+    /// object [may] return a 'Not Found'" (Microsoft Entra identity blog, "Designing for
+    /// Eventual Consistency for Microsoft Entra", devblogs.microsoft.com/identity/
+    /// designing-for-eventual-consistency-for-microsoft-entra/). Counting calls instead of
+    /// time keeps tests deterministic. `0` (the default) is a single consistent replica.
+    pub replication_lag: u32,
+    /// The published throttling figures (concepts/throttling-limits.md); tests shrink them.
+    pub limits: crate::throttle::Limits,
 }
 
 impl Default for SimConfig {
@@ -62,6 +78,9 @@ impl Default for SimConfig {
             throttle: true,
             // concepts/delta-query-overview.md, "Token duration": seven days for directory objects.
             delta_link_ttl: Duration::from_secs(7 * 24 * 3600),
+            administrative_units: 2,
+            replication_lag: 0,
+            limits: crate::throttle::Limits::default(),
         }
     }
 }

@@ -8,7 +8,7 @@
 use crate::config::SimConfig;
 use crate::directory::{AppAssignment, Directory, GroupRec, RoleAssignment, SpRec, UserRec};
 use crate::ids::{IdCodec, ObjRef, Rng};
-use crate::profile;
+use crate::profile::{self, GroupFlavor};
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
@@ -70,13 +70,17 @@ pub(crate) fn generate(config: &SimConfig) -> Directory {
     let n_sps = config.apps + config.managed_identities;
     let role_count = config.roles.max(profile::ROLE_TEMPLATES.len());
 
-    // Group sizes: nested groups and a managed identity come out of each group's share.
+    // Group sizes: nested groups and service principals come out of each group's share. Only
+    // security groups hold anything but users, and no Microsoft 365 group is a member of
+    // another group (group-post-members.md, the table of member types per group kind).
+    let takes_non_users = |g: usize| GroupFlavor::of(to_u32(g)) == GroupFlavor::Security;
     let nested: Vec<Vec<u32>> = (0..n_groups)
         .map(|g| {
-            if g % 8 == 5 && g + 1 < n_groups {
+            if g % 8 == 5 && g + 1 < n_groups && takes_non_users(g) {
                 let span = (n_groups - g - 1) as u64;
                 distinct(&mut rng, span, 2)
                     .map(|k| to_u32(g + 1 + k as usize))
+                    .filter(|child| GroupFlavor::of(*child) != GroupFlavor::Unified)
                     .collect()
             } else {
                 Vec::new()
@@ -85,9 +89,17 @@ pub(crate) fn generate(config: &SimConfig) -> Directory {
         .collect();
     let mi_member: Vec<Option<u32>> = (0..n_groups)
         .map(|g| {
-            (config.managed_identities > 0 && g % 16 == 3)
+            (config.managed_identities > 0 && g % 16 == 3 && takes_non_users(g))
                 .then(|| apps + rng.below(config.managed_identities as u64) as u32)
         })
+        .collect();
+    // Enterprise apps are members of some security groups and own some (service principals
+    // can be both: group-post-members.md, group-post-owners.md).
+    let app_member: Vec<Option<u32>> = (0..n_groups)
+        .map(|g| (apps > 0 && g % 16 == 9 && takes_non_users(g)).then(|| to_u32(g) % apps))
+        .collect();
+    let app_owner: Vec<Option<u32>> = (0..n_groups)
+        .map(|g| (apps > 0 && g % 12 == 6 && takes_non_users(g)).then(|| to_u32(g / 12) % apps))
         .collect();
     let weights: Vec<f64> = (0..n_groups)
         .map(|_| {
@@ -102,7 +114,12 @@ pub(crate) fn generate(config: &SimConfig) -> Directory {
         config.users
     };
     let caps: Vec<usize> = (0..n_groups)
-        .map(|g| user_cap + nested[g].len() + usize::from(mi_member[g].is_some()))
+        .map(|g| {
+            user_cap
+                + nested[g].len()
+                + usize::from(mi_member[g].is_some())
+                + usize::from(app_member[g].is_some())
+        })
         .collect();
     let sizes = split(config.memberships, &weights, &caps);
 
@@ -116,9 +133,11 @@ pub(crate) fn generate(config: &SimConfig) -> Directory {
                     room -= 1;
                 }
             }
-            if let (Some(mi), true) = (mi_member[g], room > 0) {
-                members.push(ObjRef::sp(mi));
-                room -= 1;
+            for sp in [mi_member[g], app_member[g]].into_iter().flatten() {
+                if room > 0 {
+                    members.push(ObjRef::sp(sp));
+                    room -= 1;
+                }
             }
             members
                 .extend(distinct(&mut rng, n_users, room as u64).map(|u| ObjRef::user(u as u32)));
@@ -127,6 +146,12 @@ pub(crate) fn generate(config: &SimConfig) -> Directory {
             let mut owners: Vec<ObjRef> = distinct(&mut rng, n_users, owner_count)
                 .map(|u| ObjRef::user(u as u32))
                 .collect();
+            owners.extend(app_owner[g].map(ObjRef::sp));
+            // Graph shows no owners of groups managed in Exchange or on-premises
+            // (group-list-owners.md), so the tenant has none the simulator could not show.
+            if !GroupFlavor::of(to_u32(g)).owners_in_graph() {
+                owners.clear();
+            }
             owners.sort_unstable();
             GroupRec { members, owners }
         })
@@ -202,13 +227,14 @@ pub(crate) fn generate(config: &SimConfig) -> Directory {
         app_assignments,
         role_assignments,
         changes: Vec::new(),
+        admin_units: to_u32(config.administrative_units),
+        lagging: std::collections::HashMap::new(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::GroupFlavor;
 
     #[test]
     fn membership_total_is_exact_and_members_are_distinct() {

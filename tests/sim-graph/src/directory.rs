@@ -3,11 +3,13 @@
 //! Every mutation appends to `changes`; a delta token is just a position in that log, so "what
 //! changed since token T" is the slice `changes[T..]`.
 
+use std::collections::HashMap;
+
 use crate::ids::{IdCodec, ObjKind, ObjRef, ns};
 use crate::profile::{self, GroupProfile, SpProfile, UserProfile};
 
 /// A group relationship a `$ref` write or a delta query can address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Rel {
     Members,
     Owners,
@@ -77,6 +79,14 @@ pub(crate) struct RoleAssignment {
 /// The default access app role id, valid for any resource (approleassignment resource docs).
 pub(crate) const DEFAULT_ACCESS_ROLE: &str = "00000000-0000-0000-0000-000000000000";
 
+/// Something written through Graph that a lagging replica may not show yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Written {
+    Link { rel: Rel, group: u32, obj: ObjRef },
+    AppAssignment(u32),
+    RoleAssignment(u32),
+}
+
 /// Why a write was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -99,9 +109,60 @@ pub(crate) struct Directory {
     pub(crate) app_assignments: Vec<AppAssignment>,
     pub(crate) role_assignments: Vec<RoleAssignment>,
     pub(crate) changes: Vec<Change>,
+    /// Administrative units (ids in their own namespace; only their existence is modelled).
+    pub(crate) admin_units: u32,
+    /// Writes not yet replicated: the Graph call number from which each is visible.
+    pub(crate) lagging: HashMap<Written, u64>,
 }
 
 impl Directory {
+    /// Whether `written` is visible to a call numbered `call` (see `SimConfig::replication_lag`).
+    pub(crate) fn replicated(&self, written: Written, call: u64) -> bool {
+        self.lagging.get(&written).is_none_or(|from| call >= *from)
+    }
+
+    /// Records that `written` becomes visible from call `from` on.
+    pub(crate) fn lag(&mut self, written: Written, from: u64) {
+        self.lagging.insert(written, from);
+    }
+
+    /// The administrative unit an id names.
+    pub(crate) fn resolve_admin_unit(&self, id: &str) -> Option<u32> {
+        match self.codec.parse(id)? {
+            (ns::ADMIN_UNIT, i) => u32::try_from(i).ok().filter(|i| *i < self.admin_units),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn admin_unit_id(&self, index: u32) -> String {
+        self.codec.format(ns::ADMIN_UNIT, u64::from(index))
+    }
+
+    /// Whether `scope` is a `directoryScopeId` this tenant has: `/` (the tenant),
+    /// `/administrativeUnits/{id}`, or `/{id}` of a directory object
+    /// (unifiedroleassignment.md, directoryScopeId).
+    pub(crate) fn valid_scope(&self, scope: &str) -> bool {
+        if scope == "/" {
+            return true;
+        }
+        let rest = match scope.strip_prefix('/') {
+            Some(rest) => rest,
+            None => return false,
+        };
+        match rest.split_once('/') {
+            Some(("administrativeUnits", id)) => self.resolve_admin_unit(id).is_some(),
+            Some(_) => false,
+            None => self.resolve(rest).is_some(),
+        }
+    }
+
+    /// Groups service principal `sp` is a direct member of (or owns), in id order.
+    pub(crate) fn groups_with(&self, rel: Rel, obj: ObjRef) -> Vec<u32> {
+        (0..self.groups.len() as u32)
+            .filter(|g| self.links(rel, *g).binary_search(&obj).is_ok())
+            .collect()
+    }
+
     /// Current position of the change log (what a delta token records).
     pub(crate) fn seq(&self) -> u64 {
         self.changes.len() as u64

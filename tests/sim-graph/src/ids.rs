@@ -70,6 +70,7 @@ pub(crate) mod ns {
     pub(crate) const APP_ID: u16 = 0x0006;
     pub(crate) const ORGANIZATION: u16 = 0x0007;
     pub(crate) const ROLE_TEMPLATE: u16 = 0x0008;
+    pub(crate) const ADMIN_UNIT: u16 = 0x0009;
     pub(crate) const REQUEST: u16 = 0x000f;
     /// Tags inside base64 assignment ids.
     pub(crate) const APP_ROLE_ASSIGNMENT: u16 = 0x0a55;

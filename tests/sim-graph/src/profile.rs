@@ -291,13 +291,20 @@ impl UserProfile {
 }
 
 /// What kind of group index `g` is: fixed by index so tests can rely on group 0 being a plain,
-/// cloud-managed security group.
+/// cloud-managed security group. The kinds are those of groups-overview.md ("Group types in
+/// Microsoft Entra ID and Microsoft Graph"): security, Microsoft 365, mail-enabled security and
+/// distribution groups, each with assigned or dynamic membership, cloud-only or synchronized
+/// from on-premises Active Directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GroupFlavor {
     Security,
     Unified,
     Dynamic,
     OnPremSynced,
+    /// `mailEnabled` and `securityEnabled`, no `Unified`: created and managed in Exchange.
+    MailEnabledSecurity,
+    /// `mailEnabled`, not `securityEnabled`, no `Unified`: an Exchange distribution list.
+    Distribution,
 }
 
 impl GroupFlavor {
@@ -306,6 +313,10 @@ impl GroupFlavor {
             Self::Dynamic
         } else if index % 20 == 13 {
             Self::OnPremSynced
+        } else if index % 20 == 11 {
+            Self::Distribution
+        } else if index % 20 == 19 {
+            Self::MailEnabledSecurity
         } else if index % 3 == 1 {
             Self::Unified
         } else {
@@ -313,11 +324,40 @@ impl GroupFlavor {
         }
     }
 
-    /// Whether members can be changed through Graph at all (dynamic and on-premises-synced
-    /// groups are managed elsewhere).
-    pub(crate) fn cloud_managed_members(self) -> bool {
-        matches!(self, Self::Security | Self::Unified)
+    /// Why Graph refuses member writes to this kind of group, if it does: dynamic groups
+    /// compute their members from a rule (group-delete-members.md: "You can't remove a member
+    /// from groups with dynamic memberships"); on-premises-synced groups are managed in Active
+    /// Directory; mail-enabled security and distribution groups in Exchange (groups-overview.md:
+    /// "Only Microsoft 365 and security groups can be managed through the Microsoft Graph groups
+    /// API. Mail-enabled and distribution groups are read-only through Microsoft Graph").
+    pub(crate) fn members_managed_elsewhere(self) -> Option<Elsewhere> {
+        match self {
+            Self::Dynamic => Some(Elsewhere::Rule),
+            Self::OnPremSynced | Self::MailEnabledSecurity | Self::Distribution => {
+                Some(Elsewhere::ExternalService)
+            }
+            Self::Security | Self::Unified => None,
+        }
     }
+
+    /// Whether Graph shows and changes the group's owners: group-list-owners.md, "Owners are
+    /// currently not available in Microsoft Graph for groups that were created in Exchange,
+    /// distribution groups, or groups that are synchronized from an on-premises environment".
+    pub(crate) fn owners_in_graph(self) -> bool {
+        !matches!(
+            self,
+            Self::OnPremSynced | Self::MailEnabledSecurity | Self::Distribution
+        )
+    }
+}
+
+/// Where the members of a group that refuses member writes are managed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Elsewhere {
+    /// A dynamic membership rule.
+    Rule,
+    /// Exchange Online or on-premises Active Directory.
+    ExternalService,
 }
 
 /// Generated attributes of group `index`.

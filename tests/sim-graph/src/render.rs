@@ -433,6 +433,13 @@ fn group_value(
 ) -> Option<Value> {
     let unified = p.flavor == GroupFlavor::Unified;
     let dynamic = p.flavor == GroupFlavor::Dynamic;
+    // groups-overview.md: Microsoft 365 `["Unified"]`, mail-enabled; security `[]`, not
+    // mail-enabled; mail-enabled security `[]`, both; distribution `[]`, mail only.
+    let mail_enabled = matches!(
+        p.flavor,
+        GroupFlavor::Unified | GroupFlavor::MailEnabledSecurity | GroupFlavor::Distribution
+    );
+    let security_enabled = !matches!(p.flavor, GroupFlavor::Unified | GroupFlavor::Distribution);
     Some(match name {
         "id" => Value::from(dir.id(ObjRef::group(index))),
         "deletedDateTime" | "classification" => Value::Null,
@@ -445,9 +452,9 @@ fn group_value(
             _ => json!([]),
         },
         "isAssignableToRole" => Value::from(false),
-        "mail" if unified => Value::from(format!("{}@{}", p.nickname, dir.domain)),
+        "mail" if mail_enabled => Value::from(format!("{}@{}", p.nickname, dir.domain)),
         "mail" => Value::Null,
-        "mailEnabled" => Value::from(unified),
+        "mailEnabled" => Value::from(mail_enabled),
         "mailNickname" => Value::from(p.nickname.as_str()),
         "membershipRule" if dynamic => {
             Value::from(format!("(user.department -eq \"{}\")", p.department))
@@ -456,7 +463,7 @@ fn group_value(
         "membershipRule" | "membershipRuleProcessingState" => Value::Null,
         "onPremisesSyncEnabled" if p.flavor == GroupFlavor::OnPremSynced => Value::from(true),
         "onPremisesSyncEnabled" => Value::Null,
-        "securityEnabled" => Value::from(!unified),
+        "securityEnabled" => Value::from(security_enabled),
         "securityIdentifier" => Value::from(format!("S-1-12-1-{}-{index}", dir.seed % 1_000_000)),
         "visibility" if unified => Value::from(if p.public { "Public" } else { "Private" }),
         "visibility" => Value::Null,

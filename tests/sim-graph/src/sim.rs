@@ -345,6 +345,47 @@ impl Simulator {
         })
     }
 
+    /// The kind of group `group_id` is: `security`, `microsoft_365`, `dynamic` (a dynamic
+    /// security group), `on_premises` (synchronized from Active Directory),
+    /// `mail_enabled_security` or `distribution`; `None` if unknown.
+    pub fn group_kind(&self, group_id: &str) -> Option<&'static str> {
+        use crate::profile::GroupFlavor as F;
+        let g = self
+            .shared
+            .inspect(|dir| dir.resolve_kind(group_id, ObjKind::Group))?;
+        Some(match F::of(g) {
+            F::Security => "security",
+            F::Unified => "microsoft_365",
+            F::Dynamic => "dynamic",
+            F::OnPremSynced => "on_premises",
+            F::MailEnabledSecurity => "mail_enabled_security",
+            F::Distribution => "distribution",
+        })
+    }
+
+    /// Ids of the administrative units (the non-tenant scopes of role assignments).
+    pub fn administrative_unit_ids(&self) -> Vec<String> {
+        self.shared
+            .inspect(|dir| (0..dir.admin_units).map(|a| dir.admin_unit_id(a)).collect())
+    }
+
+    /// Assigns the role with definition (template) id `role_definition_id` to `principal_id`
+    /// at `scope` (`/`, `/administrativeUnits/{id}`), as an admin would in the portal. `false`
+    /// if an id or the scope is unknown, or the assignment exists.
+    pub fn assign_role(&self, principal_id: &str, role_definition_id: &str, scope: &str) -> bool {
+        self.shared.mutate(|dir| {
+            match (
+                dir.resolve(principal_id),
+                dir.resolve_role_definition(role_definition_id),
+            ) {
+                (Some(p), Some(r)) if dir.valid_scope(scope) => {
+                    dir.add_role_assignment(p, r, scope).is_ok()
+                }
+                _ => false,
+            }
+        })
+    }
+
     /// Creates a member user with this display name, as an admin would; returns its id.
     pub fn add_user(&self, display_name: &str) -> String {
         self.shared.mutate(|dir| {
@@ -393,14 +434,23 @@ impl Simulator {
     /// Every deltaLink issued so far now answers 400 `syncStateNotFound`
     /// (delta-query-overview.md, "Token duration").
     pub fn expire_delta_links(&self) {
-        self.shared.invalidate_delta_links(false);
+        self.shared.invalidate_delta_links(400, "syncStateNotFound");
+    }
+
+    /// Every deltaLink issued so far now answers `status` with Graph error `code`: the
+    /// 40X-series answers delta-query-overview.md ("Token duration": "a 40X-series error with
+    /// error codes such as syncStateNotFound") and errors.md (`syncStateNotFound`,
+    /// `syncStateInvalid`, `resyncRequired`) describe. A 410 also carries the `Location` header
+    /// of "Synchronization reset".
+    pub fn expire_delta_links_with(&self, status: u16, code: &str) {
+        self.shared.invalidate_delta_links(status, code);
     }
 
     /// Every deltaLink issued so far now answers 410 Gone, code `resyncRequired`, with a
     /// `Location` header holding an empty `$deltatoken` (delta-query-overview.md,
     /// "Synchronization reset").
     pub fn reset_delta_sync(&self) {
-        self.shared.invalidate_delta_links(true);
+        self.shared.invalidate_delta_links(410, "resyncRequired");
     }
 
     /// Every access token issued so far is now expired (401 `InvalidAuthenticationToken`).

@@ -16,13 +16,15 @@ use crate::ids::{IdCodec, ns};
 use crate::throttle::Throttle;
 
 /// How issued delta links currently fail once invalidated.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct DeltaControl {
     /// Links issued in an older epoch are dead.
     pub(crate) epoch: u32,
-    /// `true`: dead links answer 410 Gone + `Location` (delta-query-overview.md,
-    /// "Synchronization reset"); `false`: 400 `syncStateNotFound` ("Token duration").
-    pub(crate) gone: bool,
+    /// The status and error code a dead link answers with: 410 Gone + `Location`
+    /// (delta-query-overview.md, "Synchronization reset"), or "a 40X-series error with error
+    /// codes such as syncStateNotFound" ("Token duration").
+    pub(crate) status: u16,
+    pub(crate) code: String,
 }
 
 pub(crate) struct Shared {
@@ -35,6 +37,8 @@ pub(crate) struct Shared {
     throttle: Mutex<Throttle>,
     delta: Mutex<DeltaControl>,
     counter: AtomicU64,
+    /// Graph calls answered so far (top-level and `$batch` inner), the replication clock.
+    calls: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -46,7 +50,7 @@ impl Shared {
         let started = Instant::now();
         let faults = Faults::new();
         faults.set_latency(config.latency);
-        let throttle = Throttle::new(config.throttle, config.users, started);
+        let throttle = Throttle::new(config.throttle, config.users, &config.limits, started);
         Self {
             config,
             faults,
@@ -57,9 +61,11 @@ impl Shared {
             throttle: Mutex::new(throttle),
             delta: Mutex::new(DeltaControl {
                 epoch: 0,
-                gone: false,
+                status: 400,
+                code: "syncStateNotFound".to_owned(),
             }),
             counter: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
         }
     }
 
@@ -80,18 +86,41 @@ impl Shared {
     }
 
     pub(crate) fn delta_control(&self) -> DeltaControl {
-        *lock(&self.delta)
+        lock(&self.delta).clone()
     }
 
-    pub(crate) fn invalidate_delta_links(&self, gone: bool) {
+    pub(crate) fn invalidate_delta_links(&self, status: u16, code: &str) {
         let mut control = lock(&self.delta);
         control.epoch += 1;
-        control.gone = gone;
+        control.status = status;
+        control.code = code.to_owned();
     }
 
     /// Milliseconds since the simulator started (delta links record when they were issued).
     pub(crate) fn now_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Counts one Graph call (the replication clock, `SimConfig::replication_lag`).
+    pub(crate) fn count_call(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The number of the call being answered.
+    pub(crate) fn call(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Marks `written` as not yet visible to the next `replication_lag` calls.
+    pub(crate) fn lag(
+        &self,
+        dir: &mut crate::directory::Directory,
+        written: crate::directory::Written,
+    ) {
+        let lag = u64::from(self.config.replication_lag);
+        if lag > 0 {
+            dir.lag(written, self.call() + lag + 1);
+        }
     }
 
     /// A fresh, deterministic sequence number (request ids, batch shuffles).

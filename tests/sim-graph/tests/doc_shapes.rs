@@ -43,8 +43,10 @@ async fn app_role_assignment_answer_matches_the_documented_example() {
 async fn role_assignments_with_principal_match_the_documented_example() {
     let h = Harness::small().await;
     let doc = fixture("roleassignments-expand-principal.json");
+    // The documented example filters on roleDefinitionId, which the directory provider
+    // requires (rbacapplication-list-roleassignments.md).
     let ours = h
-        .get("/v1.0/roleManagement/directory/roleAssignments?$expand=principal")
+        .get("/v1.0/roleManagement/directory/roleAssignments?$filter=roleDefinitionId eq '62e90394-69f5-4237-9190-012177145e10'&$expand=principal")
         .await;
     assert_eq!(
         ours.body["@odata.context"]

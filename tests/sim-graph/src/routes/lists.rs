@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
 use super::{Call, Target};
-use crate::directory::{Directory, Rel};
+use crate::directory::{Directory, Rel, Written};
 use crate::ids::{ObjKind, ObjRef, decode_token, encode_token};
 use crate::query::{ListOptions, list_options};
 use crate::render::{
@@ -245,7 +245,7 @@ pub(super) fn service_principal(shared: &Shared, call: &Call, id: &str) -> Reply
 }
 
 /// Members and owners lists are directoryObject collections: every item carries
-/// `@odata.type` (group-list-members.md).
+/// `@odata.type` (group-list-members.md). `refs` must be sorted by key.
 fn ref_list(call: &Call, dir: &Directory, refs: &[ObjRef], context: &str) -> Reply {
     let options = tri!(list_options(
         &call.query,
@@ -274,10 +274,32 @@ fn ref_list(call: &Call, dir: &Directory, refs: &[ObjRef], context: &str) -> Rep
     collection(call, context, value, next, count)
 }
 
+/// The members or owners a v1.0 `GET /groups/{id}/members|owners` shows.
+///
+/// Service principals are left out: group-list-members.md ("This API has a known issue where
+/// service principals are not listed as group members in v1.0. Use this API on the beta
+/// endpoint instead or the /groups/{id}?$expand=members API") and known-issues.md ("GET
+/// /groups/{id}/members doesn't return service principals in v1.0"); group-list-owners.md
+/// ("Currently, service principals are not listed as group owners due to the staged rollout of
+/// service principals to the Microsoft Graph v1.0 endpoint"). The same code answers `$batch`
+/// inner requests, so they leave them out too. Links written through Graph that have not
+/// replicated yet are left out as well (`SimConfig::replication_lag`).
+pub(crate) fn v1_links(dir: &Directory, rel: Rel, group: u32, call: u64) -> Vec<ObjRef> {
+    dir.links(rel, group)
+        .iter()
+        .copied()
+        .filter(|o| o.kind() != ObjKind::ServicePrincipal)
+        .filter(|&obj| dir.replicated(Written::Link { rel, group, obj }, call))
+        .collect()
+}
+
 pub(super) fn group_rel(shared: &Shared, call: &Call, id: &str, rel: Rel) -> Reply {
     let dir = shared.read();
     match dir.resolve_kind(id, ObjKind::Group) {
-        Some(g) => ref_list(call, &dir, dir.links(rel, g), "directoryObjects"),
+        Some(g) => {
+            let refs = v1_links(&dir, rel, g, shared.call());
+            ref_list(call, &dir, &refs, "directoryObjects")
+        }
         None => not_found(id),
     }
 }
@@ -290,6 +312,171 @@ pub(super) fn sp_owners(shared: &Shared, call: &Call, id: &str) -> Reply {
     }
 }
 
+/// The groups (as `ObjRef`s) holding `obj` through `rel`, as a replica that has seen
+/// `call`'s writes shows them.
+fn replicated_groups(dir: &Directory, rel: Rel, obj: ObjRef, call: u64) -> Vec<ObjRef> {
+    dir.groups_with(rel, obj)
+        .into_iter()
+        .filter(|&group| dir.replicated(Written::Link { rel, group, obj }, call))
+        .map(ObjRef::group)
+        .collect()
+}
+
+/// `GET /servicePrincipals/{id}/memberOf`: "the groups and directory roles that this
+/// servicePrincipal is a direct member of. This operation is not transitive"
+/// (serviceprincipal-list-memberof.md). The simulator lists the groups (service principals are
+/// listed here, unlike in v1.0 `groups/{id}/members`); directory roles follow on the last page.
+pub(super) fn sp_member_of(shared: &Shared, call: &Call, id: &str) -> Reply {
+    let dir = shared.read();
+    let Some(sp) = dir.resolve_kind(id, ObjKind::ServicePrincipal) else {
+        return not_found(id);
+    };
+    let groups = replicated_groups(&dir, Rel::Members, ObjRef::sp(sp), shared.call());
+    let reply = ref_list(call, &dir, &groups, "directoryObjects");
+    if reply.status != StatusCode::OK {
+        return reply;
+    }
+    let mut reply = reply;
+    let last_page = match &reply.body {
+        crate::reply::Body::Json(v) => v.get("@odata.nextLink").is_none(),
+        _ => false,
+    };
+    if last_page {
+        let select = Select::parse(call.query.get("$select"));
+        let mut roles: Vec<u32> = dir
+            .live_role_assignments()
+            .map(|a| &dir.role_assignments[a as usize])
+            .filter(|a| a.principal == ObjRef::sp(sp) && &*a.scope == "/")
+            .map(|a| a.role)
+            .collect();
+        roles.sort_unstable();
+        roles.dedup();
+        if let crate::reply::Body::Json(Value::Object(map)) = &mut reply.body
+            && let Some(Value::Array(items)) = map.get_mut("value")
+        {
+            items.extend(roles.into_iter().map(|r| {
+                render::build(&DIRECTORY_ROLE, &select, true, |n| {
+                    render::directory_role_prop(&dir, r, n)
+                })
+            }));
+        }
+    }
+    reply
+}
+
+/// `GET /servicePrincipals/{id}/ownedObjects`: "a list of objects owned by the
+/// servicePrincipal. This could include applications or groups"
+/// (serviceprincipal-list-ownedobjects.md). The simulator models owned groups.
+pub(super) fn sp_owned_objects(shared: &Shared, call: &Call, id: &str) -> Reply {
+    let dir = shared.read();
+    let Some(sp) = dir.resolve_kind(id, ObjKind::ServicePrincipal) else {
+        return not_found(id);
+    };
+    let groups = replicated_groups(&dir, Rel::Owners, ObjRef::sp(sp), shared.call());
+    ref_list(call, &dir, &groups, "directoryObjects")
+}
+
+/// appRoleAssignment filters Graph documents: `resourceId` ("Supports $filter (eq only)") and
+/// `principalDisplayName` ("Supports $filter (eq and startswith)"), approleassignment.md; no
+/// other property is documented as filterable (e.g. `principalId`). [The wording of the refusal
+/// is the simulator's; the docs give none.]
+fn documented_assignment_filter(options: &ListOptions) -> Result<(), Reply> {
+    let Some(filter) = &options.filter else {
+        return Ok(());
+    };
+    for clause in &filter.clauses {
+        if !["resourceId", "principalDisplayName"]
+            .iter()
+            .any(|p| clause.prop.eq_ignore_ascii_case(p))
+        {
+            return Err(crate::reply::unsupported_query(format!(
+                "Filtering appRoleAssignments on '{}' is not supported; filter on resourceId or principalDisplayName.",
+                clause.prop
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Renders the assignments `ids` (indexes, ascending) as a page of `options`.
+fn assignment_page(
+    call: &Call,
+    shared: &Shared,
+    dir: &Directory,
+    options: &ListOptions,
+    ids: Vec<u32>,
+    context: &str,
+) -> Reply {
+    let start = tri!(page_key(options));
+    let now = shared.call();
+    let keep = |a: u32| {
+        (dir.replicated(Written::AppAssignment(a), now)
+            && matches(options, |n| render::app_assignment_prop(dir, a, n)))
+        .then(|| render::app_assignment(dir, a, &options.select))
+    };
+    let count = (options.count && options.skiptoken.is_none())
+        .then(|| ids.iter().filter(|a| keep(**a).is_some()).count());
+    let keys = ids.into_iter().map(u64::from).filter(|a| *a >= start);
+    let (value, next) = paged(keys, options.top, |k| keep(k as u32));
+    collection(call, context, value, next, count)
+}
+
+/// `GET /{users|groups|servicePrincipals}/{id}/appRoleAssignments`: the assignments granted to
+/// the principal; for a user also "app role assignments granted to groups that the user is a
+/// direct member of" (user-list-approleassignments.md).
+pub(super) fn principal_assignments(
+    shared: &Shared,
+    call: &Call,
+    kind: ObjKind,
+    id: &str,
+) -> Reply {
+    let options = tri!(list_options(
+        &call.query,
+        call.headers,
+        &render::APP_ROLE_ASSIGNMENT,
+        "appRoleAssignment"
+    ));
+    tri!(no_expand(&options, "appRoleAssignments"));
+    tri!(documented_assignment_filter(&options));
+    let dir = shared.read();
+    let Some(index) = dir.resolve_kind(id, kind) else {
+        return not_found(id);
+    };
+    let principal = match kind {
+        ObjKind::User => ObjRef::user(index),
+        ObjKind::Group => ObjRef::group(index),
+        ObjKind::ServicePrincipal => ObjRef::sp(index),
+    };
+    let mut holders = vec![principal];
+    if kind == ObjKind::User {
+        holders.extend(
+            dir.groups_with(Rel::Members, principal)
+                .into_iter()
+                .map(ObjRef::group),
+        );
+    }
+    let ids: Vec<u32> = dir
+        .app_assignments
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| !a.removed && holders.contains(&a.principal))
+        .map(|(i, _)| i as u32)
+        .collect();
+    let segment = match kind {
+        ObjKind::User => "users",
+        ObjKind::Group => "groups",
+        ObjKind::ServicePrincipal => "servicePrincipals",
+    };
+    assignment_page(
+        call,
+        shared,
+        &dir,
+        &options,
+        ids,
+        &format!("{segment}('{id}')/appRoleAssignments"),
+    )
+}
+
 pub(super) fn app_role_assigned_to(shared: &Shared, call: &Call, id: &str) -> Reply {
     let options = tri!(list_options(
         &call.query,
@@ -298,32 +485,19 @@ pub(super) fn app_role_assigned_to(shared: &Shared, call: &Call, id: &str) -> Re
         "appRoleAssignment"
     ));
     tri!(no_expand(&options, "appRoleAssignedTo"));
-    let start = tri!(page_key(&options));
+    tri!(documented_assignment_filter(&options));
     let dir = shared.read();
     let Some(sp) = dir.resolve_kind(id, ObjKind::ServicePrincipal) else {
         return not_found(id);
     };
-    let keep = |a: u32| {
-        matches(&options, |n| render::app_assignment_prop(&dir, a, n))
-            .then(|| render::app_assignment(&dir, a, &options.select))
-    };
-    let ids: Vec<u64> = dir
-        .assignments_to(sp)
-        .map(u64::from)
-        .filter(|a| *a >= start)
-        .collect();
-    let count = (options.count && options.skiptoken.is_none()).then(|| {
-        dir.assignments_to(sp)
-            .filter(|a| keep(*a).is_some())
-            .count()
-    });
-    let (value, next) = paged(ids.into_iter(), options.top, |k| keep(k as u32));
-    collection(
+    let ids: Vec<u32> = dir.assignments_to(sp).collect();
+    assignment_page(
         call,
+        shared,
+        &dir,
+        &options,
+        ids,
         &format!("servicePrincipals('{id}')/appRoleAssignedTo"),
-        value,
-        next,
-        count,
     )
 }
 
@@ -399,10 +573,27 @@ pub(super) fn role_assignments(shared: &Shared, call: &Call) -> Reply {
         Some(e) if e.trim().eq_ignore_ascii_case("principal") => true,
         Some(e) => return not_implemented(&format!("$expand={e} on roleAssignments")),
     };
+    // rbacapplication-list-roleassignments.md: "This operation requires the $filter query
+    // parameter ... For the directory provider, you must filter on either the roleDefinitionId
+    // or principalId properties." [The refusal's wording is the simulator's.]
+    let filtered_on_key = options.filter.as_ref().is_some_and(|f| {
+        f.clauses.iter().any(|c| {
+            ["roleDefinitionId", "principalId"]
+                .iter()
+                .any(|p| c.prop.eq_ignore_ascii_case(p))
+        })
+    });
+    if !filtered_on_key {
+        return crate::reply::bad_request(
+            "A $filter on roleDefinitionId or principalId is required to list role assignments of the directory provider.",
+        );
+    }
     let start = tri!(page_key(&options));
     let dir = shared.read();
+    let now = shared.call();
     let keep = |a: u32| {
         (!dir.role_assignments[a as usize].removed
+            && dir.replicated(Written::RoleAssignment(a), now)
             && matches(&options, |n| render::role_assignment_prop(&dir, a, n)))
         .then(|| render::role_assignment(&dir, a, &options.select, expand))
     };

@@ -56,6 +56,14 @@ pub(crate) enum Target {
     SpAssignedTo(String),
     SpAssignment(String, String),
     SpOwners(String),
+    /// `servicePrincipals/{id}/memberOf` (serviceprincipal-list-memberof.md).
+    SpMemberOf(String),
+    /// `servicePrincipals/{id}/ownedObjects` (serviceprincipal-list-ownedobjects.md).
+    SpOwnedObjects(String),
+    /// `{users|groups|servicePrincipals}/{id}/appRoleAssignments`: the assignments granted to
+    /// a principal (user-list-approleassignments.md, group-list-approleassignments.md,
+    /// serviceprincipal-list-approleassignments.md).
+    PrincipalAssignments(crate::ids::ObjKind, String),
     SpOwnersRef(String),
     SpOwnerRef(String, String),
     DirectoryRoles,
@@ -107,10 +115,16 @@ pub(crate) fn target(path: &str) -> Option<Target> {
         ["users", d] if is_delta(d) => Target::UsersDelta,
         ["users", "$count"] => Target::UsersCount,
         ["users", id] => Target::User(own(id)),
+        ["users", id, "appRoleAssignments"] => {
+            Target::PrincipalAssignments(crate::ids::ObjKind::User, own(id))
+        }
         ["groups"] => Target::Groups,
         ["groups", d] if is_delta(d) => Target::GroupsDelta,
         ["groups", "$count"] => Target::GroupsCount,
         ["groups", id] => Target::Group(own(id)),
+        ["groups", id, "appRoleAssignments"] => {
+            Target::PrincipalAssignments(crate::ids::ObjKind::Group, own(id))
+        }
         ["groups", id, r] => Target::GroupRel(own(id), rel(r)?),
         ["groups", id, r, "$ref"] => Target::GroupRelRef(own(id), rel(r)?),
         ["groups", id, r, item, "$ref"] => Target::GroupRelItemRef(own(id), rel(r)?, own(item)),
@@ -120,6 +134,11 @@ pub(crate) fn target(path: &str) -> Option<Target> {
         ["servicePrincipals", id, "appRoleAssignedTo"] => Target::SpAssignedTo(own(id)),
         ["servicePrincipals", id, "appRoleAssignedTo", a] => Target::SpAssignment(own(id), own(a)),
         ["servicePrincipals", id, "owners"] => Target::SpOwners(own(id)),
+        ["servicePrincipals", id, "memberOf"] => Target::SpMemberOf(own(id)),
+        ["servicePrincipals", id, "ownedObjects"] => Target::SpOwnedObjects(own(id)),
+        ["servicePrincipals", id, "appRoleAssignments"] => {
+            Target::PrincipalAssignments(crate::ids::ObjKind::ServicePrincipal, own(id))
+        }
         ["servicePrincipals", id, "owners", "$ref"] => Target::SpOwnersRef(own(id)),
         ["servicePrincipals", id, "owners", o, "$ref"] => Target::SpOwnerRef(own(id), own(o)),
         ["directoryRoles"] => Target::DirectoryRoles,
@@ -149,7 +168,12 @@ fn cost(call: &Call, target: &Target) -> Cost {
         .get("$top")
         .and_then(|t| parse_top(t).ok())
         .is_some_and(|t| t < 20);
-    Cost::base(get, *target == Target::Users, group_rel).adjusted(
+    // throttling-limits.md lists GET `servicePrincipals/{id}/appRoleAssignments` at 2.
+    let sp_assignments = matches!(
+        target,
+        Target::PrincipalAssignments(crate::ids::ObjKind::ServicePrincipal, _)
+    );
+    Cost::base(get, *target == Target::Users || sp_assignments, group_rel).adjusted(
         call.query.get("$select").is_some(),
         call.query.get("$expand").is_some(),
         small_top,
@@ -171,27 +195,33 @@ pub(crate) fn handle(shared: &Shared, call: &Call) -> Reply {
         return unexpected(call.method.as_str(), &format!("/v1.0{}", call.path));
     };
     let cost = cost(call, &target);
+    shared.count_call();
     let verdict = shared.throttle().charge(cost, Instant::now());
     let mut reply = match verdict {
         Verdict::Throttled {
             retry_after_secs,
             information,
+            scope,
         } => {
-            // throttling.md "Sample response" body; headers from throttling-limits.md.
+            // throttling.md "Sample response" body; headers from throttling-limits.md
+            // ("Throttled responses requests": `<Scope>/<Limit>/<ApplicationId>/<TenantId>`).
             let mut reply = error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "TooManyRequests",
                 "Please retry again later.",
             )
-            .with_header("Retry-After", retry_after_secs.to_string())
-            .with_header(
-                "x-ms-throttle-scope",
-                format!(
-                    "Tenant_Application/ReadWrite/{}/{}",
-                    shared.config.client_id, shared.config.tenant_id
-                ),
-            )
-            .with_header("x-ms-throttle-information", information);
+            .with_header("Retry-After", retry_after_secs.to_string());
+            if let Some(scope) = scope {
+                reply = reply
+                    .with_header(
+                        "x-ms-throttle-scope",
+                        format!(
+                            "{scope}/{}/{}",
+                            shared.config.client_id, shared.config.tenant_id
+                        ),
+                    )
+                    .with_header("x-ms-throttle-information", information);
+            }
             if let crate::reply::Body::Json(body) = &mut reply.body {
                 body["error"]["innerError"] = serde_json::json!({"code": "429", "status": "429"});
             }
@@ -232,6 +262,11 @@ fn dispatch(shared: &Shared, call: &Call, target: &Target) -> Reply {
         T::SpAssignedTo(id) if post => writes::add_app_assignment(shared, call, id),
         T::SpAssignment(id, a) if delete => writes::remove_app_assignment(shared, id, a),
         T::SpOwners(id) if get => lists::sp_owners(shared, call, id),
+        T::SpMemberOf(id) if get => lists::sp_member_of(shared, call, id),
+        T::SpOwnedObjects(id) if get => lists::sp_owned_objects(shared, call, id),
+        T::PrincipalAssignments(kind, id) if get => {
+            lists::principal_assignments(shared, call, *kind, id)
+        }
         T::SpOwnersRef(id) if post => writes::add_sp_owner(shared, call, id),
         T::SpOwnerRef(id, o) if delete => writes::remove_sp_owner(shared, id, o),
         T::DirectoryRoles if get => lists::directory_roles(shared, call),

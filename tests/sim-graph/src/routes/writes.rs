@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 
 use super::lists::lookup_role_assignment;
 use super::{BodyIn, Call};
-use crate::directory::{Refusal, Rel};
+use crate::directory::{Refusal, Rel, Written};
 use crate::ids::{ObjKind, ObjRef, ns};
-use crate::profile::GroupFlavor;
+use crate::profile::{Elsewhere, GroupFlavor};
 use crate::render::{self, Select};
 use crate::reply::{Reply, bad_request, error, not_found};
 use crate::state::{Shared, str_field};
@@ -72,16 +72,75 @@ fn already_exists(property: &str) -> Reply {
     ))
 }
 
-/// Dynamic and on-premises-synced groups cannot have members managed through Graph
-/// (group-delete-members.md: "You can't remove a member from groups with dynamic memberships");
-/// the status is 403 `Authorization_RequestDenied` per Microsoft's Entra developer-support blog
+/// Dynamic groups cannot have members managed through Graph (group-delete-members.md: "You
+/// can't remove a member from groups with dynamic memberships"); the status is 403
+/// `Authorization_RequestDenied` per Microsoft's Entra developer-support blog
 /// ("Authorization_RequestDenied error when using Microsoft Graph API to add users to a group").
-fn managed_elsewhere() -> Reply {
+fn dynamic_membership() -> Reply {
     error(
         StatusCode::FORBIDDEN,
         "Authorization_RequestDenied",
         "Insufficient privileges to complete the operation.",
     )
+}
+
+/// Groups managed in Exchange (mail-enabled security, distribution) or on-premises Active
+/// Directory: groups-overview.md "Mail-enabled and distribution groups are read-only through
+/// Microsoft Graph"; group-list-owners.md "Owners are currently not available in Microsoft Graph
+/// for groups that were created in Exchange, distribution groups, or groups that are
+/// synchronized from an on-premises environment". The answer is the one Graph gave for a
+/// mail-enabled security group (microsoftgraph/microsoft-graph-docs-contrib#8241) and gives for
+/// objects synchronized from on-premises.
+fn external_service() -> Reply {
+    bad_request(
+        "Unable to update the specified properties for objects that have originated within an external service.",
+    )
+}
+
+fn managed_elsewhere(flavor: GroupFlavor, rel: Rel) -> Option<Reply> {
+    match (rel, flavor.members_managed_elsewhere()) {
+        (Rel::Members, Some(Elsewhere::Rule)) => Some(dynamic_membership()),
+        (Rel::Members, Some(Elsewhere::ExternalService)) => Some(external_service()),
+        (Rel::Owners, _) if !flavor.owners_in_graph() => Some(external_service()),
+        _ => None,
+    }
+}
+
+/// Member and owner types a group takes (group-post-members.md, the table of member types:
+/// a Microsoft 365 group takes only users, and a Microsoft 365 group is a member of no group;
+/// group-post-owners.md: owners are users or service principals). The answers are those Graph
+/// gives: "Directory object type: ServicePrincipal cannot be added to Unified Groups" (recorded
+/// in Azure/azure-cli#29097) and "Unified Groups cannot be added to Unified Groups"
+/// (microsoftgraph/microsoft-graph-docs-contrib#3884); the wording for a security group added
+/// to a Microsoft 365 group, a Microsoft 365 group added to a security group and a group as
+/// owner follows them [UNCONFIRMED wording; the refusals are documented].
+fn refused_type(flavor: GroupFlavor, rel: Rel, obj: ObjRef) -> Option<Reply> {
+    let suffix =
+        "paramName: Members, paramValue: , objectType: Microsoft.Online.DirectoryServices.Group";
+    let member_is_unified =
+        obj.kind() == ObjKind::Group && GroupFlavor::of(obj.index()) == GroupFlavor::Unified;
+    match rel {
+        Rel::Owners if obj.kind() == ObjKind::Group => Some(bad_request(
+            "Invalid object type: the owners of a group are users or service principals.",
+        )),
+        Rel::Owners => None,
+        Rel::Members if flavor == GroupFlavor::Unified => match obj.kind() {
+            ObjKind::User => None,
+            ObjKind::ServicePrincipal => Some(bad_request(format!(
+                "Directory object type: ServicePrincipal cannot be added to Unified Groups. {suffix}"
+            ))),
+            ObjKind::Group if member_is_unified => Some(bad_request(format!(
+                "Unified Groups cannot be added to Unified Groups. {suffix}"
+            ))),
+            ObjKind::Group => Some(bad_request(format!(
+                "Directory object type: Group cannot be added to Unified Groups. {suffix}"
+            ))),
+        },
+        Rel::Members if member_is_unified => Some(bad_request(format!(
+            "Unified Groups cannot be added to other groups. {suffix}"
+        ))),
+        Rel::Members => None,
+    }
 }
 
 fn group_index(shared: &Shared, id: &str) -> Result<u32, Reply> {
@@ -97,33 +156,45 @@ pub(super) fn add_group_ref(shared: &Shared, call: &Call, id: &str, rel: Rel) ->
         Ok(g) => g,
         Err(reply) => return reply,
     };
-    if rel == Rel::Members && !GroupFlavor::of(group).cloud_managed_members() {
-        return managed_elsewhere();
+    let flavor = GroupFlavor::of(group);
+    if let Some(reply) = managed_elsewhere(flavor, rel) {
+        return reply;
     }
     let (obj, _) = match reference(call, shared) {
         Ok(found) => found,
         Err(reply) => return reply,
     };
-    match shared.write().add_link(rel, group, obj) {
-        Ok(()) => Reply::no_content(),
+    if let Some(reply) = refused_type(flavor, rel, obj) {
+        return reply;
+    }
+    let mut dir = shared.write();
+    match dir.add_link(rel, group, obj) {
+        Ok(()) => {
+            shared.lag(&mut dir, Written::Link { rel, group, obj });
+            Reply::no_content()
+        }
         Err(Refusal::AlreadyExists) => already_exists(rel.name()),
         Err(Refusal::Absent) => not_found(id),
     }
 }
 
-/// `DELETE /groups/{id}/members/{memberId}/$ref` (group-delete-members.md): 204, 404 if absent.
+/// `DELETE /groups/{id}/members/{memberId}/$ref` (group-delete-members.md): 204, 404 if absent
+/// (or not replicated yet to the replica answering).
 pub(super) fn remove_group_ref(shared: &Shared, id: &str, rel: Rel, item: &str) -> Reply {
     let group = match group_index(shared, id) {
         Ok(g) => g,
         Err(reply) => return reply,
     };
-    if rel == Rel::Members && !GroupFlavor::of(group).cloud_managed_members() {
-        return managed_elsewhere();
+    if let Some(reply) = managed_elsewhere(GroupFlavor::of(group), rel) {
+        return reply;
     }
     let mut dir = shared.write();
     let Some(obj) = dir.resolve(item) else {
         return not_found(item);
     };
+    if !dir.replicated(Written::Link { rel, group, obj }, shared.call()) {
+        return not_found(item);
+    }
     match dir.remove_link(rel, group, obj) {
         Ok(()) => Reply::no_content(),
         Err(_) => not_found(item),
@@ -210,6 +281,7 @@ pub(super) fn add_app_assignment(shared: &Shared, call: &Call, id: &str) -> Repl
     };
     match dir.add_app_assignment(sp, principal, role) {
         Ok(index) => {
+            shared.lag(&mut dir, Written::AppAssignment(index));
             let mut value = render::app_assignment(&dir, index, &Select::Default);
             value["@odata.context"] = json!(format!(
                 "{}/v1.0/$metadata#servicePrincipals('{id}')/appRoleAssignedTo/$entity",
@@ -231,6 +303,9 @@ pub(super) fn remove_app_assignment(shared: &Shared, id: &str, assignment: &str)
     let mut dir = shared.write();
     let index = dir.codec.parse_opaque(ns::APP_ROLE_ASSIGNMENT, assignment);
     match index {
+        Some(a) if !dir.replicated(Written::AppAssignment(a), shared.call()) => {
+            not_found(assignment)
+        }
         Some(a) if dir.remove_app_assignment(sp, a) => Reply::no_content(),
         _ => not_found(assignment),
     }
@@ -272,8 +347,16 @@ pub(super) fn add_role_assignment(shared: &Shared, call: &Call) -> Reply {
     let Some(role) = dir.resolve_role_definition(definition_id) else {
         return not_found(definition_id);
     };
+    // unifiedroleassignment.md, directoryScopeId: "/" for tenant-wide, an administrative unit
+    // (`/administrativeUnits/{id}`) or a directory object (`/{id}`). [Wording UNCONFIRMED.]
+    if !dir.valid_scope(scope) {
+        return bad_request(format!(
+            "Invalid value specified for property 'directoryScopeId' of resource 'UnifiedRoleAssignment': '{scope}'."
+        ));
+    }
     match dir.add_role_assignment(principal, role, scope) {
         Ok(index) => {
+            shared.lag(&mut dir, Written::RoleAssignment(index));
             let mut value = render::role_assignment(&dir, index, &Select::Default, false);
             value["@odata.context"] = json!(format!(
                 "{}/v1.0/$metadata#roleManagement/directory/roleAssignments/$entity",
@@ -288,6 +371,7 @@ pub(super) fn add_role_assignment(shared: &Shared, call: &Call) -> Reply {
 pub(super) fn remove_role_assignment(shared: &Shared, id: &str) -> Reply {
     let mut dir = shared.write();
     match lookup_role_assignment(&dir, id) {
+        Some(a) if !dir.replicated(Written::RoleAssignment(a), shared.call()) => not_found(id),
         Some(a) if dir.remove_role_assignment(a) => Reply::no_content(),
         _ => not_found(id),
     }
