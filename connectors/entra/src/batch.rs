@@ -164,10 +164,24 @@ async fn run_batch(
                 429 | 503 | 504 => {
                     let after = retry_after(answer).unwrap_or_else(|| backoff(attempt));
                     wait = wait.max(after.min(MAX_WAIT));
-                    last_error = Some(inner_error(&path, status, &body, Some(after)));
+                    last_error = Some(inner_error(
+                        &path,
+                        status,
+                        &body,
+                        &inner_headers(answer),
+                        Some(after),
+                    ));
                     throttled.push((read, path));
                 }
-                _ => return Err(inner_error(&path, status, &body, None)),
+                _ => {
+                    return Err(inner_error(
+                        &path,
+                        status,
+                        &body,
+                        &inner_headers(answer),
+                        None,
+                    ));
+                }
             }
         }
         if throttled.is_empty() {
@@ -214,7 +228,9 @@ async fn send_batch(
                 .post(&url)
                 .header("accept", "application/json")
                 .json(&body)
-                // A batch of reads changes nothing: --dry-run lets it through, 5xx may retry.
+                // A batch of reads changes nothing: --dry-run lets it through, and the host
+                // repeats it after a 503/504 as it would a GET (throttling.md lists both beside
+                // 429, with Retry-After).
                 .read_only()
                 // Graph charges every inner read on its own.
                 .budget_cost(graph.units_budget(), cost)
@@ -248,6 +264,22 @@ async fn send_batch(
         }
     }
     Ok(answers)
+}
+
+/// The headers of an inner response as name/value pairs.
+fn inner_headers(answer: &Value) -> Vec<(String, String)> {
+    answer
+        .get("headers")
+        .and_then(Value::as_object)
+        .map(|h| {
+            h.iter()
+                .map(|(k, v)| {
+                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                    (k.clone(), v)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `Retry-After` of an inner response (`headers` is a JSON object; names in any case).

@@ -19,8 +19,12 @@
 //! ids (`user:<id>`, `group:<id>` with its entitlements, and the grant ids of removed memberships
 //! and ownerships); the round's new `@odata.deltaLink` is staged with `ctx.state().set`, which
 //! the host commits only when the whole sync completes, so a failed sync replays the same round.
-//! A link Graph no longer knows (400 `syncStateNotFound` after its 7 days, or 410) falls back to
-//! a full, non-incremental listing with a fresh link.
+//! A link Graph no longer knows falls back to a full, non-incremental listing with a fresh link:
+//! 410 Gone ("Synchronization reset"), or any other 4xx with `syncStateNotFound`,
+//! `syncStateInvalid` or `resyncRequired` ("Token duration": "a 40X-series error with error
+//! codes such as syncStateNotFound"; error.rs). A `@odata.nextLink` that expires in the middle
+//! of a round cannot fall back (the round's earlier pages were already incremental), so that
+//! sync fails and the next one starts from the committed link, which then falls back.
 
 use idhost_connector_sdk::{ConnectorError, Page, Resource};
 use serde_json::Value;
@@ -233,7 +237,10 @@ impl Entra {
             }
             for (slug, key) in [("member", "members@delta"), ("owner", "owners@delta")] {
                 let ent = format!("{group_id}:{slug}");
-                for m in v.get(key).and_then(Value::as_array).into_iter().flatten() {
+                let annotations = v.get(key).and_then(Value::as_array).into_iter().flatten();
+                // Service principals come from their own side (links.rs): the delta docs do not
+                // say whether `members@delta` names them, so it is not relied on either way.
+                for m in annotations.filter(|m| !mapping::is_service_principal(m)) {
                     let Some(principal) = rules.of_object(m, |id| managed.contains(id)) else {
                         continue;
                     };
@@ -245,7 +252,10 @@ impl Entra {
                 }
             }
         }
-        let next = self.delta_next(&body, GROUPS, Cursor::GroupDelta)?;
+        let next = match self.delta_next(&body, GROUPS, Cursor::GroupDelta)? {
+            Some(next) => Some(next),
+            None => Some(Cursor::ServicePrincipalLinks { incremental: true }.encode()),
+        };
         let grants = grants.into_vec();
         tracing::debug!(
             upserts = items.len(),

@@ -72,38 +72,79 @@ impl GraphError {
                     || self.code.eq_ignore_ascii_case("RoleAssignmentExists")))
     }
 
-    /// Whether a delta link can no longer be used and a full sync must start over
-    /// (delta-query-overview.md: 400 `syncStateNotFound` after the token's 7 days; 410 Gone
-    /// with `resyncRequired` / `syncStateInvalid`).
+    /// Whether a delta or next link can no longer be used and a full sync must start over.
+    ///
+    /// delta-query-overview.md documents two shapes: "Synchronization reset" answers `410 Gone`
+    /// (with a `Location` holding a fresh initial request), and "Token duration" says an expired
+    /// token gets "a 40X-series error with error codes such as `syncStateNotFound`" — any 4xx,
+    /// so the status alone cannot decide. errors.md names the codes: `syncStateNotFound`,
+    /// `syncStateInvalid`, `resyncRequired`. 401, 403 and 429 are about the token, permissions
+    /// and throttling, never the link, whatever code they carry.
     pub(crate) fn is_expired_delta(&self, status: u16) -> bool {
-        status == 410
-            || (status == 400
-                && ["syncStateNotFound", "syncStateInvalid", "resyncRequired"]
-                    .iter()
-                    .any(|c| self.code.eq_ignore_ascii_case(c)))
+        if status == 410 {
+            return true;
+        }
+        (400..500).contains(&status)
+            && !matches!(status, 401 | 403 | 429)
+            && ["syncStateNotFound", "syncStateInvalid", "resyncRequired"]
+                .iter()
+                .any(|c| self.code.eq_ignore_ascii_case(c))
+    }
+
+    /// `x-ms-throttle-scope` and `x-ms-throttle-information` of a throttled answer, for the
+    /// error message: which limit was hit (throttling-limits.md, "Throttled responses").
+    pub(crate) fn throttle_detail(headers: &[(String, String)]) -> Option<String> {
+        let find = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        match (
+            find("x-ms-throttle-scope"),
+            find("x-ms-throttle-information"),
+        ) {
+            (None, None) => None,
+            (scope, info) => Some(format!(
+                "throttle scope {}, reason {}",
+                scope.unwrap_or("(not given)"),
+                info.unwrap_or("(not given)")
+            )),
+        }
     }
 }
 
-/// The connector error for a non-2xx Graph answer.
+/// The connector error for a non-2xx Graph answer; a throttled one also names the limit.
 pub(crate) fn graph_error(response: &HttpResponse) -> ConnectorError {
     let parsed = GraphError::from_response(response);
     let kind = ErrorKind::from_status(response.status).unwrap_or(ErrorKind::Internal);
-    response.to_error(kind, &parsed.detail())
+    let mut detail = parsed.detail();
+    if response.status == 429
+        && let Some(throttle) = GraphError::throttle_detail(&response.headers)
+    {
+        detail.push_str(&format!(" ({throttle})"));
+    }
+    response.to_error(kind, &detail)
 }
 
-/// The connector error for a failed read inside a `$batch` (whose outer answer was 200).
+/// The connector error for a failed read inside a `$batch` (whose outer answer was 200);
+/// `headers` are the inner response's.
 pub(crate) fn inner_error(
     url: &str,
     status: u16,
     body: &Value,
+    headers: &[(String, String)],
     retry_after: Option<Duration>,
 ) -> ConnectorError {
     let parsed = GraphError::parse(body);
     let kind = ErrorKind::from_status(status).unwrap_or(ErrorKind::Internal);
+    let throttle = GraphError::throttle_detail(headers)
+        .map(|t| format!(" ({t})"))
+        .unwrap_or_default();
     let mut err = ConnectorError::new(
         kind,
         format!(
-            "GET {url} (inside $batch) answered {status}: {}",
+            "GET {url} (inside $batch) answered {status}: {}{throttle}",
             parsed.detail()
         ),
     )
@@ -158,6 +199,14 @@ mod tests {
         ));
         assert!(expired.is_expired_delta(400));
         assert!(GraphError::default().is_expired_delta(410));
+        // "a 40X-series error": any 4xx with a resync code, but never 401/403/429.
+        for status in [404, 409, 412] {
+            assert!(expired.is_expired_delta(status), "{status}");
+        }
+        for status in [401, 403, 429, 500] {
+            assert!(!expired.is_expired_delta(status), "{status}");
+        }
+        assert!(!GraphError::default().is_expired_delta(400));
         let plain = GraphError::from_response(&response(502, "<html>bad gateway</html>"));
         assert!(plain.detail().contains("bad gateway"));
     }

@@ -80,7 +80,7 @@ fn errors(data: &[u8]) {
         let parsed = GraphError::from_response(&response);
         let _ = parsed.is_already_exists(status);
         let _ = parsed.is_expired_delta(status);
-        let err = inner_error("/groups/g1/members", status, &inner, None);
+        let err = inner_error("/groups/g1/members", status, &inner, &[], None);
         assert_eq!(err.status, Some(status), "{err:?}");
         if err.kind != ErrorKind::RateLimited {
             assert_eq!(err.retry_after, None);

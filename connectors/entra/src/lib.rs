@@ -12,22 +12,33 @@
 //! Members, owners and app role assignments are read with `$batch` (20 reads per request,
 //! `concurrency` requests in flight) and side-loaded on the list page of their group, app or
 //! role; nested groups are `group:<id>` principals, service principals are named as the type
-//! they are listed as. After the first complete sync, users and groups are read through Graph
-//! delta queries (`Capability::Incremental`). Provisioning grants and revokes group
-//! memberships and ownerships, app role assignments and ownerships, and directory roles.
+//! they are listed as. v1.0 member and owner lists leave service principals out (a documented
+//! known issue), so their group links are read from the service principals' side on the last
+//! `group` page (links.rs). Directory roles are read through the unified role-assignment API,
+//! one entitlement per scope (scope.rs). After the first complete sync, users and groups are
+//! read through Graph delta queries (`Capability::Incremental`). Provisioning grants and
+//! revokes group memberships and ownerships, app role assignments and ownerships, and
+//! directory roles; what Graph would refuse is refused first (kinds.rs), and every id bound
+//! for a URL is validated (ids.rs). README.md lists each Graph behaviour relied on.
 //!
 //! Settings: see [`config::EntraSettings`] and `config/entra.toml`.
 
+mod assignments;
 mod batch;
 mod client;
 pub mod config;
+mod consistency;
 mod delta;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod ids;
+mod kinds;
+mod links;
 mod managed;
 mod mapping;
 mod provision;
+mod scope;
 mod sync;
 
 use idhost_connector_sdk::prelude::*;
@@ -41,6 +52,8 @@ pub struct Entra {
     graph: Graph,
     opts: Options,
     managed: ManagedIds,
+    /// What this instance created, for revokes that race replication (consistency.rs).
+    written: consistency::Written,
 }
 
 impl Connector for Entra {
@@ -90,6 +103,7 @@ impl Connector for Entra {
             graph,
             opts,
             managed: ManagedIds::default(),
+            written: consistency::Written::default(),
         })
     }
 

@@ -28,6 +28,13 @@ impl IdSet {
     pub(crate) fn contains(&self, id: &str) -> bool {
         self.0.contains(&id.to_ascii_lowercase())
     }
+
+    /// The ids, sorted (so reads are issued in a stable order).
+    pub(crate) fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.0.iter().cloned().collect();
+        ids.sort();
+        ids
+    }
 }
 
 /// The cached set.

@@ -9,6 +9,8 @@ use idhost_connector_sdk::{
 };
 use serde_json::Value;
 
+use crate::kinds::{GroupKind, Rel};
+
 /// The default access app role, valid on every resource service principal
 /// (approleassignment.md: "the default app role id of `00000000-0000-0000-0000-000000000000`").
 pub(crate) const DEFAULT_APP_ROLE: &str = "00000000-0000-0000-0000-000000000000";
@@ -138,16 +140,7 @@ fn has(v: &Value, key: &str, wanted: &str) -> bool {
 /// `groupTypes` holding `Unified` is a Microsoft 365 group; otherwise security and mail flags
 /// tell security, mail-enabled security and distribution groups apart.
 pub(crate) fn group_kind(v: &Value) -> &'static str {
-    let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
-    if has(v, "groupTypes", "Unified") {
-        "microsoft_365"
-    } else {
-        match (flag("securityEnabled"), flag("mailEnabled")) {
-            (true, true) => "mail_enabled_security",
-            (false, true) => "distribution",
-            _ => "security",
-        }
-    }
+    GroupKind::of(v).kind
 }
 
 /// Whether the group is synchronized from on-premises AD.
@@ -182,21 +175,28 @@ pub(crate) fn group(v: &Value) -> Option<(Resource, Vec<Entitlement>)> {
     ] {
         put(&mut r.profile, name, v, key);
     }
-    let ents = group_entitlements(&r.id, &name);
+    let ents = group_entitlements(&r.id, &name, GroupKind::of(v));
     Some((r, ents))
 }
 
-pub(crate) fn group_entitlements(group_id: &str, name: &str) -> Vec<Entitlement> {
+/// A group's `member` and `owner` entitlements, `grantable_to` what Graph lets a client add
+/// to this kind of group (kinds.rs); empty when Graph manages the relationship elsewhere.
+pub(crate) fn group_entitlements(group_id: &str, name: &str, kind: GroupKind) -> Vec<Entitlement> {
     vec![
         Entitlement::new(
             group_id,
             "member",
             Purpose::Assignment,
-            &["user", "group", "app"],
+            kind.grantable_to(Rel::Member),
         )
         .named(format!("Member of {name}")),
-        Entitlement::new(group_id, "owner", Purpose::Ownership, &["user", "app"])
-            .named(format!("Owner of {name}")),
+        Entitlement::new(
+            group_id,
+            "owner",
+            Purpose::Ownership,
+            kind.grantable_to(Rel::Owner),
+        )
+        .named(format!("Owner of {name}")),
     ]
 }
 
@@ -297,7 +297,7 @@ pub(crate) fn app(v: &Value) -> Option<App> {
     })
 }
 
-/// An activated directory role and its `member` entitlement.
+/// An activated directory role and its tenant-wide `member` entitlement.
 pub(crate) fn role(v: &Value) -> Option<(Resource, Entitlement)> {
     let id = text(v, "id")?;
     let name = text(v, "displayName").unwrap_or(id).to_owned();
@@ -306,14 +306,24 @@ pub(crate) fn role(v: &Value) -> Option<(Resource, Entitlement)> {
         template_id: owned(v, "roleTemplateId"),
     });
     put(&mut r.profile, "description", v, "description");
-    let ent = Entitlement::new(
-        &r.id,
-        "member",
+    let ent = role_entitlement(&r.id, &name, &crate::scope::Scope::Tenant);
+    Some((r, ent))
+}
+
+/// The `member` entitlement of a role at a scope (unifiedroleassignment.md: "Supported
+/// principals are users, role-assignable groups, and service principals").
+pub(crate) fn role_entitlement(
+    role_id: &str,
+    name: &str,
+    scope: &crate::scope::Scope,
+) -> Entitlement {
+    Entitlement::new(
+        role_id,
+        &scope.slug(),
         Purpose::Assignment,
         &["user", "group", "app"],
     )
-    .named(format!("Member of {name}"));
-    Some((r, ent))
+    .named(format!("Member of {name}{}", scope.describe()))
 }
 
 /// How service principals are named as principals.
@@ -375,6 +385,15 @@ impl PrincipalRules {
             is_managed_identity,
         )
     }
+}
+
+/// Whether a directory object (member, owner, `@delta` annotation) is a service principal.
+pub(crate) fn is_service_principal(v: &Value) -> bool {
+    text(v, "@odata.type").is_some_and(|t| {
+        t.trim_start_matches('#')
+            .trim_start_matches("microsoft.graph.")
+            .eq_ignore_ascii_case("servicePrincipal")
+    })
 }
 
 /// Whether a delta item or annotation is a removal (`@removed`, reason `changed` or `deleted`).

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use crate::Entra;
 use crate::batch::{self, ReadPlan};
 use crate::client::{encode, values};
+use crate::ids;
 use crate::mapping::{self, PrincipalRules};
 use idhost_connector_sdk::{ConnectorError, Entitlement, Grant, Page, PageToken, Resource};
 
@@ -29,6 +30,9 @@ pub(crate) enum Cursor {
     GroupDelta(String),
     /// The next `/servicePrincipals` (apps) page.
     Apps(String),
+    /// The service principals' group memberships and ownerships, after the groups (links.rs);
+    /// `incremental` when the groups came from delta.
+    ServicePrincipalLinks { incremental: bool },
 }
 
 /// Most groups on one page of a full listing. Each group's members and owners ride on its
@@ -49,6 +53,12 @@ impl Cursor {
             Self::Groups(url) => format!("groups {url}"),
             Self::GroupDelta(url) => format!("groups-delta {url}"),
             Self::Apps(url) => format!("apps {url}"),
+            Self::ServicePrincipalLinks { incremental: false } => {
+                "service-principal-links".to_owned()
+            }
+            Self::ServicePrincipalLinks { incremental: true } => {
+                "service-principal-links-incremental".to_owned()
+            }
         }
     }
 
@@ -65,6 +75,10 @@ impl Cursor {
             ("groups", false) => Self::Groups(url),
             ("groups-delta", false) => Self::GroupDelta(url),
             ("apps", false) => Self::Apps(url),
+            ("service-principal-links", true) => Self::ServicePrincipalLinks { incremental: false },
+            ("service-principal-links-incremental", true) => {
+                Self::ServicePrincipalLinks { incremental: true }
+            }
             _ => {
                 return Err(ConnectorError::invalid_input(format!(
                     "`{token}` is not a page token of the entra connector"
@@ -204,16 +218,19 @@ impl Entra {
             }
             Some(Cursor::Groups(url)) => self.groups_page(&url).await,
             Some(Cursor::GroupDelta(url)) => self.group_delta_page(&url).await,
+            Some(Cursor::ServicePrincipalLinks { incremental }) => {
+                self.service_principal_links_page(incremental).await
+            }
             Some(other) => Err(wrong_cursor("group", &other)),
         }
     }
 
     async fn groups_page(&self, url: &str) -> Result<Page<Resource>, ConnectorError> {
         let body = self.graph.get_json(url).await?;
-        let next = self
-            .graph
-            .next_link(&body)?
-            .map(|link| Cursor::Groups(link).encode());
+        let next = Some(match self.graph.next_link(&body)? {
+            Some(link) => Cursor::Groups(link).encode(),
+            None => Cursor::ServicePrincipalLinks { incremental: false }.encode(),
+        });
         let mut groups = Vec::new();
         let mut entitlements = Vec::new();
         let mut reads = Vec::new();
@@ -224,7 +241,8 @@ impl Entra {
             let Some((group, ents)) = mapping::group(&v) else {
                 continue;
             };
-            let id = group.upstream_id().to_owned();
+            let id = ids::guid("group id listed by Graph", group.upstream_id())?;
+            let id = ids::segment(id);
             for rel in ["members", "owners"] {
                 reads.push(format!(
                     "/groups/{id}/{rel}?$select={}&$top={}",
@@ -242,7 +260,8 @@ impl Entra {
         for (group, pair) in groups.iter().zip(lists.chunks(2)) {
             for (slug, objects) in ["member", "owner"].iter().zip(pair) {
                 let ent = format!("{}:{slug}", group.id);
-                for v in objects {
+                // Service principals come from their own side (links.rs), counted once.
+                for v in objects.iter().filter(|v| !mapping::is_service_principal(v)) {
                     if let Some(p) = rules.of_object(v, |id| managed.contains(id)) {
                         grants.add(&ent, &p);
                     }
@@ -277,7 +296,10 @@ impl Entra {
         let apps: Vec<mapping::App> = values(&body).iter().filter_map(mapping::app).collect();
         let mut reads = Vec::with_capacity(apps.len() * 2);
         for app in &apps {
-            let id = app.resource.upstream_id();
+            let id = ids::segment(ids::guid(
+                "service principal id listed by Graph",
+                app.resource.upstream_id(),
+            )?);
             reads.push(format!(
                 "/servicePrincipals/{id}/appRoleAssignedTo?$select={}&$top={}",
                 encode("id,appRoleId,principalId,principalType"),
@@ -334,7 +356,15 @@ impl Entra {
     }
 
     /// `role` page: the activated directory roles (one page: `/directoryRoles` does not page)
-    /// with their members side-loaded.
+    /// with their assignments side-loaded from the unified role-assignment API — the API
+    /// provisioning writes them through, so sync and provisioning agree on what a grant is. An
+    /// assignment at an administrative unit or object scope is its own entitlement (scope.rs).
+    ///
+    /// rbacapplication-list-roleassignments.md: the directory provider requires "$filter on
+    /// either the roleDefinitionId or principalId properties", and "The roleDefinitionId
+    /// property can be either a role object ID or a value for the templateId property"; so
+    /// one filtered read per role, by its `roleTemplateId`, with `$expand=principal` (the
+    /// page's example) for the principal's type.
     pub(crate) async fn list_roles(
         &self,
         token: &PageToken,
@@ -349,31 +379,54 @@ impl Entra {
         let found = self.graph.get_all(&url).await?;
         let mut roles: Vec<Resource> = Vec::new();
         let mut entitlements: Vec<Entitlement> = Vec::new();
+        let mut reads = Vec::new();
         for (role, ent) in found.iter().filter_map(mapping::role) {
+            let Some(template) = role.role.as_ref().and_then(|r| r.template_id.clone()) else {
+                tracing::warn!(role = %role.id, "directory role without roleTemplateId; its assignments cannot be read");
+                continue;
+            };
+            let template = ids::guid("roleTemplateId listed by Graph", &template)?;
+            reads.push(format!(
+                "/roleManagement/directory/roleAssignments?$filter={}&$select={}&$expand=principal",
+                encode(&format!(
+                    "roleDefinitionId eq {}",
+                    ids::odata_string(template)
+                )),
+                encode("id,principalId,roleDefinitionId,directoryScopeId")
+            ));
             roles.push(role);
             entitlements.push(ent);
         }
-        let reads = roles
-            .iter()
-            .map(|r| {
-                format!(
-                    "/directoryRoles/{}/members?$select={}",
-                    r.upstream_id(),
-                    encode(mapping::PRINCIPAL_SELECT)
-                )
-            })
-            .collect();
         let lists = batch::read_all(&self.graph, self.plan(), reads).await?;
         let managed = self.managed.get(self).await?;
         let rules = self.rules();
         let mut grants = Grants::default();
-        for (ent, members) in entitlements.iter().zip(&lists) {
-            for v in members {
-                if let Some(p) = rules.of_object(v, |id| managed.contains(id)) {
-                    grants.add(&ent.id, &p);
+        let mut scoped: Vec<Entitlement> = Vec::new();
+        let mut seen_scopes = HashSet::new();
+        for (role, assignments) in roles.iter().zip(&lists) {
+            for a in assignments {
+                let scope_id = a
+                    .get("directoryScopeId")
+                    .and_then(|s| s.as_str())
+                    .unwrap_or("/");
+                let Some(scope) = crate::scope::Scope::from_directory_scope(scope_id) else {
+                    tracing::warn!(role = %role.id, scope = scope_id, "role assignment at a scope the docs do not describe; left out");
+                    continue;
+                };
+                let Some(principal) = a
+                    .get("principal")
+                    .and_then(|p| rules.of_object(p, |id| managed.contains(id)))
+                else {
+                    continue;
+                };
+                let ent = mapping::role_entitlement(&role.id, &role.display_name, &scope);
+                if scope != crate::scope::Scope::Tenant && seen_scopes.insert(ent.id.clone()) {
+                    scoped.push(ent.clone());
                 }
+                grants.add(&ent.id, &principal);
             }
         }
+        entitlements.extend(scoped);
         Ok(Page::last(roles)
             .with_entitlements(entitlements)
             .with_grants(grants.into_vec()))
@@ -414,6 +467,8 @@ mod tests {
             Cursor::Groups("u".into()),
             Cursor::GroupDelta("u".into()),
             Cursor::Apps("u".into()),
+            Cursor::ServicePrincipalLinks { incremental: false },
+            Cursor::ServicePrincipalLinks { incremental: true },
         ] {
             assert_eq!(Cursor::decode(&c.encode()).expect("decodes"), c);
         }
