@@ -45,3 +45,4 @@ mod throttle;
 
 pub use config::{Args, SimConfig};
 pub use sim::{Counts, Simulator};
+pub use throttle::Limits;
