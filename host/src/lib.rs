@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod notify;
 pub mod plugins;
 pub mod progress;
+pub mod provision_guard;
 pub mod redact;
 pub mod schedule;
 pub mod services;

@@ -151,6 +151,20 @@ pub(crate) async fn run(
         audit_and(&mut record, "refused", message.clone())?;
         return Err(CommandError::failed(anyhow!(message)));
     }
+    if let ProvisionOp::Grant {
+        entitlement,
+        principal,
+    } = &args.op
+        && let Err(message) = crate::provision_guard::check_grant(
+            &config.state_path,
+            &source.name,
+            entitlement,
+            principal,
+        )
+    {
+        audit_and(&mut record, "refused", message.clone())?;
+        return Err(CommandError::failed(anyhow!(message)));
+    }
     let registry = super::discover(flag, Some(&config))?;
     let Some(plugin) = registry.get(&source.connector) else {
         return Err(CommandError::plugin(anyhow!(
