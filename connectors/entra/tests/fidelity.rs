@@ -324,7 +324,7 @@ async fn app_role_revoke_right_after_the_grant_is_not_already_revoked() {
     assert!(
         !log.records()
             .iter()
-            .any(|r| r.path.contains("appRoleAssignedTo") && r.query.contains("principalId")),
+            .any(|r| r.path.contains("appRoleAssignedTo") && r.query.contains("principalId%20eq")),
         "{:?}",
         log.records()
     );
