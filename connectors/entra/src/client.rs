@@ -27,7 +27,13 @@ use crate::error::{GraphError, graph_error};
 /// tenant (the users listed so far, or at the last sync) at 95% of the quota: the host's clock
 /// and Graph's are not the same clock, and a 429 costs a whole `Retry-After` second. Writes
 /// have their own quota, 3,000 per 2 min 30 s per app+tenant. Whatever slips through is answered
-/// 429 with `Retry-After`, which the host (outer) and batch.rs (inner) honour.
+/// 429 with `Retry-After`, which the host (outer) and batch.rs (inner) honour; a throttled
+/// answer's `x-ms-throttle-scope` and `x-ms-throttle-information` are named in the error.
+///
+/// The other published limits — 150,000 units per 20 s and 70,000 writes per 5 min per app,
+/// 18,000 writes per 5 min per tenant, and the global 130,000 requests per 10 s per app across
+/// all tenants (the page's figure today; older copies said 2,000 per second) — count requests
+/// of every tenant and app, which one source cannot see, so they are not paced here.
 #[derive(Debug, Clone)]
 pub(crate) struct Budgets {
     /// Resource units of S, M and L tenants.

@@ -7,8 +7,16 @@
 //! `login_url = graph_url = simulator origin`:
 //!
 //! - `POST /{tenant}/oauth2/v2.0/token`: client credentials, `scope={origin}/.default`;
-//! - `/v1.0/...`: users, groups, service principals, directory roles, unified role assignments,
-//!   members/owners `$ref` writes, app role assignments, `users/delta`, `groups/delta`, `$batch`.
+//! - `/v1.0/...`: users, groups, service principals (with `memberOf`, `ownedObjects` and the
+//!   principal-side `appRoleAssignments`), directory roles, unified role assignments (scoped to
+//!   the tenant or an administrative unit), members/owners `$ref` writes, app role assignments,
+//!   `users/delta`, `groups/delta`, `$batch`.
+//!
+//! It is as strict as the documented service: v1.0 member and owner lists leave service
+//! principals out (the known issue), writes Graph refuses for a group's kind are refused with
+//! Graph's answers, role assignments need a filter, undocumented filters are refused, expired
+//! delta links answer every documented 40X shape, writes can lag behind reads
+//! (`SimConfig::replication_lag`), and every published throttling limit applies.
 //!
 //! Every behaviour cites the learn.microsoft.com page (microsoft-graph-docs-contrib path) it
 //! comes from; where the docs are silent the code says what it assumed. Links (`@odata.nextLink`,
