@@ -188,17 +188,25 @@ fn list(script: &Script, setup: Setup, rtype: &str, token: Option<&str>) {
     );
 }
 
+/// Object ids (GUIDs, as Graph's are: anything else is refused before a request).
+const GROUP: &str = "6ea91a8d-e32e-41a1-b7bd-d2d185eed0e0";
+const APP: &str = "11111111-2222-4333-8444-555555555555";
+const ROLE: &str = "62e90394-69f5-4237-9190-012177145e10";
+const UNIT: &str = "99999999-8888-4777-8666-555555555555";
+const USER: &str = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
+
 fn provision(script: &Script) {
     let refs = (
-        EntitlementRef::parse("group:g1:member"),
-        EntitlementRef::parse("app:sp1:reader"),
-        EntitlementRef::parse("role:r1:member"),
-        ResourceRef::parse("user:u1"),
+        EntitlementRef::parse(&format!("group:{GROUP}:member")),
+        EntitlementRef::parse(&format!("app:{APP}:reader")),
+        EntitlementRef::parse(&format!("role:{ROLE}:member")),
+        EntitlementRef::parse(&format!("role:{ROLE}:member.administrativeUnits.{UNIT}")),
+        ResourceRef::parse(&format!("user:{USER}")),
     );
-    let (Some(member), Some(app_role), Some(role), Some(user)) = refs else {
+    let (Some(member), Some(app_role), Some(role), Some(scoped), Some(user)) = refs else {
         return;
     };
-    for entitlement in [&member, &app_role, &role] {
+    for entitlement in [&member, &app_role, &role, &scoped] {
         if let Some(c) = open(script, Setup::default()) {
             let _ = block_on(c.grant(entitlement, &user));
         }
