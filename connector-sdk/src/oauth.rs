@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::error::{ConnectorError, ErrorKind};
-use crate::http::{Http, HttpResponse};
+use crate::http::{Http, HttpResponse, RequestBuilder};
 
 /// How the token request is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +139,62 @@ impl TokenCache {
             *cached = None;
         }
         true
+    }
+
+    /// Whether a refused token can be replaced by a fresh one: `false` for a static token.
+    pub async fn renewable(&self) -> bool {
+        !matches!(*self.source.lock().await, TokenSource::Static(_))
+    }
+
+    /// Sends the request `build` makes, with `Authorization: Bearer <token>` from this cache.
+    /// After a 401 a renewable token is dropped, a fresh one fetched and the request built and
+    /// sent once more; a static token is never retried. Every other status comes back as it is,
+    /// and so does the final 401 (then [`TokenCache::renewable`] tells whether the configured
+    /// token was refused or a freshly issued one was).
+    ///
+    /// This is the one "refresh once after a 401" every connector shares; `build` is called
+    /// once per attempt because a request cannot be sent twice.
+    ///
+    /// ```
+    /// # use idhost_connector_sdk::fuzzing::{Script, ScriptedHost};
+    /// use idhost_connector_sdk::SourceInfo;
+    /// use idhost_connector_sdk::oauth::{TokenCache, TokenRequestStyle, TokenSource};
+    ///
+    /// # let host = ScriptedHost::new(&Script::parse(b"HTTP 401\n\n%%\n{\"data\": []}"));
+    /// # let ctx = host.context(SourceInfo::default());
+    /// let tokens = TokenCache::new(
+    ///     ctx.http().clone(),
+    ///     TokenSource::ClientCredentials {
+    ///         token_url: "https://api.example.com/oauth/token".into(),
+    ///         client_id: "client".into(),
+    ///         client_secret: "secret".to_owned().into(),
+    ///         scope: None,
+    ///         style: TokenRequestStyle::Form,
+    ///     },
+    /// );
+    /// let url = "https://api.example.com/v1/users";
+    /// let answer = futures::executor::block_on(
+    ///     tokens.send_authorized(|| ctx.http().get(url).header("accept", "application/json")),
+    /// )?;
+    /// // The first answer was a 401: a fresh token was fetched and the request sent again.
+    /// assert_eq!(answer.status, 200);
+    /// # Ok::<(), idhost_connector_sdk::ConnectorError>(())
+    /// ```
+    pub async fn send_authorized<F>(&self, build: F) -> Result<HttpResponse, ConnectorError>
+    where
+        F: Fn() -> RequestBuilder,
+    {
+        let token = self.token().await?;
+        let response = build().bearer(&token).send().await?;
+        if response.status != 401 || !self.invalidate(&token).await {
+            return Ok(response);
+        }
+        tracing::debug!(
+            request = %response.request_line,
+            "the upstream refused the access token; fetching a new one and retrying once"
+        );
+        let token = self.token().await?;
+        build().bearer(&token).send().await
     }
 
     async fn fetch(&self) -> Result<Cached, ConnectorError> {
