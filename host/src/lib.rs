@@ -19,6 +19,7 @@ pub mod notify;
 pub mod plugins;
 pub mod progress;
 pub mod redact;
+pub mod retry;
 pub mod schedule;
 pub mod services;
 pub mod sinks;
