@@ -118,6 +118,11 @@ pub struct ConnectorError {
     /// fault and what is wrong with it, so the host points at the key in the config file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<SettingsError>,
+    /// Set when a listing asked to start over (its upstream shifted under it) and the host
+    /// could not: resuming that listing would page on from a position that no longer exists,
+    /// so the host starts the source's next sync over instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub relist: bool,
 }
 
 impl ConnectorError {
@@ -129,6 +134,7 @@ impl ConnectorError {
             retry_after: None,
             status: None,
             settings: None,
+            relist: false,
         }
     }
 

@@ -79,7 +79,7 @@ pub mod prelude {
     pub use crate::export_connector;
     pub use crate::http::{Budget, Http, HttpResponse};
     pub use crate::model::*;
-    pub use crate::oauth::{TokenCache, TokenRequestStyle, TokenSource};
+    pub use crate::oauth::{CachedToken, TokenCache, TokenRequestStyle, TokenSource};
     pub use crate::paging::{CursorGuard, all_pages};
     pub use crate::settings::{SettingsError, SettingsErrorKind};
     pub use secrecy::{ExposeSecret, SecretString};

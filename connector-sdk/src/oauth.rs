@@ -75,10 +75,24 @@ struct TokenErrorAnswer {
     error_description: Option<String>,
 }
 
-struct Cached {
+/// An access token and when it expires, as a [`TokenCache`] holds it: what a connector keeps
+/// beyond one instance (e.g. in a process-wide map) to hand to the next one with
+/// [`TokenCache::seed`], so a daemon's every sync does not fetch a new token.
+#[derive(Clone)]
+pub struct CachedToken {
     token: SecretString,
     expires_at: Option<Instant>,
 }
+
+impl std::fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+type Cached = CachedToken;
 
 /// A cached access token. Share one per connector instance.
 pub struct TokenCache {
@@ -139,6 +153,17 @@ impl TokenCache {
             *cached = None;
         }
         true
+    }
+
+    /// The token held now, if one was fetched and has not been refused.
+    pub async fn snapshot(&self) -> Option<CachedToken> {
+        self.cached.lock().await.clone()
+    }
+
+    /// Starts with `token` (from an earlier instance) instead of fetching one; it is used until
+    /// it is about to expire or the upstream refuses it, like a token this cache fetched.
+    pub async fn seed(&self, token: CachedToken) {
+        *self.cached.lock().await = Some(token);
     }
 
     /// Whether a refused token can be replaced by a fresh one: `false` for a static token.

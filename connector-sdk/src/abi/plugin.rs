@@ -189,12 +189,15 @@ pub(crate) fn relist_for<T>(
     page: Page<T>,
 ) -> Result<Page<T>, ConnectorError> {
     match &page.relist {
-        Some(reason) if !host.relist => Err(ConnectorError::unavailable(format!(
-            "listing `{what}`: the upstream's listing shifted while it was paged ({reason}); \
+        Some(reason) if !host.relist => Err(ConnectorError {
+            relist: true,
+            ..ConnectorError::unavailable(format!(
+                "listing `{what}`: the upstream's listing shifted while it was paged ({reason}); \
              this host cannot list it again within one sync, so the sync stops here rather \
-             than treat an incomplete listing as complete (nothing is deactivated); run the \
-             sync again"
-        ))),
+             than treat an incomplete listing as complete (nothing is deactivated); the next \
+             sync lists it from the start"
+            ))
+        }),
         _ => Ok(page),
     }
 }

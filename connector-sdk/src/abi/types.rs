@@ -29,9 +29,10 @@ pub struct AbiError {
 
 impl From<ConnectorError> for AbiError {
     fn from(err: ConnectorError) -> Self {
-        let message = match &err.settings {
-            Some(settings) => settings_envelope::wrap(&err.message, settings),
-            None => err.message,
+        let message = if err.settings.is_some() || err.relist {
+            settings_envelope::wrap(&err.message, err.settings.as_ref(), err.relist)
+        } else {
+            err.message
         };
         Self {
             kind: err.kind.to_u8(),
@@ -47,7 +48,7 @@ impl From<ConnectorError> for AbiError {
 
 impl From<AbiError> for ConnectorError {
     fn from(err: AbiError) -> Self {
-        let (message, settings) = settings_envelope::unwrap(err.message.into());
+        let (message, settings, relist) = settings_envelope::unwrap(err.message.into());
         ConnectorError {
             kind: ErrorKind::from_u8(err.kind),
             message,
@@ -55,13 +56,14 @@ impl From<AbiError> for ConnectorError {
                 .then(|| Duration::from_millis(err.retry_after_ms)),
             status: (err.status != 0).then_some(err.status),
             settings,
+            relist,
         }
     }
 }
 
-/// How a structured settings error crosses the boundary without a layout change to
-/// [`AbiError`]: the human message, then one line holding a marker and a versioned JSON
-/// envelope (`{"v":1,"kind":"unknown","key":"tenant"}`). A host built before the envelope
+/// How a structured settings error (and the relist flag) crosses the boundary without a layout
+/// change to [`AbiError`]: the human message, then one line holding a marker and a versioned
+/// JSON envelope (`{"v":1,"kind":"unknown","key":"tenant"}`, `{"v":1,"relist":true}`). A host built before the envelope
 /// existed shows the message with that one extra line, still readable; this SDK's host side
 /// strips the line and restores the structured error. A line that does not parse is left as
 /// it is, so a message can never be lost to the envelope.
@@ -78,16 +80,21 @@ pub(crate) mod settings_envelope {
     #[derive(Serialize, Deserialize)]
     struct Envelope {
         v: u32,
-        kind: SettingsErrorKind,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<SettingsErrorKind>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<String>,
+        /// [`crate::ConnectorError::relist`].
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        relist: bool,
     }
 
-    pub(crate) fn wrap(message: &str, settings: &SettingsError) -> String {
+    pub(crate) fn wrap(message: &str, settings: Option<&SettingsError>, relist: bool) -> String {
         let envelope = Envelope {
             v: VERSION,
-            kind: settings.kind,
-            key: settings.key.clone(),
+            kind: settings.map(|s| s.kind),
+            key: settings.and_then(|s| s.key.clone()),
+            relist,
         };
         match serde_json::to_string(&envelope) {
             Ok(json) => format!("{message}{MARKER}{json}"),
@@ -95,21 +102,21 @@ pub(crate) mod settings_envelope {
         }
     }
 
-    pub(crate) fn unwrap(message: String) -> (String, Option<SettingsError>) {
+    pub(crate) fn unwrap(message: String) -> (String, Option<SettingsError>, bool) {
         let Some(at) = message.rfind(MARKER) else {
-            return (message, None);
+            return (message, None, false);
         };
         match serde_json::from_str::<Envelope>(&message[at + MARKER.len()..]) {
             Ok(envelope) => {
                 let head = message[..at].to_owned();
-                let settings = SettingsError {
-                    kind: envelope.kind,
+                let settings = envelope.kind.map(|kind| SettingsError {
+                    kind,
                     key: envelope.key,
                     message: head.clone(),
-                };
-                (head, Some(settings))
+                });
+                (head, settings, envelope.relist)
             }
-            Err(_) => (message, None),
+            Err(_) => (message, None, false),
         }
     }
 }
