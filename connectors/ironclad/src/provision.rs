@@ -145,11 +145,15 @@ fn generate_password() -> SecretString {
     SecretString::from(chars.into_iter().collect::<String>())
 }
 
+/// A company-defined profile attribute of a new account, to be placed once its custom schema is
+/// known: `(field as given, attribute name, value)`.
+type PendingCustom = (String, String, Value);
+
 /// The `POST /Users` body for `info` (without a password), and the company-defined profile
-/// attributes still to be placed once their custom schema is known.
+/// attributes still to be placed.
 fn account_body(
     info: &AccountInfo,
-) -> Result<(Map<String, Value>, Vec<(String, String, Value)>), ConnectorError> {
+) -> Result<(Map<String, Value>, Vec<PendingCustom>), ConnectorError> {
     let login = info.login.trim();
     // create-a-user, `userName`: "The email address of the user (e.g., jdoe@acme.com)".
     if !login.contains('@') {
