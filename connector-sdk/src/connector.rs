@@ -48,6 +48,25 @@ impl Manifest {
             .filter(|k| k.secret)
             .map(|k| k.name.as_str())
     }
+
+    /// The setting that opts a source in to plain `http://` to hosts that are not loopback
+    /// ([`ConfigKey::insecure_http_opt_in`]), if the connector has one.
+    pub fn insecure_http_key(&self) -> Option<&str> {
+        self.config_keys
+            .iter()
+            .find(|k| k.insecure_http_opt_in)
+            .map(|k| k.name.as_str())
+    }
+
+    /// Whether `settings` (the source's settings table as JSON) opt in to plain `http://`: the
+    /// value of [`Manifest::insecure_http_key`] is `true`. So the host reads the opt-in without
+    /// knowing any connector's key names.
+    pub fn allows_insecure_http(&self, settings: &serde_json::Value) -> bool {
+        self.insecure_http_key()
+            .and_then(|key| settings.get(key))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    }
 }
 
 /// One resource type a connector lists.
@@ -131,6 +150,10 @@ pub struct ConfigKey {
     /// What it is for.
     #[serde(default)]
     pub description: String,
+    /// Whether `true` here lets the source use plain `http://` to hosts that are not loopback
+    /// (the host then allows such URLs for this source; see [`Manifest::allows_insecure_http`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_http_opt_in: bool,
 }
 
 impl ConfigKey {
@@ -141,6 +164,7 @@ impl ConfigKey {
             required: false,
             secret: false,
             description: description.to_owned(),
+            insecure_http_opt_in: false,
         }
     }
     /// A required, non-secret setting.
@@ -153,6 +177,13 @@ impl ConfigKey {
     /// Marks the setting as a secret.
     pub fn secret(mut self) -> Self {
         self.secret = true;
+        self
+    }
+
+    /// Marks the boolean setting that opts the source in to plain `http://` (by convention
+    /// [`crate::settings::INSECURE_HTTP_KEY`], `allow_insecure_http`).
+    pub fn insecure_http_opt_in(mut self) -> Self {
+        self.insecure_http_opt_in = true;
         self
     }
 }
@@ -208,6 +239,14 @@ pub struct Page<T> {
     /// For incremental pages: ids of resources, entitlements or grants that were removed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<String>,
+    /// Set (with the reason) when the upstream's listing shifted under this listing, e.g. an
+    /// offset-paged collection lost a record between two pages so a later page skipped one:
+    /// "discard what was listed of this type in this sync and list it again from the first
+    /// page". Such a page carries no records. A host that cannot relist fails the source instead
+    /// (the plugin glue turns the page into an error), so an unstable listing never reaches the
+    /// diff as if it were complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relist: Option<String>,
 }
 
 impl<T> Page<T> {
@@ -220,6 +259,7 @@ impl<T> Page<T> {
             grants: Vec::new(),
             incremental: false,
             removed: Vec::new(),
+            relist: None,
         }
     }
     /// A page holding `items`, followed by the page `next` (if any).
@@ -248,6 +288,15 @@ impl<T> Page<T> {
         self.incremental = true;
         self.removed = removed;
         self
+    }
+
+    /// A page that asks to list this type again from the first page, because the upstream's
+    /// listing shifted (`reason` says how); see the `relist` field.
+    pub fn relist(reason: impl Into<String>) -> Self {
+        Self {
+            relist: Some(reason.into()),
+            ..Self::empty()
+        }
     }
 }
 

@@ -25,6 +25,31 @@ pub struct SourceInfo {
     pub full_sync: bool,
 }
 
+/// What the host that opened the connector can do beyond the first interface version. Sent in
+/// what `open` receives (JSON, every field defaulting to `false`), so an older host advertises
+/// nothing and a newer plugin knows not to rely on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct HostFeatures {
+    /// The host handles a [`crate::Page`] whose `relist` is set by listing the type again from
+    /// its first page. When it does not, the plugin glue turns such a page into an error.
+    #[serde(default)]
+    pub relist: bool,
+}
+
+impl HostFeatures {
+    /// No features: what a host that sends none means.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Advertises relist support.
+    pub fn with_relist(mut self) -> Self {
+        self.relist = true;
+        self
+    }
+}
+
 /// The host's services, handed to [`crate::Connector::open`]. Cheap to clone.
 #[derive(Clone)]
 pub struct Context {

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::settings::SettingsError;
+
 /// What went wrong, in terms the host can act on (retry, re-authenticate, report, skip).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -112,6 +114,15 @@ pub struct ConnectorError {
     /// The upstream HTTP status, when the error came from one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// For a settings error (kind [`ErrorKind::InvalidInput`], usually from `open`): the key at
+    /// fault and what is wrong with it, so the host points at the key in the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<SettingsError>,
+    /// Set when a listing asked to start over (its upstream shifted under it) and the host
+    /// could not: resuming that listing would page on from a position that no longer exists,
+    /// so the host starts the source's next sync over instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub relist: bool,
 }
 
 impl ConnectorError {
@@ -122,6 +133,8 @@ impl ConnectorError {
             message: message.into(),
             retry_after: None,
             status: None,
+            settings: None,
+            relist: false,
         }
     }
 
@@ -174,7 +187,15 @@ impl ConnectorError {
     /// Prefixes the message with context, e.g. `"listing users: "`.
     pub fn context(mut self, context: impl fmt::Display) -> Self {
         self.message = format!("{context}: {}", self.message);
+        if let Some(settings) = &mut self.settings {
+            settings.message = self.message.clone();
+        }
         self
+    }
+
+    /// The structured settings error this error carries, if it is one.
+    pub fn settings_error(&self) -> Option<&SettingsError> {
+        self.settings.as_ref()
     }
 }
 

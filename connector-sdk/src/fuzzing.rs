@@ -40,7 +40,7 @@ use secrecy::SecretString;
 
 use crate::context::{Context, SourceInfo};
 use crate::error::ConnectorError;
-use crate::http::{HttpRequest, HttpResponse, parse_retry_after};
+use crate::http::{HttpRequest, HttpResponse, parse_retry_after, url_with_segments};
 use crate::model::{EntitlementRef, GrantRef, ResourceRef};
 use crate::oauth::{TokenCache, TokenRequestStyle, TokenSource};
 use crate::services::{HostServices, LogRecord};
@@ -389,6 +389,67 @@ pub fn model_refs(data: &[u8]) {
     }
     let _ = EntitlementRef::parse(text);
     let _ = GrantRef::parse(text);
+}
+
+/// Target `id_url`: ids typed on a command line (or decoded from a host's call) parsed the way
+/// provisioning parses them and placed in an upstream URL the way connectors place them. A
+/// parsed id is never refused by the URL builder; its URL keeps the base's scheme, host and
+/// path, gains exactly one path segment per id part, each decoding back to that part, and no
+/// query or fragment; and any raw text either is refused or lands as one segment.
+pub fn id_url(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(base) = url::Url::parse("https://na1.ironcladapp.com/scim/v2") else {
+        return;
+    };
+    if let Ok(r) = ResourceRef::try_parse(text) {
+        assert_lands(&base, &["Users", &r.rtype, &r.id]);
+    }
+    if let Ok(e) = EntitlementRef::try_parse(text) {
+        assert_lands(&base, &[&e.resource.rtype, &e.resource.id, &e.slug]);
+    }
+    if let Ok(g) = GrantRef::try_parse(text) {
+        let e = &g.entitlement;
+        assert_lands(
+            &base,
+            &[
+                &e.resource.rtype,
+                &e.resource.id,
+                &e.slug,
+                &g.principal.rtype,
+                &g.principal.id,
+            ],
+        );
+    }
+    if url_with_segments(&base, &["Groups", text]).is_ok() {
+        assert_lands(&base, &["Groups", text]);
+    }
+}
+
+fn assert_lands(base: &url::Url, parts: &[&str]) {
+    let url = match url_with_segments(base, parts) {
+        Ok(url) => url,
+        Err(err) => panic!("a validated id was refused in a URL: {parts:?}: {err}"),
+    };
+    assert_eq!(url.scheme(), base.scheme(), "{url}");
+    assert_eq!(url.host_str(), base.host_str(), "{url}");
+    assert_eq!(url.port(), base.port(), "{url}");
+    assert!(url.query().is_none() && url.fragment().is_none(), "{url}");
+    let reparsed = url::Url::parse(url.as_str()).map(|u| u.to_string());
+    assert_eq!(reparsed.as_deref(), Ok(url.as_str()), "not stable: {url}");
+    let base_segments: Vec<&str> = base.path_segments().into_iter().flatten().collect();
+    let segments: Vec<&str> = url.path_segments().into_iter().flatten().collect();
+    assert_eq!(
+        segments.len(),
+        base_segments.len() + parts.len(),
+        "{parts:?} → {url}"
+    );
+    assert_eq!(&segments[..base_segments.len()], base_segments.as_slice());
+    for (segment, part) in segments[base_segments.len()..].iter().zip(parts) {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+        assert_eq!(&decoded, part, "{url}");
+    }
 }
 
 #[cfg(test)]

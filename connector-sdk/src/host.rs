@@ -29,7 +29,7 @@ use crate::connector::{
     AccountCreated, AccountInfo, Changes, CredentialOptions, GrantOutcome, Manifest, Page,
     PageToken, ResourceSpec, RevokeOutcome,
 };
-use crate::context::SourceInfo;
+use crate::context::{HostFeatures, SourceInfo};
 use crate::error::ConnectorError;
 use crate::model::{Entitlement, EntitlementRef, Grant, GrantRef, Resource, ResourceRef};
 use crate::services::HostServices;
@@ -211,7 +211,8 @@ impl PluginLibrary {
     }
 
     /// Opens a connector instance for one source with `settings` (the `[sources.X.settings]`
-    /// table as JSON) and the host's `services` for that source.
+    /// table as JSON) and the host's `services` for that source. The host advertises no
+    /// [`HostFeatures`]: a page that asks for a relist fails the call.
     pub async fn open(
         &self,
         settings: &serde_json::Value,
@@ -219,10 +220,30 @@ impl PluginLibrary {
         max_log_level: u8,
         services: Arc<dyn HostServices>,
     ) -> Result<ConnectorInstance, ConnectorError> {
+        self.open_with(
+            settings,
+            source,
+            max_log_level,
+            HostFeatures::none(),
+            services,
+        )
+        .await
+    }
+
+    /// [`PluginLibrary::open`] for a host that supports `features` (e.g. relisting).
+    pub async fn open_with(
+        &self,
+        settings: &serde_json::Value,
+        source: SourceInfo,
+        max_log_level: u8,
+        features: HostFeatures,
+        services: Arc<dyn HostServices>,
+    ) -> Result<ConnectorInstance, ConnectorError> {
         let settings = codec::encode(settings)?;
         let info = codec::encode(&OpenInfo {
             source,
             max_log_level,
+            host: features,
         })?;
         let services = HostServicesAbi_TO::from_value(HostAdapter { inner: services }, TD_Opaque);
         let fut = (self.module.open())(settings.into(), info.into(), services);
@@ -230,6 +251,7 @@ impl PluginLibrary {
         Ok(ConnectorInstance {
             inner: Arc::new(instance),
             manifest: self.manifest.clone(),
+            features,
         })
     }
 }
@@ -239,6 +261,7 @@ impl PluginLibrary {
 pub struct ConnectorInstance {
     inner: Arc<ConnectorAbi_TO<'static, RBox<()>>>,
     manifest: Arc<Manifest>,
+    features: HostFeatures,
 }
 
 impl std::fmt::Debug for ConnectorInstance {
@@ -291,14 +314,18 @@ impl ConnectorInstance {
         rtype: &str,
         page: PageToken,
     ) -> Result<Page<Resource>, ConnectorError> {
-        self.call(
-            codec::OP_LIST,
-            &codec::ListArgs {
-                rtype: rtype.to_owned(),
-                page,
-            },
-        )
-        .await
+        let page = self
+            .call(
+                codec::OP_LIST,
+                &codec::ListArgs {
+                    rtype: rtype.to_owned(),
+                    page,
+                },
+            )
+            .await?;
+        // A plugin's glue refuses a relist to a host that did not advertise it; a plugin that
+        // sends one anyway still never reaches a host loop that would take it for the end.
+        crate::abi::plugin::relist_for(self.features, rtype, page)
     }
 
     /// One page of entitlements of `resource`.
@@ -307,14 +334,16 @@ impl ConnectorInstance {
         resource: &Resource,
         page: PageToken,
     ) -> Result<Page<Entitlement>, ConnectorError> {
-        self.call(
-            codec::OP_ENTITLEMENTS,
-            &codec::DetailArgs {
-                resource: resource.clone(),
-                page,
-            },
-        )
-        .await
+        let page = self
+            .call(
+                codec::OP_ENTITLEMENTS,
+                &codec::DetailArgs {
+                    resource: resource.clone(),
+                    page,
+                },
+            )
+            .await?;
+        crate::abi::plugin::relist_for(self.features, &resource.id, page)
     }
 
     /// One page of grants on `resource`.
@@ -323,14 +352,16 @@ impl ConnectorInstance {
         resource: &Resource,
         page: PageToken,
     ) -> Result<Page<Grant>, ConnectorError> {
-        self.call(
-            codec::OP_GRANTS,
-            &codec::DetailArgs {
-                resource: resource.clone(),
-                page,
-            },
-        )
-        .await
+        let page = self
+            .call(
+                codec::OP_GRANTS,
+                &codec::DetailArgs {
+                    resource: resource.clone(),
+                    page,
+                },
+            )
+            .await?;
+        crate::abi::plugin::relist_for(self.features, &resource.id, page)
     }
 
     /// Grants `entitlement` to `principal`.
@@ -339,6 +370,8 @@ impl ConnectorInstance {
         entitlement: &EntitlementRef,
         principal: &ResourceRef,
     ) -> Result<GrantOutcome, ConnectorError> {
+        entitlement.validate()?;
+        principal.validate()?;
         self.call(
             codec::OP_GRANT,
             &codec::GrantArgs {
@@ -351,6 +384,7 @@ impl ConnectorInstance {
 
     /// Revokes `grant`.
     pub async fn revoke(&self, grant: &GrantRef) -> Result<RevokeOutcome, ConnectorError> {
+        grant.validate()?;
         self.call(
             codec::OP_REVOKE,
             &codec::RevokeArgs {
@@ -395,6 +429,7 @@ impl ConnectorInstance {
         resource: &ResourceRef,
         changes: Changes,
     ) -> Result<(), ConnectorError> {
+        resource.validate()?;
         let _: serde_json::Value = self
             .call(
                 codec::OP_UPDATE,
@@ -409,6 +444,7 @@ impl ConnectorInstance {
 
     /// Deletes a resource.
     pub async fn delete(&self, resource: &ResourceRef) -> Result<(), ConnectorError> {
+        resource.validate()?;
         let _: serde_json::Value = self
             .call(
                 codec::OP_DELETE,

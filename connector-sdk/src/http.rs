@@ -27,16 +27,37 @@ pub struct Budget {
     pub requests: u32,
     /// Period length in milliseconds.
     pub period_ms: u64,
+    /// `true` when the upstream counts in windows of `period_ms` whose start it does not say
+    /// ("600 requests per minute"): the host then never sends more than `requests` within any
+    /// `period_ms`. `false` (the default) is a token bucket that refills continuously and may
+    /// burst up to `requests` (Graph's documented model).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub windowed: bool,
 }
 
 impl Budget {
-    /// `requests` per `period`.
+    /// A token bucket: bursts up to `requests`, refilled evenly over `period`.
     pub fn new(name: &str, requests: u32, period: Duration) -> Self {
         Self {
             name: name.to_owned(),
             requests,
             period_ms: u64::try_from(period.as_millis()).unwrap_or(u64::MAX),
+            windowed: false,
         }
+    }
+
+    /// At most `requests` in any `period`: for limits documented per fixed window, whose
+    /// alignment a client cannot know.
+    pub fn per_window(name: &str, requests: u32, period: Duration) -> Self {
+        Self {
+            windowed: true,
+            ..Self::new(name, requests, period)
+        }
+    }
+
+    /// The period.
+    pub fn period(&self) -> Duration {
+        Duration::from_millis(self.period_ms)
     }
 }
 
@@ -65,6 +86,12 @@ pub struct RequestOptions {
     /// Most attempts, first included (the host's default otherwise).
     #[serde(default)]
     pub max_attempts: Option<u32>,
+    /// The upstream's rate-limit window, in milliseconds, for an upstream that answers 429
+    /// without `Retry-After` (Ironclad: "per minute"). The host then keeps backing off until
+    /// the window can have reset (rate-limit reset headers when present), within its maximum
+    /// wait per request, instead of giving up after its usual attempts.
+    #[serde(default)]
+    pub rate_window_ms: Option<u64>,
 }
 
 /// A request a connector asks the host to send.
@@ -209,6 +236,56 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         when.duration_since(std::time::SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
+}
+
+/// What one URL path segment may hold as is: RFC 3986 `unreserved`. Everything else, `/`, `\\`,
+/// `%`, `?` and `#` included, is percent-encoded.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `segment` percent-encoded as exactly one URL path segment. An empty segment, `.` or `..`
+/// is refused (URL parsers treat `.` and `..`, even percent-encoded, as steps through the path,
+/// so `DELETE …/Users/..` would reach the collection), naming the segment.
+pub fn encode_path_segment(segment: &str) -> Result<String, ConnectorError> {
+    if segment.is_empty() || segment == "." || segment == ".." {
+        return Err(ConnectorError::invalid_input(format!(
+            "`{segment}` cannot be placed in a URL as an id: it is empty or a path step"
+        )));
+    }
+    Ok(percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string())
+}
+
+/// `base` with `segments` appended to its path, each percent-encoded as one path segment
+/// ([`encode_path_segment`]), so an id can never add, remove or escape a path level. Query and
+/// fragment of `base` are dropped.
+///
+/// ```
+/// use idhost_connector_sdk::http::url_with_segments;
+///
+/// let base = url::Url::parse("https://na1.ironcladapp.com/scim/v2").unwrap();
+/// let url = url_with_segments(&base, &["Users", "a/b?c"]).unwrap();
+/// assert_eq!(url.as_str(), "https://na1.ironcladapp.com/scim/v2/Users/a%2Fb%3Fc");
+/// assert!(url_with_segments(&base, &["Users", ".."]).is_err());
+/// ```
+pub fn url_with_segments(base: &url::Url, segments: &[&str]) -> Result<url::Url, ConnectorError> {
+    let mut path = base.path().trim_end_matches('/').to_owned();
+    for segment in segments {
+        path.push('/');
+        path.push_str(&encode_path_segment(segment)?);
+    }
+    let mut url = base.clone();
+    if url.cannot_be_a_base() {
+        return Err(ConnectorError::invalid_input(format!(
+            "`{base}` cannot take a path"
+        )));
+    }
+    url.set_path(&path);
+    url.set_query(None);
+    url.set_fragment(None);
+    Ok(url)
 }
 
 /// The HTTP service a connector gets from its [`crate::Context`].
@@ -397,6 +474,12 @@ impl RequestBuilder {
     /// Most attempts, first included.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.request.options.max_attempts = Some(attempts.max(1));
+        self
+    }
+
+    /// The upstream's rate-limit window (see [`RequestOptions::rate_window_ms`]).
+    pub fn rate_window(mut self, window: Duration) -> Self {
+        self.request.options.rate_window_ms = u64::try_from(window.as_millis()).ok();
         self
     }
 

@@ -43,7 +43,9 @@ pub mod host;
 pub mod http;
 pub mod model;
 pub mod oauth;
+pub mod paging;
 pub mod services;
+pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -58,11 +60,12 @@ pub use connector::{
     GrantOutcome, Manifest, Page, PageToken, Provisioner, ResourceSpec, ResourceTypeSpec,
     RevokeOutcome,
 };
-pub use context::{Context, SourceInfo, State};
+pub use context::{Context, HostFeatures, SourceInfo, State};
 pub use error::{ConnectorError, ErrorKind};
 pub use http::{Budget, Http, HttpRequest, HttpResponse, RequestBuilder};
 pub use model::*;
 pub use secrecy::{ExposeSecret, SecretString};
+pub use settings::{SettingsError, SettingsErrorKind};
 
 /// Everything a connector module usually needs.
 pub mod prelude {
@@ -76,7 +79,9 @@ pub mod prelude {
     pub use crate::export_connector;
     pub use crate::http::{Budget, Http, HttpResponse};
     pub use crate::model::*;
-    pub use crate::oauth::{TokenCache, TokenRequestStyle, TokenSource};
+    pub use crate::oauth::{CachedToken, TokenCache, TokenRequestStyle, TokenSource};
+    pub use crate::paging::{CursorGuard, all_pages};
+    pub use crate::settings::{SettingsError, SettingsErrorKind};
     pub use secrecy::{ExposeSecret, SecretString};
 }
 

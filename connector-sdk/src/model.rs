@@ -311,6 +311,62 @@ impl Grant {
     }
 }
 
+/// Why an id typed by a person (or sent by a host) cannot be used: it names the whole id, the
+/// part at fault and what is wrong, e.g. ``"`user:..` is not a usable resource id: its id part
+/// `..` is a path step, not an id"``.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{id}` is not a usable {what}: {reason}")]
+pub struct IdError {
+    /// The id as given.
+    pub id: String,
+    /// `resource id`, `entitlement id` or `grant id`.
+    pub what: &'static str,
+    /// What is wrong, naming the part.
+    pub reason: String,
+}
+
+impl From<IdError> for crate::ConnectorError {
+    fn from(err: IdError) -> Self {
+        crate::ConnectorError::invalid_input(err.to_string())
+    }
+}
+
+/// Why `part` cannot be one part of an id (`None`: it can). A part ends up in a URL path, an
+/// OData or SCIM filter, or a log line, so it may not be empty, `.` or `..` (a path step), nor
+/// hold `/` or `\` (a path separator), whitespace or a control character (CR/LF silently
+/// dropped by a URL parser would target another object).
+pub fn id_part_problem(part: &str) -> Option<&'static str> {
+    if part.is_empty() {
+        return Some("is empty");
+    }
+    if part == "." || part == ".." {
+        return Some("is a path step, not an id");
+    }
+    if part.contains(['/', '\\']) {
+        return Some("holds a path separator (`/` or `\\`)");
+    }
+    if part.chars().any(char::is_whitespace) {
+        return Some("holds whitespace");
+    }
+    if part.chars().any(char::is_control) {
+        return Some("holds a control character");
+    }
+    None
+}
+
+fn check_parts(id: &str, what: &'static str, parts: &[(&str, &str)]) -> Result<(), IdError> {
+    for (name, part) in parts {
+        if let Some(problem) = id_part_problem(part) {
+            return Err(IdError {
+                id: id.to_owned(),
+                what,
+                reason: format!("its {name} `{}` {problem}", part.escape_debug()),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A reference to a resource by type and upstream id (what provisioning calls take).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ResourceRef {
@@ -322,16 +378,39 @@ pub struct ResourceRef {
 }
 
 impl ResourceRef {
-    /// Parses `"<type>:<id>"`.
+    /// Parses `"<type>:<id>"`; `None` when it is not one or a part is unusable
+    /// ([`ResourceRef::try_parse`] says why).
     pub fn parse(s: &str) -> Option<Self> {
-        let (rtype, id) = s.split_once(':')?;
-        if rtype.is_empty() || id.is_empty() {
-            return None;
-        }
-        Some(Self {
+        Self::try_parse(s).ok()
+    }
+
+    /// Parses `"<type>:<id>"`, refusing an empty, `.`/`..`, or separator-, whitespace- or
+    /// control-character-holding part with an error naming the id.
+    pub fn try_parse(s: &str) -> Result<Self, IdError> {
+        let Some((rtype, id)) = s.split_once(':') else {
+            return Err(IdError {
+                id: s.to_owned(),
+                what: "resource id",
+                reason: "a resource id is `<type>:<id>`, e.g. `user:6660d37dec0eac3deffb680e`"
+                    .to_owned(),
+            });
+        };
+        let parsed = Self {
             rtype: rtype.to_owned(),
             id: id.to_owned(),
-        })
+        };
+        check_parts(s, "resource id", &parsed.parts())?;
+        Ok(parsed)
+    }
+
+    /// Checks a reference built otherwise (e.g. decoded from JSON) the way
+    /// [`ResourceRef::try_parse`] would.
+    pub fn validate(&self) -> Result<(), IdError> {
+        check_parts(&self.to_id(), "resource id", &self.parts())
+    }
+
+    fn parts(&self) -> [(&'static str, &str); 2] {
+        [("type", &self.rtype), ("id part", &self.id)]
     }
 
     /// `"<type>:<id>"`.
@@ -350,16 +429,40 @@ pub struct EntitlementRef {
 }
 
 impl EntitlementRef {
-    /// Parses `"<type>:<id>:<slug>"`; the slug is the part after the last `:`.
+    /// Parses `"<type>:<id>:<slug>"`; the slug is the part after the last `:`. `None` when it
+    /// is not one or a part is unusable ([`EntitlementRef::try_parse`] says why).
     pub fn parse(s: &str) -> Option<Self> {
-        let (resource, slug) = s.rsplit_once(':')?;
-        if slug.is_empty() {
-            return None;
-        }
-        Some(Self {
-            resource: ResourceRef::parse(resource)?,
+        Self::try_parse(s).ok()
+    }
+
+    /// Parses `"<type>:<id>:<slug>"`, refusing unusable parts with an error naming the id.
+    pub fn try_parse(s: &str) -> Result<Self, IdError> {
+        let shape = || IdError {
+            id: s.to_owned(),
+            what: "entitlement id",
+            reason: "an entitlement id is `<type>:<id>:<slug>`, e.g. `group:g1:member`".to_owned(),
+        };
+        let (resource, slug) = s.rsplit_once(':').ok_or_else(shape)?;
+        let (rtype, id) = resource.split_once(':').ok_or_else(shape)?;
+        let parsed = Self {
+            resource: ResourceRef {
+                rtype: rtype.to_owned(),
+                id: id.to_owned(),
+            },
             slug: slug.to_owned(),
-        })
+        };
+        parsed.check(s)?;
+        Ok(parsed)
+    }
+
+    /// Checks a reference built otherwise the way [`EntitlementRef::try_parse`] would.
+    pub fn validate(&self) -> Result<(), IdError> {
+        self.check(&self.to_id())
+    }
+
+    fn check(&self, id: &str) -> Result<(), IdError> {
+        let [t, i] = self.resource.parts();
+        check_parts(id, "entitlement id", &[t, i, ("slug", &self.slug)])
     }
 
     /// `"<type>:<id>:<slug>"`.
@@ -378,25 +481,60 @@ pub struct GrantRef {
 }
 
 impl GrantRef {
-    /// Parses `"<type>:<id>:<slug>:<principal type>:<principal id>"`.
+    /// Parses `"<type>:<id>:<slug>:<principal type>:<principal id>"`; `None` when it is not one
+    /// or a part is unusable ([`GrantRef::try_parse`] says why).
     pub fn parse(s: &str) -> Option<Self> {
+        Self::try_parse(s).ok()
+    }
+
+    /// Parses `"<type>:<id>:<slug>:<principal type>:<principal id>"`, refusing unusable parts
+    /// with an error naming the id.
+    pub fn try_parse(s: &str) -> Result<Self, IdError> {
         let parts: Vec<&str> = s.splitn(5, ':').collect();
-        if parts.len() != 5 || parts.iter().any(|p| p.is_empty()) {
-            return None;
-        }
-        Some(Self {
+        let [rtype, id, slug, ptype, pid] = parts.as_slice() else {
+            return Err(IdError {
+                id: s.to_owned(),
+                what: "grant id",
+                reason: "a grant id is `<type>:<id>:<slug>:<principal type>:<principal id>`, \
+                         e.g. `group:g1:member:user:u1`"
+                    .to_owned(),
+            });
+        };
+        let parsed = Self {
             entitlement: EntitlementRef {
                 resource: ResourceRef {
-                    rtype: parts[0].to_owned(),
-                    id: parts[1].to_owned(),
+                    rtype: (*rtype).to_owned(),
+                    id: (*id).to_owned(),
                 },
-                slug: parts[2].to_owned(),
+                slug: (*slug).to_owned(),
             },
             principal: ResourceRef {
-                rtype: parts[3].to_owned(),
-                id: parts[4].to_owned(),
+                rtype: (*ptype).to_owned(),
+                id: (*pid).to_owned(),
             },
-        })
+        };
+        parsed.check(s)?;
+        Ok(parsed)
+    }
+
+    /// Checks a reference built otherwise the way [`GrantRef::try_parse`] would.
+    pub fn validate(&self) -> Result<(), IdError> {
+        self.check(&self.to_id())
+    }
+
+    fn check(&self, id: &str) -> Result<(), IdError> {
+        let [t, i] = self.entitlement.resource.parts();
+        check_parts(
+            id,
+            "grant id",
+            &[
+                t,
+                i,
+                ("slug", &self.entitlement.slug),
+                ("principal type", &self.principal.rtype),
+                ("principal id", &self.principal.id),
+            ],
+        )
     }
 
     /// `"<entitlement id>:<principal id>"`.
@@ -432,6 +570,41 @@ mod tests {
         assert!(ResourceRef::parse(":x").is_none());
         assert!(EntitlementRef::parse("group:g1:").is_none());
         assert!(GrantRef::parse("group:g1:member:user").is_none());
+    }
+
+    #[test]
+    fn path_steps_separators_whitespace_and_control_characters_are_refused_naming_the_id() {
+        // Issue 15: `user:..` reached `DELETE /scim/v2/Users`; CR/LF was dropped from an id.
+        for (id, part) in [
+            ("user:..", "`..` is a path step"),
+            ("user:.", "`.` is a path step"),
+            ("user:a/b", "path separator"),
+            ("user:a\\b", "path separator"),
+            ("user:a b", "whitespace"),
+            ("user:u1\r\n", "whitespace"),
+            ("user:u\u{7}1", "control character"),
+            ("us er:u1", "type `us er` holds whitespace"),
+        ] {
+            let err = ResourceRef::try_parse(id).expect_err(id);
+            assert!(err.to_string().contains(part), "{id}: {err}");
+            assert!(err.to_string().starts_with(&format!("`{id}`")), "{err}");
+        }
+        let err = EntitlementRef::try_parse("group:..:member").expect_err("..");
+        assert_eq!(
+            err.to_string(),
+            "`group:..:member` is not a usable entitlement id: its id part `..` is a path step, not an id"
+        );
+        assert!(GrantRef::try_parse("group:g1:member:user:..").is_err());
+        assert!(GrantRef::try_parse("group:g1:mem ber:user:u1").is_err());
+        let built = ResourceRef {
+            rtype: "user".into(),
+            id: "..".into(),
+        };
+        assert!(built.validate().is_err(), "a decoded ref is checked too");
+        assert!(
+            ResourceRef::try_parse("app:sp-1:Reader.All").is_ok(),
+            "colons are fine"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::error::{ConnectorError, ErrorKind};
-use crate::http::{Http, HttpResponse};
+use crate::http::{Http, HttpResponse, RequestBuilder};
 
 /// How the token request is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,10 +75,24 @@ struct TokenErrorAnswer {
     error_description: Option<String>,
 }
 
-struct Cached {
+/// An access token and when it expires, as a [`TokenCache`] holds it: what a connector keeps
+/// beyond one instance (e.g. in a process-wide map) to hand to the next one with
+/// [`TokenCache::seed`], so a daemon's every sync does not fetch a new token.
+#[derive(Clone)]
+pub struct CachedToken {
     token: SecretString,
     expires_at: Option<Instant>,
 }
+
+impl std::fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+type Cached = CachedToken;
 
 /// A cached access token. Share one per connector instance.
 pub struct TokenCache {
@@ -139,6 +153,73 @@ impl TokenCache {
             *cached = None;
         }
         true
+    }
+
+    /// The token held now, if one was fetched and has not been refused.
+    pub async fn snapshot(&self) -> Option<CachedToken> {
+        self.cached.lock().await.clone()
+    }
+
+    /// Starts with `token` (from an earlier instance) instead of fetching one; it is used until
+    /// it is about to expire or the upstream refuses it, like a token this cache fetched.
+    pub async fn seed(&self, token: CachedToken) {
+        *self.cached.lock().await = Some(token);
+    }
+
+    /// Whether a refused token can be replaced by a fresh one: `false` for a static token.
+    pub async fn renewable(&self) -> bool {
+        !matches!(*self.source.lock().await, TokenSource::Static(_))
+    }
+
+    /// Sends the request `build` makes, with `Authorization: Bearer <token>` from this cache.
+    /// After a 401 a renewable token is dropped, a fresh one fetched and the request built and
+    /// sent once more; a static token is never retried. Every other status comes back as it is,
+    /// and so does the final 401 (then [`TokenCache::renewable`] tells whether the configured
+    /// token was refused or a freshly issued one was).
+    ///
+    /// This is the one "refresh once after a 401" every connector shares; `build` is called
+    /// once per attempt because a request cannot be sent twice.
+    ///
+    /// ```
+    /// # use idhost_connector_sdk::fuzzing::{Script, ScriptedHost};
+    /// use idhost_connector_sdk::SourceInfo;
+    /// use idhost_connector_sdk::oauth::{TokenCache, TokenRequestStyle, TokenSource};
+    ///
+    /// # let host = ScriptedHost::new(&Script::parse(b"HTTP 401\n\n%%\n{\"data\": []}"));
+    /// # let ctx = host.context(SourceInfo::default());
+    /// let tokens = TokenCache::new(
+    ///     ctx.http().clone(),
+    ///     TokenSource::ClientCredentials {
+    ///         token_url: "https://api.example.com/oauth/token".into(),
+    ///         client_id: "client".into(),
+    ///         client_secret: "secret".to_owned().into(),
+    ///         scope: None,
+    ///         style: TokenRequestStyle::Form,
+    ///     },
+    /// );
+    /// let url = "https://api.example.com/v1/users";
+    /// let answer = futures::executor::block_on(
+    ///     tokens.send_authorized(|| ctx.http().get(url).header("accept", "application/json")),
+    /// )?;
+    /// // The first answer was a 401: a fresh token was fetched and the request sent again.
+    /// assert_eq!(answer.status, 200);
+    /// # Ok::<(), idhost_connector_sdk::ConnectorError>(())
+    /// ```
+    pub async fn send_authorized<F>(&self, build: F) -> Result<HttpResponse, ConnectorError>
+    where
+        F: Fn() -> RequestBuilder,
+    {
+        let token = self.token().await?;
+        let response = build().bearer(&token).send().await?;
+        if response.status != 401 || !self.invalidate(&token).await {
+            return Ok(response);
+        }
+        tracing::debug!(
+            request = %response.request_line,
+            "the upstream refused the access token; fetching a new one and retrying once"
+        );
+        let token = self.token().await?;
+        build().bearer(&token).send().await
     }
 
     async fn fetch(&self) -> Result<Cached, ConnectorError> {

@@ -16,6 +16,7 @@ use crate::context::{Context, SourceInfo};
 use crate::error::ConnectorError;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::model::{Entitlement, Grant, Resource};
+use crate::paging::{CursorGuard, MAX_RELISTS};
 use crate::services::{HostServices, LogRecord};
 
 /// Host services for in-process connector tests: real HTTP (reqwest, no retries), state in a
@@ -139,8 +140,8 @@ pub async fn open<C: Connector>(
     settings: serde_json::Value,
     services: Arc<TestServices>,
 ) -> Result<C, ConnectorError> {
-    let settings: C::Settings = serde_json::from_value(settings)
-        .map_err(|e| ConnectorError::invalid_input(format!("invalid settings: {e}")))?;
+    let settings: C::Settings = crate::settings::from_value(settings)
+        .map_err(|e| ConnectorError::from(e.context("invalid settings")))?;
     let ctx = Context::new(
         services,
         SourceInfo {
@@ -162,51 +163,65 @@ pub struct Listing {
     pub grants: Vec<Grant>,
     /// Pages fetched.
     pub pages: usize,
+    /// Times a page asked to list its type again from the first page.
+    pub relists: usize,
 }
 
-const MAX_PAGES: usize = 100_000;
-
-/// Lists every resource type of `C` to the end, the way the host does, checking as it goes.
+/// Lists every resource type of `C` to the end, the way a host that supports relisting does,
+/// checking as it goes: a repeated page token is an error, and a page that asks for a relist
+/// ([`crate::Page::relist`]) discards what was listed of that type and lists it again from the
+/// first page, at most [`crate::paging::MAX_RELISTS`] times (counted in [`Listing::relists`]).
 pub async fn list_all<C: Connector>(connector: &C) -> Result<Listing, ConnectorError> {
     let mut listing = Listing::default();
     for spec in C::manifest().resource_types {
-        let mut token = PageToken::first();
-        let mut seen_tokens = HashSet::new();
-        loop {
-            let page = connector.list(&spec.name, token.clone()).await?;
-            listing.pages += 1;
-            listing.entitlements.extend(page.entitlements);
-            listing.grants.extend(page.grants);
-            for resource in &page.items {
-                if spec.per_resource_details {
-                    listing.entitlements.extend(
-                        connector
-                            .entitlements(resource, PageToken::first())
-                            .await?
-                            .items,
-                    );
-                    listing
-                        .grants
-                        .extend(connector.grants(resource, PageToken::first()).await?.items);
+        let mut relists = 0;
+        'fresh: loop {
+            let mut resources = Vec::new();
+            let mut entitlements = Vec::new();
+            let mut grants = Vec::new();
+            let mut guard = CursorGuard::new(format!("`{}`", spec.name));
+            let mut token = PageToken::first();
+            loop {
+                let page = connector.list(&spec.name, token.clone()).await?;
+                listing.pages += 1;
+                if let Some(reason) = page.relist {
+                    relists += 1;
+                    listing.relists += 1;
+                    if relists > MAX_RELISTS {
+                        return Err(ConnectorError::unavailable(format!(
+                            "listing `{}` kept shifting ({reason}); gave up after {MAX_RELISTS} relists",
+                            spec.name
+                        )));
+                    }
+                    continue 'fresh;
+                }
+                entitlements.extend(page.entitlements);
+                grants.extend(page.grants);
+                for resource in &page.items {
+                    if spec.per_resource_details {
+                        entitlements.extend(
+                            connector
+                                .entitlements(resource, PageToken::first())
+                                .await?
+                                .items,
+                        );
+                        grants.extend(connector.grants(resource, PageToken::first()).await?.items);
+                    }
+                }
+                resources.extend(page.items);
+                match guard.follow(page.next.as_deref())? {
+                    None => break,
+                    Some(next) => token = next,
                 }
             }
             listing
                 .resources
                 .entry(spec.name.clone())
                 .or_default()
-                .extend(page.items);
-            match page.next {
-                None => break,
-                Some(next) => {
-                    if !seen_tokens.insert(next.clone()) || listing.pages > MAX_PAGES {
-                        return Err(ConnectorError::internal(format!(
-                            "listing `{}` handed back page token `{next}` twice",
-                            spec.name
-                        )));
-                    }
-                    token = PageToken::from_string(next);
-                }
-            }
+                .extend(resources);
+            listing.entitlements.extend(entitlements);
+            listing.grants.extend(grants);
+            break;
         }
     }
     Ok(listing)

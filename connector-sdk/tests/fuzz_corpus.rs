@@ -1,4 +1,4 @@
-//! Replays the stored fuzz corpus of targets `sdk_response` and `model_refs` (fuzz/corpus/<target>/)
+//! Replays the stored fuzz corpus of targets `sdk_response`, `model_refs` and `id_url` (fuzz/corpus/<target>/)
 //! through the entry points the fuzz targets call, so `cargo test` checks every stored
 //! input (crash regressions included) without nightly or cargo-fuzz. A missing or empty corpus
 //! fails.
@@ -20,4 +20,9 @@ fn every_stored_sdk_response_input_runs_clean() {
 #[test]
 fn every_stored_model_refs_input_runs_clean() {
     replay("model_refs", idhost_connector_sdk::fuzzing::model_refs);
+}
+
+#[test]
+fn every_stored_id_url_input_runs_clean() {
+    replay("id_url", idhost_connector_sdk::fuzzing::id_url);
 }

@@ -20,6 +20,7 @@ pub mod plugins;
 pub mod progress;
 pub mod provision_guard;
 pub mod redact;
+pub mod retry;
 pub mod schedule;
 pub mod services;
 pub mod sinks;

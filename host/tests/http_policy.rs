@@ -8,6 +8,7 @@ use axum::Router;
 use axum::routing::any;
 use idhost::metrics::SourceMetrics;
 use idhost::redact::Redactor;
+use idhost::retry::RetryPolicy;
 use idhost::services::http::{HostHttp, HttpPolicy, build_client};
 use idhost_connector_sdk::http::{Budget, RequestOptions};
 use idhost_connector_sdk::{ErrorKind, HttpRequest};
@@ -26,9 +27,12 @@ async fn server(faults: &Faults) -> sim_common::RunningServer {
 fn http(dry_run: bool, redactor: Redactor) -> (HostHttp, Arc<SourceMetrics>) {
     let metrics = Arc::new(SourceMetrics::default());
     let policy = HttpPolicy {
-        max_attempts: 4,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_secs(5),
+        retry: RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_secs(5),
+            ..RetryPolicy::default()
+        },
         timeout: Duration::from_secs(2),
     };
     (

@@ -32,6 +32,7 @@ base_url = "{url}"
 client_id = "{}"
 client_secret = "{}"
 as_user_email = "{}"
+scopes = {:?}
 
 [sources.clickwrap]
 connector = "clickwrap"
@@ -40,7 +41,11 @@ base_url = "{url}/v1.1"
 access_token = "unused-token"
 account_id = 1
 "#,
-        c.client_id, c.client_secret, c.admin_email
+        c.client_id,
+        c.client_secret,
+        c.admin_email,
+        // The source asks for what its API application is registered for (DESIGN §7.5).
+        c.registered_scopes
     ));
     path.to_string_lossy().into_owned()
 }
@@ -214,10 +219,15 @@ async fn ironclad_membership_grant_and_revoke_are_idempotent_dry_run_sends_nothi
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ironclad_account_lifecycle_keeps_the_password_in_the_vault_only() {
+    // An application registered for user updates too (the setup guide's five do not include
+    // `scim.users.updateUsers`, which the update below needs).
+    let mut registered = sim_ironclad::SimConfig::default().registered_scopes;
+    registered.push("scim.users.updateUsers".to_owned());
     let sim = sim_ironclad::Simulator::new(sim_ironclad::SimConfig {
         users: 5,
         groups: 1,
         saml: false,
+        registered_scopes: registered,
         ..sim_ironclad::SimConfig::default()
     });
     let server = sim.serve(0).await.expect("serve");

@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::connector::{AccountInfo, Changes, CredentialOptions, PageToken, ResourceSpec};
-use crate::context::SourceInfo;
+use crate::context::{HostFeatures, SourceInfo};
 use crate::error::ConnectorError;
 use crate::model::{EntitlementRef, GrantRef, Resource, ResourceRef};
 
@@ -28,6 +28,9 @@ pub(crate) struct OpenInfo {
     /// Most verbose level the host will record (1 = error … 5 = trace); the plugin drops the
     /// rest before they cross the boundary.
     pub(crate) max_log_level: u8,
+    /// What the host supports; absent from an older host, which supports none of it.
+    #[serde(default)]
+    pub(crate) host: HostFeatures,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

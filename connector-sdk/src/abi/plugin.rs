@@ -23,8 +23,8 @@ use tracing::Instrument as _;
 use super::codec::{self, OpenInfo};
 use super::types::{AbiHttpRequest, ConnectorAbi, HostServicesAbi_TO};
 use super::{AbiError, ConnectorAbi_TO, ConnectorMod, ConnectorModRef, INTERFACE_VERSION, logging};
-use crate::connector::{Connector, Provisioner};
-use crate::context::Context;
+use crate::connector::{Connector, Page, Provisioner};
+use crate::context::{Context, HostFeatures};
 use crate::error::ConnectorError;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::services::{HostServices, LogRecord};
@@ -105,18 +105,20 @@ struct Glue<C: Connector> {
     instance: u64,
     source: String,
     provision: Option<ProvisionDispatch<C>>,
+    host: HostFeatures,
 }
 
 impl<C: Connector> ConnectorAbi for Glue<C> {
     fn call(&self, op: RString, payload: RString) -> FfiFuture<RResult<RString, AbiError>> {
         let connector = self.connector.clone();
         let provision = self.provision;
+        let host = self.host;
         let span = tracing::info_span!("connector", idhost_instance = self.instance, source = %self.source, op = %op);
         let op = String::from(op);
         let payload = String::from(payload);
         async move {
             let result = catching("a call", async move {
-                if let Some(result) = dispatch_sync(connector.as_ref(), &op, &payload).await {
+                if let Some(result) = dispatch_sync(connector.as_ref(), host, &op, &payload).await {
                     return result;
                 }
                 if let Some(provision) = provision
@@ -138,6 +140,7 @@ impl<C: Connector> ConnectorAbi for Glue<C> {
 
 async fn dispatch_sync<C: Connector>(
     connector: &C,
+    host: HostFeatures,
     op: &str,
     payload: &str,
 ) -> Option<Result<String, ConnectorError>> {
@@ -151,27 +154,52 @@ async fn dispatch_sync<C: Connector>(
         OP_LIST => {
             async {
                 let args: ListArgs = decode("list arguments", payload)?;
-                encode(&connector.list(&args.rtype, args.page).await?)
+                let page = connector.list(&args.rtype, args.page).await?;
+                encode(&relist_for(host, &args.rtype, page)?)
             }
             .await
         }
         OP_ENTITLEMENTS => {
             async {
                 let args: DetailArgs = decode("entitlements arguments", payload)?;
-                encode(&connector.entitlements(&args.resource, args.page).await?)
+                let page = connector.entitlements(&args.resource, args.page).await?;
+                encode(&relist_for(host, &args.resource.id, page)?)
             }
             .await
         }
         OP_GRANTS => {
             async {
                 let args: DetailArgs = decode("grants arguments", payload)?;
-                encode(&connector.grants(&args.resource, args.page).await?)
+                let page = connector.grants(&args.resource, args.page).await?;
+                encode(&relist_for(host, &args.resource.id, page)?)
             }
             .await
         }
         _ => return None,
     };
     Some(result)
+}
+
+/// A relist page goes to a host that advertised it can relist; to any other host it is an
+/// error, because an older host would take the empty page for the end of a complete listing
+/// and deactivate everything it had not seen yet.
+pub(crate) fn relist_for<T>(
+    host: HostFeatures,
+    what: &str,
+    page: Page<T>,
+) -> Result<Page<T>, ConnectorError> {
+    match &page.relist {
+        Some(reason) if !host.relist => Err(ConnectorError {
+            relist: true,
+            ..ConnectorError::unavailable(format!(
+                "listing `{what}`: the upstream's listing shifted while it was paged ({reason}); \
+             this host cannot list it again within one sync, so the sync stops here rather \
+             than treat an incomplete listing as complete (nothing is deactivated); the next \
+             sync lists it from the start"
+            ))
+        }),
+        _ => Ok(page),
+    }
 }
 
 /// Provisioning operations, for connectors exported with `provisioner`.
@@ -188,6 +216,8 @@ pub(crate) fn provision_dispatch<C: Provisioner>(
             OP_GRANT => {
                 async {
                     let args: GrantArgs = decode("grant arguments", p)?;
+                    args.entitlement.validate()?;
+                    args.principal.validate()?;
                     encode(&c.grant(&args.entitlement, &args.principal).await?)
                 }
                 .await
@@ -195,6 +225,7 @@ pub(crate) fn provision_dispatch<C: Provisioner>(
             OP_REVOKE => {
                 async {
                     let args: RevokeArgs = decode("revoke arguments", p)?;
+                    args.grant.validate()?;
                     encode(&c.revoke(&args.grant).await?)
                 }
                 .await
@@ -216,6 +247,7 @@ pub(crate) fn provision_dispatch<C: Provisioner>(
             OP_UPDATE => {
                 async {
                     let args: UpdateArgs = decode("update arguments", p)?;
+                    args.resource.validate()?;
                     c.update(&args.resource, args.changes).await?;
                     Ok("null".to_owned())
                 }
@@ -224,6 +256,7 @@ pub(crate) fn provision_dispatch<C: Provisioner>(
             OP_DELETE => {
                 async {
                     let args: DeleteArgs = decode("delete arguments", p)?;
+                    args.resource.validate()?;
                     c.delete(&args.resource).await?;
                     Ok("null".to_owned())
                 }
@@ -261,12 +294,9 @@ fn open_impl<C: Connector>(
             let info: OpenInfo = codec::decode("open information", info.as_str())?;
             logging::register(services.clone(), info.max_log_level);
             let source = info.source.source.clone();
-            let settings: C::Settings = serde_json::from_str(settings.as_str()).map_err(|err| {
-                ConnectorError::invalid_input(format!(
-                    "invalid settings for source `{source}`: {}",
-                    strip_json_position(&err)
-                ))
-            })?;
+            let host = info.host;
+            let settings: C::Settings = crate::settings::from_str(settings.as_str())
+                .map_err(|err| err.context(format!("invalid settings for source `{source}`")))?;
             let ctx = Context::new(services.clone(), info.source);
             let span = tracing::info_span!("connector", idhost_instance = instance, source = %source, op = "open");
             let connector = catching("open", C::open(settings, ctx))
@@ -277,6 +307,7 @@ fn open_impl<C: Connector>(
                 instance,
                 source,
                 provision,
+                host,
             };
             Ok(ConnectorAbi_TO::from_value(glue, TD_Opaque))
         }
@@ -294,16 +325,6 @@ fn open_impl<C: Connector>(
             ));
             async move { RResult::RErr(AbiError::from(err)) }.into_ffi()
         }
-    }
-}
-
-/// serde_json appends "at line 1 column 42" of the JSON the host built; that position means
-/// nothing to the person who wrote the TOML, so it is dropped.
-fn strip_json_position(err: &serde_json::Error) -> String {
-    let text = err.to_string();
-    match text.rfind(" at line ") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
     }
 }
 

@@ -29,9 +29,14 @@ pub struct AbiError {
 
 impl From<ConnectorError> for AbiError {
     fn from(err: ConnectorError) -> Self {
+        let message = if err.settings.is_some() || err.relist {
+            settings_envelope::wrap(&err.message, err.settings.as_ref(), err.relist)
+        } else {
+            err.message
+        };
         Self {
             kind: err.kind.to_u8(),
-            message: err.message.into(),
+            message: message.into(),
             retry_after_ms: err
                 .retry_after
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX - 1))
@@ -43,12 +48,75 @@ impl From<ConnectorError> for AbiError {
 
 impl From<AbiError> for ConnectorError {
     fn from(err: AbiError) -> Self {
+        let (message, settings, relist) = settings_envelope::unwrap(err.message.into());
         ConnectorError {
             kind: ErrorKind::from_u8(err.kind),
-            message: err.message.into(),
+            message,
             retry_after: (err.retry_after_ms != u64::MAX)
                 .then(|| Duration::from_millis(err.retry_after_ms)),
             status: (err.status != 0).then_some(err.status),
+            settings,
+            relist,
+        }
+    }
+}
+
+/// How a structured settings error (and the relist flag) crosses the boundary without a layout
+/// change to [`AbiError`]: the human message, then one line holding a marker and a versioned
+/// JSON envelope (`{"v":1,"kind":"unknown","key":"tenant"}`, `{"v":1,"relist":true}`). A host built before the envelope
+/// existed shows the message with that one extra line, still readable; this SDK's host side
+/// strips the line and restores the structured error. A line that does not parse is left as
+/// it is, so a message can never be lost to the envelope.
+pub(crate) mod settings_envelope {
+    use serde::{Deserialize, Serialize};
+
+    use crate::settings::{SettingsError, SettingsErrorKind};
+
+    /// Starts the envelope line.
+    pub(crate) const MARKER: &str = "\n[idhost settings-error] ";
+    /// The envelope version this SDK writes; readers accept any version whose fields they know.
+    const VERSION: u32 = 1;
+
+    #[derive(Serialize, Deserialize)]
+    struct Envelope {
+        v: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<SettingsErrorKind>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+        /// [`crate::ConnectorError::relist`].
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        relist: bool,
+    }
+
+    pub(crate) fn wrap(message: &str, settings: Option<&SettingsError>, relist: bool) -> String {
+        let envelope = Envelope {
+            v: VERSION,
+            kind: settings.map(|s| s.kind),
+            key: settings.and_then(|s| s.key.clone()),
+            relist,
+        };
+        match serde_json::to_string(&envelope) {
+            Ok(json) => format!("{message}{MARKER}{json}"),
+            Err(_) => message.to_owned(),
+        }
+    }
+
+    pub(crate) fn unwrap(message: String) -> (String, Option<SettingsError>, bool) {
+        let Some(at) = message.rfind(MARKER) else {
+            return (message, None, false);
+        };
+        match serde_json::from_str::<Envelope>(&message[at + MARKER.len()..]) {
+            Ok(envelope) => {
+                let head = message[..at].to_owned();
+                let settings = envelope.kind.map(|kind| SettingsError {
+                    kind,
+                    key: envelope.key,
+                    message: head.clone(),
+                });
+                (head, settings, envelope.relist)
+            }
+            Err(_) => (message, None, false),
         }
     }
 }
@@ -199,4 +267,35 @@ pub trait ConnectorAbi: Send + Sync {
     /// Add new methods below this one only.
     #[sabi(last_prefix_field)]
     fn call(&self, op: RString, payload: RString) -> FfiFuture<RResult<RString, AbiError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{SettingsError, SettingsErrorKind};
+
+    #[test]
+    fn a_settings_error_crosses_as_a_readable_message_with_a_versioned_envelope() {
+        let err: ConnectorError =
+            SettingsError::unknown("tenant", "unknown field `tenant`, expected `base_url`").into();
+        let abi = AbiError::from(err.clone());
+        // What an older host prints: the message, then one line it does not understand.
+        let shown = abi.message.as_str();
+        assert!(
+            shown.starts_with("unknown field `tenant`, expected `base_url`\n"),
+            "{shown}"
+        );
+        assert_eq!(shown.lines().count(), 2, "{shown}");
+        let back = ConnectorError::from(abi);
+        assert_eq!(back, err);
+        let settings = back.settings_error().expect("restored");
+        assert_eq!(settings.kind, SettingsErrorKind::Unknown);
+        assert_eq!(settings.key.as_deref(), Some("tenant"));
+        // A message that merely mentions the marker is left alone.
+        let plain =
+            ConnectorError::invalid_input(format!("odd{}not json", settings_envelope::MARKER));
+        let back = ConnectorError::from(AbiError::from(plain.clone()));
+        assert_eq!(back, plain);
+        assert!(back.settings_error().is_none());
+    }
 }

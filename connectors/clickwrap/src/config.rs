@@ -4,11 +4,10 @@
 //! into the [`Config`] the rest of the crate uses, with errors that name the key and show a
 //! correct value.
 
-use std::net::IpAddr;
-
-use idhost_connector_sdk::{ConnectorError, ExposeSecret, SecretString};
+use idhost_connector_sdk::settings;
+use idhost_connector_sdk::{ExposeSecret, SecretString, SettingsError};
 use serde::Deserialize;
-use url::{Host, Url};
+use url::Url;
 
 /// The REST API root every reference page names as its server (`servers[0].url`).
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.pactsafe.com/v1.1";
@@ -115,16 +114,23 @@ enum NumericId {
     Text(String),
 }
 
+/// An API application's client credentials, exchanged at `token_url`.
+pub(crate) struct ClientCredentials {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: SecretString,
+    pub(crate) token_url: String,
+}
+
 /// How the connector authenticates.
 pub(crate) enum Credentials {
-    /// An API application's client credentials, exchanged at `token_url`.
-    Client {
-        client_id: String,
-        client_secret: SecretString,
-        token_url: String,
+    /// Client credentials only: tokens are fetched and renewed.
+    Client(ClientCredentials),
+    /// A long-lived token used as-is; with client credentials too, they are the fallback once
+    /// the API refuses the token (so the token endpoint is called only then).
+    AccessToken {
+        token: SecretString,
+        fallback: Option<ClientCredentials>,
     },
-    /// A long-lived token used as-is.
-    AccessToken(SecretString),
 }
 
 /// Validated settings.
@@ -139,7 +145,7 @@ pub(crate) struct Config {
 
 impl ClickwrapSettings {
     /// Checks every setting and resolves defaults. Errors name the key and show a valid value.
-    pub(crate) fn validate(self) -> Result<Config, ConnectorError> {
+    pub(crate) fn validate(self) -> Result<Config, SettingsError> {
         let insecure = self.allow_insecure_http;
         let base = parse_url(
             "base_url",
@@ -147,10 +153,13 @@ impl ClickwrapSettings {
             insecure,
         )?;
         if base.path().trim_end_matches('/').is_empty() {
-            return Err(ConnectorError::invalid_input(format!(
-                "`base_url` is the API root including the version, e.g. `{DEFAULT_BASE_URL}`; \
-                 got `{base}`"
-            )));
+            return Err(SettingsError::invalid(
+                "base_url",
+                format!(
+                    "`base_url` is the API root including the version, e.g. `{DEFAULT_BASE_URL}`; \
+                     got `{base}`"
+                ),
+            ));
         }
         let base_url = base.as_str().trim_end_matches('/').to_owned();
         let per_page = match self.per_page {
@@ -159,10 +168,13 @@ impl ClickwrapSettings {
                 u32::try_from(n).unwrap_or(MAX_PER_PAGE)
             }
             Some(n) => {
-                return Err(ConnectorError::invalid_input(format!(
-                    "`per_page` must be between 1 and {MAX_PER_PAGE} (the API docs recommend at \
-                     most 100 per page); got {n}"
-                )));
+                return Err(SettingsError::invalid(
+                    "per_page",
+                    format!(
+                        "`per_page` must be between 1 and {MAX_PER_PAGE} (the API docs recommend \
+                         at most 100 per page); got {n}"
+                    ),
+                ));
             }
         };
         let credentials = credentials(
@@ -190,58 +202,71 @@ fn credentials(
     token_url: Option<&str>,
     base: &Url,
     insecure: bool,
-) -> Result<Credentials, ConnectorError> {
+) -> Result<Credentials, SettingsError> {
     let blank = |s: &SecretString| s.expose_secret().trim().is_empty();
     let client_id = client_id.filter(|s| !s.trim().is_empty());
-    match (client_id, client_secret, access_token) {
-        (None, None, Some(token)) => {
-            if blank(&token) {
-                return Err(ConnectorError::invalid_input(
-                    "`access_token` is empty; paste the token shown when the API key was \
-                     registered, e.g. `access_token = \"${CLICKWRAP_ACCESS_TOKEN}\"`",
-                ));
-            }
-            Ok(Credentials::AccessToken(token))
-        }
-        (Some(client_id), Some(client_secret), None) => {
+    let client = match (client_id, client_secret) {
+        (Some(client_id), Some(client_secret)) => {
             if blank(&client_secret) {
-                return Err(ConnectorError::invalid_input(
+                return Err(SettingsError::invalid(
+                    "client_secret",
                     "`client_secret` is empty, e.g. `client_secret = \"${CLICKWRAP_CLIENT_SECRET}\"`",
                 ));
             }
             let token_url = match token_url {
                 Some(raw) => parse_url("token_url", raw, insecure)?,
                 None => base.join(TOKEN_PATH).map_err(|e| {
-                    ConnectorError::invalid_input(format!(
-                        "cannot derive `token_url` from `base_url` `{base}` ({e}); set \
-                         `token_url = \"https://api.pactsafe.com/oauth/token\"`"
-                    ))
+                    SettingsError::invalid(
+                        "token_url",
+                        format!(
+                            "cannot derive `token_url` from `base_url` `{base}` ({e}); set \
+                             `token_url = \"https://api.pactsafe.com/oauth/token\"`"
+                        ),
+                    )
                 })?,
             };
-            Ok(Credentials::Client {
+            Some(ClientCredentials {
                 client_id,
                 client_secret,
                 token_url: token_url.into(),
             })
         }
-        (_, _, Some(_)) => Err(ConnectorError::invalid_input(
-            "set either `access_token` or `client_id` + `client_secret`, not both",
-        )),
-        (Some(_), None, None) => Err(ConnectorError::invalid_input(
-            "`client_secret` is required with `client_id`, e.g. \
-             `client_secret = \"${CLICKWRAP_CLIENT_SECRET}\"`",
-        )),
-        (None, Some(_), None) => Err(ConnectorError::invalid_input(
-            "`client_id` is required with `client_secret` (the API application's client ID)",
-        )),
-        (None, None, None) => Err(ConnectorError::invalid_input(
-            "no credentials: set `client_id` + `client_secret` (an API application's, from \
-             User Profile → API Keys) or `access_token`",
+        (Some(_), None) => {
+            return Err(SettingsError::missing(
+                "client_secret",
+                "`client_secret` is required with `client_id`, e.g. \
+                 `client_secret = \"${CLICKWRAP_CLIENT_SECRET}\"`",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(SettingsError::missing(
+                "client_id",
+                "`client_id` is required with `client_secret` (the API application's client ID)",
+            ));
+        }
+        (None, None) => None,
+    };
+    match (access_token, client) {
+        (Some(token), fallback) => {
+            if blank(&token) {
+                return Err(SettingsError::invalid(
+                    "access_token",
+                    "`access_token` is empty; paste the token shown when the API key was \
+                     registered, e.g. `access_token = \"${CLICKWRAP_ACCESS_TOKEN}\"`",
+                ));
+            }
+            Ok(Credentials::AccessToken { token, fallback })
+        }
+        (None, Some(client)) => Ok(Credentials::Client(client)),
+        (None, None) => Err(SettingsError::missing(
+            "access_token",
+            "no credentials: set `access_token`, or `client_id` + `client_secret` (an API \
+             application's, from User Profile → API Keys)",
         )),
     }
 }
 
-fn numeric_id(key: &str, value: Option<NumericId>) -> Result<Option<u64>, ConnectorError> {
+fn numeric_id(key: &str, value: Option<NumericId>) -> Result<Option<u64>, SettingsError> {
     let parsed = match &value {
         None => return Ok(None),
         Some(NumericId::Number(n)) => u64::try_from(*n).ok(),
@@ -255,50 +280,25 @@ fn numeric_id(key: &str, value: Option<NumericId>) -> Result<Option<u64>, Connec
                 Some(NumericId::Text(s)) => format!("`{s}`"),
                 None => String::new(),
             };
-            Err(ConnectorError::invalid_input(format!(
-                "`{key}` must be a positive integer, e.g. `{key} = 12345`; got {shown}"
-            )))
+            Err(SettingsError::invalid(
+                key,
+                format!("`{key}` must be a positive integer, e.g. `{key} = 12345`; got {shown}"),
+            ))
         }
     }
 }
 
 /// Parses an http(s) URL and refuses clear-text http to anything but loopback unless allowed.
-fn parse_url(key: &str, raw: &str, allow_insecure_http: bool) -> Result<Url, ConnectorError> {
-    let url = Url::parse(raw.trim()).map_err(|e| {
-        ConnectorError::invalid_input(format!(
-            "`{key}` is not a valid URL ({e}); got `{raw}`, e.g. `{DEFAULT_BASE_URL}`"
-        ))
-    })?;
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if allow_insecure_http || is_loopback(&url) => Ok(url),
-        "http" => Err(ConnectorError::invalid_input(format!(
-            "`{key}` uses plain http:// to the non-loopback host `{}`; use https:// or set \
-             `allow_insecure_http = true`",
-            url.host_str().unwrap_or_default()
-        ))),
-        other => Err(ConnectorError::invalid_input(format!(
-            "`{key}` must be an http(s) URL; got scheme `{other}` in `{raw}`"
-        ))),
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    }
+fn parse_url(key: &str, raw: &str, allow_insecure_http: bool) -> Result<Url, SettingsError> {
+    settings::checked_url(key, raw, DEFAULT_BASE_URL, allow_insecure_http)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn settings(json: serde_json::Value) -> Result<Config, ConnectorError> {
-        let raw: ClickwrapSettings = serde_json::from_value(json)
-            .map_err(|e| ConnectorError::invalid_input(e.to_string()))?;
+    fn settings(json: serde_json::Value) -> Result<Config, SettingsError> {
+        let raw: ClickwrapSettings = settings::from_value(json)?;
         raw.validate()
     }
 
@@ -316,10 +316,10 @@ mod tests {
         assert_eq!(c.base_url, DEFAULT_BASE_URL);
         assert_eq!(c.per_page, 100);
         match c.credentials {
-            Credentials::Client { token_url, .. } => {
-                assert_eq!(token_url, "https://api.pactsafe.com/oauth/token");
+            Credentials::Client(client) => {
+                assert_eq!(client.token_url, "https://api.pactsafe.com/oauth/token");
             }
-            Credentials::AccessToken(_) => panic!("client credentials expected"),
+            Credentials::AccessToken { .. } => panic!("client credentials expected"),
         }
     }
 
@@ -331,10 +331,10 @@ mod tests {
         .expect("valid");
         assert_eq!(c.base_url, "http://127.0.0.1:9/v1.1");
         match c.credentials {
-            Credentials::Client { token_url, .. } => {
-                assert_eq!(token_url, "http://127.0.0.1:9/oauth/token");
+            Credentials::Client(client) => {
+                assert_eq!(client.token_url, "http://127.0.0.1:9/oauth/token");
             }
-            Credentials::AccessToken(_) => panic!("client credentials expected"),
+            Credentials::AccessToken { .. } => panic!("client credentials expected"),
         }
     }
 
@@ -347,6 +347,12 @@ mod tests {
             m.contains("`base_url`") && m.contains("allow_insecure_http"),
             "{m}"
         );
+        let e = settings(
+            serde_json::json!({"access_token": "t", "base_url": "http://api.example.com/v1.1"}),
+        )
+        .err()
+        .expect("refused");
+        assert_eq!(e.key.as_deref(), Some("base_url"));
         for ok in [
             "http://localhost:1/v1.1",
             "http://[::1]:1/v1.1",
@@ -376,10 +382,18 @@ mod tests {
         assert!(err(serde_json::json!({})).contains("no credentials"));
         assert!(err(serde_json::json!({"client_id": "i"})).contains("`client_secret` is required"));
         assert!(err(serde_json::json!({"client_secret": "s"})).contains("`client_id` is required"));
-        assert!(
-            err(serde_json::json!({"client_id": "i", "client_secret": "s", "access_token": "t"}))
-                .contains("not both")
-        );
+        // Both: the static token is preferred, the client credentials are its fallback.
+        let both = settings(
+            serde_json::json!({"client_id": "i", "client_secret": "s", "access_token": "t"}),
+        )
+        .expect("both");
+        assert!(matches!(
+            both.credentials,
+            Credentials::AccessToken {
+                fallback: Some(_),
+                ..
+            }
+        ));
         assert!(err(serde_json::json!({"access_token": " "})).contains("`access_token` is empty"));
     }
 

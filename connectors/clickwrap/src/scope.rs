@@ -8,7 +8,8 @@
 use std::sync::Arc;
 
 use futures::lock::Mutex;
-use idhost_connector_sdk::ConnectorError;
+use idhost_connector_sdk::paging;
+use idhost_connector_sdk::{ConnectorError, Page, PageToken};
 use serde::Deserialize;
 
 use crate::client::{Client, Envelope};
@@ -159,30 +160,32 @@ async fn get_site(client: &Client, site_id: u64) -> Result<ApiSite, ConnectorErr
     Ok(answer.data)
 }
 
-/// Every site the token can see (`GET /sites`, reference/get_sites), all pages.
+/// Every site the token can see (`GET /sites`, reference/get_sites, sorted by id as that
+/// page's `sort` parameter allows), all pages, drained with the SDK's cursor guard.
 async fn list_sites(client: &Client, per_page: u32) -> Result<Vec<ApiSite>, ConnectorError> {
     let per_page_text = per_page.to_string();
-    let mut sites = Vec::new();
-    let mut page: u32 = 1;
-    loop {
-        let page_text = page.to_string();
-        let envelope: Envelope<ApiSite> = client
-            .get(
-                "/sites",
-                &[
-                    ("page", page_text.as_str()),
-                    ("per_page", per_page_text.as_str()),
-                    ("no_count", "true"),
-                ],
-            )
-            .await
-            .map_err(|e| e.context("listing the sites the token can see"))?;
-        let more = envelope.has_more(per_page);
-        let empty = envelope.data.is_empty();
-        sites.extend(envelope.data);
-        if !more || empty {
-            return Ok(sites);
+    let fetch = |token: PageToken| {
+        let per_page_text = per_page_text.clone();
+        async move {
+            let page: u64 = token.as_str().and_then(|t| t.parse().ok()).unwrap_or(1);
+            let page_text = page.to_string();
+            let envelope: Envelope<ApiSite> = client
+                .get(
+                    "/sites",
+                    &[
+                        ("page", page_text.as_str()),
+                        ("per_page", per_page_text.as_str()),
+                        ("sort", "id"),
+                        ("no_count", "true"),
+                    ],
+                )
+                .await
+                .map_err(|e| e.context("listing the sites the token can see"))?;
+            // An empty page ends the listing even if it claims more.
+            let more = envelope.has_more(per_page) && !envelope.data.is_empty();
+            let next = more.then(|| (page + 1).to_string());
+            Ok::<_, ConnectorError>(Page::new(envelope.data, next))
         }
-        page += 1;
-    }
+    };
+    paging::drain("the sites the token can see", fetch).await
 }

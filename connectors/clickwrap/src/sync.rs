@@ -1,9 +1,15 @@
 //! Listing: account members as `user` pages, sites with their role grants as `site` pages.
 //!
 //! Paging follows reference/pagination: `page` (1-based) and `per_page`, looping while
-//! `has_more`. `no_count=true` is sent where the endpoint documents it (`/accounts/{id}/members`,
-//! `/sites`): the total is never needed. `/sites/{id}/memberships` does not list it, so it is
-//! not sent there.
+//! `has_more`. Page numbers are offsets, not a snapshot: a user removed while the listing pages
+//! moves every later one up a place, and the next page would skip one, which the sync would
+//! then report as deactivated. So the members listing sends the order it relies on explicitly
+//! (`sort=id`, a documented parameter of `/accounts/{id}/members`; the default order is not
+//! documented), asks for `total_count` (no `no_count`), and carries the first page's total in
+//! its page token (`<page>:<total>`): a later page whose total differs means the account
+//! changed under the listing, and the page asks the host to list users again from the first
+//! page (`Page::relist`). Site rosters (`/sites/{id}/memberships`, which documents neither
+//! `sort` nor `no_count`) carry their total the same way (`<site>:<page>:<total>`).
 
 use idhost_connector_sdk::{ConnectorError, Page, PageToken, Resource};
 
@@ -32,9 +38,15 @@ impl Clickwrap {
         &self,
         token: &PageToken,
     ) -> Result<Page<Resource>, ConnectorError> {
-        let page = match token.as_str() {
-            None => 1,
-            Some(t) => parse_number(t, token)?,
+        // `<page>` (an earlier version's token) or `<page>:<total of page 1>`.
+        let (page, expected_total) = match token.as_str() {
+            None => (1, None),
+            Some(t) => match t.split_once(':') {
+                Some((page, total)) => {
+                    (parse_number(page, token)?, Some(parse_count(total, token)?))
+                }
+                None => (parse_number(t, token)?, None),
+            },
         };
         let account = self.scope.account_id(&self.client, self.per_page).await?;
         let page_text = page.to_string();
@@ -46,11 +58,14 @@ impl Clickwrap {
                 &[
                     ("page", page_text.as_str()),
                     ("per_page", per_page_text.as_str()),
-                    ("no_count", "true"),
+                    ("sort", "id"),
                 ],
             )
             .await
             .map_err(|e| e.context(format!("listing the users of account {account}")))?;
+        if let Some(reason) = shifted(expected_total, envelope.total_count, page, "users") {
+            return Ok(Page::relist(reason));
+        }
         let more = self.more(&envelope, page, "users")?;
         let users = envelope
             .data
@@ -64,8 +79,13 @@ impl Clickwrap {
             more,
             "clickwrap users page"
         );
+        let total = expected_total.or(envelope.total_count);
         let next = if more {
-            Some(next_page(page, token)?.to_string())
+            let next = next_page(page, token)?;
+            Some(match total {
+                Some(total) => format!("{next}:{total}"),
+                None => next.to_string(),
+            })
         } else {
             None
         };
@@ -82,10 +102,14 @@ impl Clickwrap {
         token: &PageToken,
     ) -> Result<Page<Resource>, ConnectorError> {
         let scope = self.scope.resolve(&self.client, self.per_page).await?;
-        let (index, page) = match token.as_str() {
-            None => (0, 1),
+        let (index, page, expected_total) = match token.as_str() {
+            None => (0, 1, None),
             Some(t) => {
-                let (site, page) = t.split_once(':').ok_or_else(|| bad_token(token))?;
+                let (site, rest) = t.split_once(':').ok_or_else(|| bad_token(token))?;
+                let (page, total) = match rest.split_once(':') {
+                    Some((page, total)) => (page, Some(parse_count(total, token)?)),
+                    None => (rest, None),
+                };
                 let site = parse_number(site, token)?;
                 let index = scope
                     .sites
@@ -97,7 +121,7 @@ impl Clickwrap {
                              restart the sync"
                         ))
                     })?;
-                (index, parse_number(page, token)?)
+                (index, parse_number(page, token)?, total)
             }
         };
         let Some(site) = scope.sites.get(index) else {
@@ -106,8 +130,8 @@ impl Clickwrap {
         let site_resource = site.to_resource()?;
         let site_id = site_resource.upstream_id().to_owned();
         // A deleted site has no memberships to read (the API would answer 404).
-        let (memberships, more) = if site.is_deleted() {
-            (Vec::new(), false)
+        let (memberships, more, total) = if site.is_deleted() {
+            (Vec::new(), false, None)
         } else {
             let page_text = page.to_string();
             let per_page_text = self.per_page.to_string();
@@ -122,12 +146,20 @@ impl Clickwrap {
                 )
                 .await
                 .map_err(|e| e.context(format!("listing the memberships of site {site_id}")))?;
+            let what = format!("the memberships of site {site_id}");
+            if let Some(reason) = shifted(expected_total, envelope.total_count, page, &what) {
+                return Ok(Page::relist(reason));
+            }
             let more = self.more(&envelope, page, "site memberships")?;
-            (envelope.data, more)
+            (envelope.data, more, expected_total.or(envelope.total_count))
         };
         let (grants, extra) = mapping::membership_grants(&site_resource, memberships)?;
         let next = if more {
-            Some(format!("{site_id}:{}", next_page(page, token)?))
+            let next = next_page(page, token)?;
+            Some(match total {
+                Some(total) => format!("{site_id}:{next}:{total}"),
+                None => format!("{site_id}:{next}"),
+            })
         } else {
             scope
                 .sites
@@ -164,6 +196,24 @@ impl Clickwrap {
         }
         Ok(more)
     }
+}
+
+/// Why a later page shows the collection changed under the listing: its `total_count` differs
+/// from the first page's. (A record removed before this page moved every later one up a place,
+/// so this page starts one record late.)
+fn shifted(expected: Option<u64>, now: Option<u64>, page: u64, what: &str) -> Option<String> {
+    match (expected, now) {
+        (Some(before), Some(now)) if before != now => Some(format!(
+            "{what}: page 1 counted {before} in all and page {page} counts {now}, so records \
+             moved between the pages"
+        )),
+        _ => None,
+    }
+}
+
+/// A count in a page token (0 or more).
+fn parse_count(text: &str, token: &PageToken) -> Result<u64, ConnectorError> {
+    text.parse::<u64>().map_err(|_| bad_token(token))
 }
 
 fn parse_number(text: &str, token: &PageToken) -> Result<u64, ConnectorError> {

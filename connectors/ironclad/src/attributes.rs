@@ -3,8 +3,9 @@
 //! Fields may use the normalized names (`given_name`, `department`, `manager`), the SCIM names
 //! (`name.givenName`, `displayName`), a full extension path
 //! (`urn:ietf:params:scim:schemas:extension:ironclad:2.0:User:managementLevel`), optionally
-//! prefixed `user.` or `profile.`. Any other plain name is taken as a custom attribute of the
-//! Ironclad extension, which is where Ironclad keeps company-defined attributes.
+//! prefixed `user.` or `profile.`. Any other plain name is a company-defined attribute, which
+//! lives in the company's own custom schema (found through `/Schemas`, see `schemas.rs`), not in
+//! the Ironclad extension.
 
 use idhost_connector_sdk::prelude::*;
 use serde_json::{Map, Value};
@@ -18,6 +19,8 @@ pub(crate) enum Attribute {
     Core(String, Option<String>),
     /// `(extension URN, attribute)`.
     Extension(String, String),
+    /// A company-defined attribute whose custom schema is still to be found (`/Schemas`).
+    Custom(String),
 }
 
 impl Attribute {
@@ -27,6 +30,7 @@ impl Attribute {
             Attribute::Core(attr, None) => attr.clone(),
             Attribute::Core(attr, Some(sub)) => format!("{attr}.{sub}"),
             Attribute::Extension(urn, attr) => format!("{urn}:{attr}"),
+            Attribute::Custom(attr) => attr.clone(),
         }
     }
 
@@ -39,6 +43,8 @@ impl Attribute {
             }
             Attribute::Core(attr, Some(sub)) => (attr.clone(), sub.clone()),
             Attribute::Extension(urn, attr) => (urn.clone(), attr.clone()),
+            // Resolved through `/Schemas` before a body is built; never set unresolved.
+            Attribute::Custom(_) => return,
         };
         let entry = body
             .entry(container)
@@ -165,8 +171,8 @@ pub(crate) fn resolve(field: &str) -> Result<Attribute, ConnectorError> {
                      `urn:ietf:params:scim:schemas:extension:ironclad:2.0:User:<attribute>`",
                 ));
             }
-            // A company-defined attribute, kept in the Ironclad extension.
-            ext(IRONCLAD_URN, key)
+            // A company-defined attribute: its custom schema is found through `/Schemas`.
+            Ok(Attribute::Custom(key.to_owned()))
         }
     }
 }
@@ -209,13 +215,14 @@ mod tests {
         assert_eq!(path("displayName"), "displayName");
         assert_eq!(path("department"), format!("{ENTERPRISE_URN}:department"));
         assert_eq!(path("manager"), format!("{IRONCLAD_URN}:departmentHead"));
+        // Company-defined attributes wait for the custom schema `/Schemas` names.
         assert_eq!(
-            path("managementLevel"),
-            format!("{IRONCLAD_URN}:managementLevel")
+            resolve("managementLevel").ok(),
+            Some(Attribute::Custom("managementLevel".into()))
         );
         assert_eq!(
-            path("profile.managementLevel"),
-            format!("{IRONCLAD_URN}:managementLevel")
+            resolve("profile.managementLevel").ok(),
+            Some(Attribute::Custom("managementLevel".into()))
         );
         assert_eq!(
             path("urn:ietf:params:scim:schemas:extension:acme:2.0:User:badge"),

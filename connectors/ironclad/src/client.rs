@@ -1,22 +1,33 @@
-//! The SCIM client: base URL, bearer token (cached, refreshed before expiry and once after a
-//! 401), the acting-user header, the documented rate budgets, and error parsing.
+//! The SCIM client: base URL, bearer token (the SDK's `TokenCache`: cached, refreshed before
+//! expiry and once after a 401), the acting-user header, the documented rate budgets, the scopes
+//! asked for, and error parsing.
 //!
-//! Requests go through the host (`ctx.http()`), which retries 429/5xx with backoff and jitter,
-//! enforces the budgets and intercepts writes under `--dry-run`; nothing here retries except the
-//! single re-authentication after a 401.
+//! Requests go through the host (`ctx.http()`), which paces them to the budgets, retries 429/5xx
+//! under its one retry policy and intercepts writes under `--dry-run`. Every request names
+//! Ironclad's rate window (one minute), so a 429 without `Retry-After` is waited out until the
+//! window can have reset rather than given up after a few seconds.
 
 use std::time::Duration;
 
+use idhost_connector_sdk::http::url_with_segments;
 use idhost_connector_sdk::prelude::*;
 use serde_json::Value;
 use url::Url;
 
 use crate::config::{Actor, Auth, Validated};
 use crate::error::upstream_error;
+use crate::schemas::SchemaCache;
+use crate::scopes::Scopes;
+
+/// developer.ironcladapp.com/reference/clm-api-rate-limits: "These API limits are set on a per
+/// account basis" and stated per minute.
+pub(crate) const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// The per-account limits Ironclad documents (developer.ironcladapp.com/reference/
 /// clm-api-rate-limits): "GET/PUT/POST scim/v2/users 600 requests per minute", "PATCH/DELETE
-/// scim/v2/users 50 requests per minute", "All scim/v2/groups 600 requests per minute".
+/// scim/v2/users 50 requests per minute", "All scim/v2/groups 600 requests per minute", "All
+/// other APIs 800 requests per minute". Counted per window: the page does not say when a minute
+/// starts, so never more than the allowance in any minute.
 #[derive(Debug)]
 pub(crate) struct Budgets {
     /// GET, PUT and POST on `/Users`.
@@ -25,15 +36,17 @@ pub(crate) struct Budgets {
     pub(crate) users_write: Budget,
     /// Everything on `/Groups`.
     pub(crate) groups: Budget,
+    /// Everything else (`/Schemas`).
+    pub(crate) other: Budget,
 }
 
 impl Budgets {
     fn documented() -> Self {
-        let minute = Duration::from_secs(60);
         Self {
-            users_read: Budget::new("ironclad-users-get-put-post", 600, minute),
-            users_write: Budget::new("ironclad-users-patch-delete", 50, minute),
-            groups: Budget::new("ironclad-groups", 600, minute),
+            users_read: Budget::per_window("ironclad-users-get-put-post", 600, RATE_WINDOW),
+            users_write: Budget::per_window("ironclad-users-patch-delete", 50, RATE_WINDOW),
+            groups: Budget::per_window("ironclad-groups", 600, RATE_WINDOW),
+            other: Budget::per_window("ironclad-other", 800, RATE_WINDOW),
         }
     }
 }
@@ -42,7 +55,8 @@ impl Budgets {
 #[derive(Debug)]
 pub(crate) struct Call<'a> {
     pub(crate) method: &'static str,
-    /// Path segments under the SCIM base, e.g. `["Groups", id]` (each is percent-encoded).
+    /// Path segments under the SCIM base, e.g. `["Groups", id]` (each percent-encoded as one
+    /// segment; `.`/`..` refused).
     pub(crate) segments: Vec<&'a str>,
     pub(crate) query: Vec<(&'static str, String)>,
     pub(crate) body: Option<Value>,
@@ -77,6 +91,8 @@ pub(crate) struct Client {
     scim_base: Url,
     tokens: TokenCache,
     actor: Option<Actor>,
+    pub(crate) scopes: Scopes,
+    pub(crate) schemas: SchemaCache,
     pub(crate) budgets: Budgets,
     pub(crate) page_size: u32,
 }
@@ -84,11 +100,15 @@ pub(crate) struct Client {
 impl Client {
     pub(crate) fn new(http: Http, settings: Validated) -> Result<Self, ConnectorError> {
         let scim_base = Url::parse(&settings.scim_base).map_err(|err| {
-            ConnectorError::invalid_input(format!(
-                "base_url gives an invalid SCIM URL `{}`: {err}",
-                settings.scim_base
+            ConnectorError::from(SettingsError::invalid(
+                "base_url",
+                format!(
+                    "base_url gives an invalid SCIM URL `{}`: {err}",
+                    settings.scim_base
+                ),
             ))
         })?;
+        let scopes = Scopes::new(&settings.scopes, settings.scopes_apply());
         // client-credentials-grant: "parameters in JSON format" (Basic auth is also accepted).
         let style = TokenRequestStyle::Json;
         let source = match settings.auth {
@@ -100,7 +120,7 @@ impl Client {
                 token_url: settings.token_url,
                 client_id,
                 client_secret,
-                scope: Some(settings.scopes),
+                scope: Some(settings.scopes.join(" ")),
                 style,
             },
             Auth::RefreshToken {
@@ -120,69 +140,49 @@ impl Client {
             http,
             scim_base,
             actor: settings.actor,
+            scopes,
+            schemas: SchemaCache::default(),
             budgets: Budgets::documented(),
             page_size: settings.page_size,
         })
     }
 
-    fn url(&self, segments: &[&str]) -> Result<Url, ConnectorError> {
-        let mut url = self.scim_base.clone();
-        url.path_segments_mut()
-            .map_err(|()| {
-                ConnectorError::invalid_input(format!("`{}` cannot take a path", self.scim_base))
-            })?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
-    }
-
-    async fn attempt(
-        &self,
-        call: &Call<'_>,
-        token: &SecretString,
-    ) -> Result<HttpResponse, ConnectorError> {
-        let mut request = self
-            .http
-            .request(call.method, self.url(&call.segments)?)
-            .bearer(token)
-            .header("accept", "application/scim+json, application/json")
-            .budget(call.budget);
-        if !call.query.is_empty() {
-            let pairs: Vec<(&str, &str)> =
-                call.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            request = request.query(&pairs);
-        }
-        if let Some(actor) = &self.actor {
-            request = request.header(actor.header, actor.value.clone());
-        }
-        if let Some(body) = &call.body {
-            request = request.json(body);
-        }
-        request.send().await
-    }
-
-    /// Sends `call`; after a 401 fetches a new token and sends it once more. Any status comes
-    /// back as `Ok`, except a 401 that a new token cannot fix.
+    /// Sends `call`; after a 401 fetches a new token and sends it once more (the SDK's
+    /// authorized request). Any status comes back as `Ok`, except a 401 that a new token cannot
+    /// fix.
     pub(crate) async fn send(&self, call: &Call<'_>) -> Result<HttpResponse, ConnectorError> {
-        let token = self.tokens.token().await?;
-        let response = self.attempt(call, &token).await?;
+        let url = url_with_segments(&self.scim_base, &call.segments)?;
+        let pairs: Vec<(&str, &str)> = call.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let response = self
+            .tokens
+            .send_authorized(|| {
+                let mut request = self
+                    .http
+                    .request(call.method, url.as_str())
+                    .header("accept", "application/scim+json, application/json")
+                    .budget(call.budget)
+                    .rate_window(RATE_WINDOW);
+                if !pairs.is_empty() {
+                    request = request.query(&pairs);
+                }
+                if let Some(actor) = &self.actor {
+                    request = request.header(actor.header, actor.value.clone());
+                }
+                if let Some(body) = &call.body {
+                    request = request.json(body);
+                }
+                request
+            })
+            .await?;
         if response.status != 401 {
             return Ok(response);
         }
-        if !self.tokens.invalidate(&token).await {
-            return Err(upstream_error(&response)
-                .context("Ironclad refused the configured bearer_token (it cannot be renewed)"));
-        }
-        tracing::debug!(
-            request = %response.request_line,
-            "Ironclad refused the access token; fetching a new one and retrying once"
-        );
-        let token = self.tokens.token().await?;
-        let retried = self.attempt(call, &token).await?;
-        if retried.status == 401 {
-            return Err(upstream_error(&retried).context("Ironclad refused a freshly issued token"));
-        }
-        Ok(retried)
+        Err(if self.tokens.renewable().await {
+            upstream_error(&response).context("Ironclad refused a freshly issued token")
+        } else {
+            upstream_error(&response)
+                .context("Ironclad refused the configured bearer_token (it cannot be renewed)")
+        })
     }
 
     /// Sends `call` and turns any non-2xx answer into an error. A write intercepted by

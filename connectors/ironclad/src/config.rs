@@ -4,20 +4,28 @@
 //! into [`Validated`], the only form the client sees. Every error names the key and shows a
 //! correct value.
 
-use std::net::IpAddr;
-
 use idhost_connector_sdk::prelude::*;
+use idhost_connector_sdk::settings;
 use serde::Deserialize;
 use url::Url;
 
-/// Scopes a read-only source asks for (SCIM OpenAPI: "OAuth Scope required" of list/retrieve).
-pub(crate) const READ_SCOPES: &str = "scim.users.readUsers scim.groups.readGroups";
+/// Scopes a read-only source asks for: the read half of what Ironclad's setup guide registers
+/// for an API application (ConductorOne's Ironclad guide, shared/UPSTREAMS.md "Scopes"; the SCIM
+/// OpenAPI names `scim.users.readUsers` and `scim.groups.readGroups` on list and retrieve).
+pub(crate) const READ_SCOPES: [&str; 2] = ["scim.users.readUsers", "scim.groups.readGroups"];
 
-/// Scopes a provisioning source asks for: the read scopes plus what create/update/delete of
-/// users and create/update of groups require (SCIM OpenAPI, per operation).
-pub(crate) const WRITE_SCOPES: &str = "scim.users.readUsers scim.groups.readGroups \
-     scim.users.createUsers scim.users.updateUsers scim.users.deleteUsers \
-     scim.groups.createGroups scim.groups.updateGroups";
+/// Scopes a provisioning source asks for by default: exactly the five the setup guide registers
+/// (DESIGN §7.5). An OAuth server refuses a token request naming a scope the application is not
+/// registered for (RFC 6749 §5.2 `invalid_scope`), so nothing beyond them is asked for unless
+/// `scopes` says so; `scim.users.updateUsers`, `scim.groups.createGroups` and
+/// `scim.schemas.readSchemas` are not among them.
+pub(crate) const WRITE_SCOPES: [&str; 5] = [
+    "scim.users.readUsers",
+    "scim.groups.readGroups",
+    "scim.groups.updateGroups",
+    "scim.users.createUsers",
+    "scim.users.deleteUsers",
+];
 
 /// Largest `count` the SCIM OpenAPI allows (`Count`: "maximum: 1000").
 pub(crate) const MAX_PAGE_SIZE: u32 = 1000;
@@ -106,16 +114,19 @@ pub struct IroncladSettings {
     #[serde(default)]
     pub read_only: bool,
 
-    /// OAuth scopes to request instead of the defaults, space-separated.
+    /// OAuth scopes to ask for: a list, or one space-separated string.
     ///
-    /// Defaults to `scim.users.readUsers scim.groups.readGroups` for a read-only source, plus
-    /// `scim.users.createUsers scim.users.updateUsers scim.users.deleteUsers
-    /// scim.groups.createGroups scim.groups.updateGroups` otherwise. Set it when the API
-    /// application is registered for fewer scopes (Ironclad refuses a token request that asks
-    /// for more than the application has).
-    /// Example: `scopes = "scim.users.readUsers scim.groups.readGroups"`
+    /// Defaults to exactly what Ironclad's setup guide registers for the API application:
+    /// `scim.users.readUsers scim.groups.readGroups` for a read-only source, plus
+    /// `scim.groups.updateGroups scim.users.createUsers scim.users.deleteUsers` otherwise.
+    /// Ironclad refuses a token request that names a scope the application is not registered
+    /// for, so add a scope here only after registering it in Ironclad. An operation that needs a
+    /// scope not asked for is refused before any request, naming it: updating a user needs
+    /// `scim.users.updateUsers`, creating a group `scim.groups.createGroups`, and setting a
+    /// company-defined (custom schema) attribute `scim.schemas.readSchemas`.
+    /// Example: `scopes = ["scim.users.readUsers", "scim.groups.readGroups", "scim.users.updateUsers"]`
     #[serde(default)]
-    pub scopes: Option<String>,
+    pub scopes: Option<ScopeList>,
 
     /// Resources per list request (SCIM `count`).
     ///
@@ -130,6 +141,32 @@ pub struct IroncladSettings {
     /// Example: `allow_insecure_http = false`
     #[serde(default)]
     pub allow_insecure_http: bool,
+}
+
+/// The `scopes` setting: a TOML array of scope names, or one space-separated string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ScopeList {
+    /// `scopes = ["scim.users.readUsers", "scim.groups.readGroups"]`
+    List(Vec<String>),
+    /// `scopes = "scim.users.readUsers scim.groups.readGroups"`
+    Text(String),
+}
+
+impl ScopeList {
+    fn names(&self) -> Vec<String> {
+        let words: Vec<&str> = match self {
+            ScopeList::List(items) => items.iter().flat_map(|s| s.split_whitespace()).collect(),
+            ScopeList::Text(text) => text.split_whitespace().collect(),
+        };
+        let mut names: Vec<String> = Vec::new();
+        for w in words {
+            if !names.iter().any(|n| n == w) {
+                names.push(w.to_owned());
+            }
+        }
+        names
+    }
 }
 
 /// How the connector obtains its bearer token.
@@ -167,12 +204,25 @@ pub(crate) struct Validated {
     pub(crate) auth: Auth,
     pub(crate) actor: Option<Actor>,
     pub(crate) read_only: bool,
-    pub(crate) scopes: String,
+    /// The scopes the token request asks for, in order.
+    pub(crate) scopes: Vec<String>,
     pub(crate) page_size: u32,
 }
 
-fn invalid(message: impl Into<String>) -> ConnectorError {
-    ConnectorError::invalid_input(message)
+impl Validated {
+    /// Whether the scopes asked for decide what the connector may do: true for the OAuth
+    /// grants, false for a static `bearer_token`, whose scopes Ironclad alone knows.
+    pub(crate) fn scopes_apply(&self) -> bool {
+        !matches!(self.auth, Auth::Static(_))
+    }
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> SettingsError {
+    SettingsError::invalid(key, message)
+}
+
+fn conflict(key: &str, message: impl Into<String>) -> SettingsError {
+    SettingsError::conflict(key, message)
 }
 
 fn present(value: &Option<String>) -> Option<&str> {
@@ -181,7 +231,7 @@ fn present(value: &Option<String>) -> Option<&str> {
 
 impl IroncladSettings {
     /// Checks the settings; `source_read_only` is the source-level `read_only`.
-    pub(crate) fn validate(self, source_read_only: bool) -> Result<Validated, ConnectorError> {
+    pub(crate) fn validate(self, source_read_only: bool) -> Result<Validated, SettingsError> {
         let origin = self.origin()?;
         let token_url = match present(&self.token_url) {
             Some(url) => checked_url("token_url", url, self.allow_insecure_http)?.to_string(),
@@ -190,21 +240,28 @@ impl IroncladSettings {
         let actor = self.actor()?;
         let auth = self.auth(actor.is_some())?;
         let read_only = self.read_only || source_read_only;
-        let scopes = match present(&self.scopes) {
-            Some(s) => s.split_whitespace().collect::<Vec<_>>().join(" "),
-            None if read_only => READ_SCOPES.to_owned(),
-            None => WRITE_SCOPES
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" "),
+        let scopes = match self.scopes.as_ref().map(ScopeList::names) {
+            Some(names) if names.is_empty() => {
+                return Err(invalid(
+                    "scopes",
+                    "`scopes` is empty; leave it out for the defaults, or list scopes, e.g. \
+                     `scopes = [\"scim.users.readUsers\", \"scim.groups.readGroups\"]`",
+                ));
+            }
+            Some(names) => names,
+            None if read_only => READ_SCOPES.map(str::to_owned).to_vec(),
+            None => WRITE_SCOPES.map(str::to_owned).to_vec(),
         };
         let page_size = match self.page_size {
             None => MAX_PAGE_SIZE,
             Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
             Some(n) => {
-                return Err(invalid(format!(
-                    "page_size must be between 1 and {MAX_PAGE_SIZE} (e.g. `page_size = 1000`); got `{n}`"
-                )));
+                return Err(invalid(
+                    "page_size",
+                    format!(
+                        "page_size must be between 1 and {MAX_PAGE_SIZE} (e.g. `page_size = 1000`); got `{n}`"
+                    ),
+                ));
             }
         };
         Ok(Validated {
@@ -219,9 +276,10 @@ impl IroncladSettings {
     }
 
     /// The API origin from `environment` or `base_url`, without a trailing slash.
-    fn origin(&self) -> Result<String, ConnectorError> {
+    fn origin(&self) -> Result<String, SettingsError> {
         match (present(&self.environment), present(&self.base_url)) {
-            (Some(_), Some(_)) => Err(invalid(
+            (Some(_), Some(_)) => Err(conflict(
+                "base_url",
                 "set either `environment` or `base_url`, not both \
                  (e.g. `environment = \"na1\"`, or `base_url = \"https://na1.ironcladapp.com\"`)",
             )),
@@ -229,32 +287,40 @@ impl IroncladSettings {
                 let url = checked_url("base_url", raw, self.allow_insecure_http)?;
                 let origin = url.as_str().trim_end_matches('/').to_owned();
                 if origin.ends_with("/scim/v2") || origin.ends_with("/oauth") {
-                    return Err(invalid(format!(
-                        "base_url is the origin, e.g. `base_url = \"https://na1.ironcladapp.com\"` \
-                         (SCIM is called at {{base_url}}/scim/v2); got `{raw}`"
-                    )));
+                    return Err(invalid(
+                        "base_url",
+                        format!(
+                            "base_url is the origin, e.g. `base_url = \"https://na1.ironcladapp.com\"` \
+                             (SCIM is called at {{base_url}}/scim/v2); got `{raw}`"
+                        ),
+                    ));
                 }
                 Ok(origin)
             }
             (env, None) => match env.unwrap_or("na1") {
                 env @ ("na1" | "eu1" | "demo") => Ok(format!("https://{env}.ironcladapp.com")),
-                other => Err(invalid(format!(
-                    "environment must be one of `na1`, `eu1`, `demo`; got `{other}`"
-                ))),
+                other => Err(invalid(
+                    "environment",
+                    format!("environment must be one of `na1`, `eu1`, `demo`; got `{other}`"),
+                )),
             },
         }
     }
 
-    fn actor(&self) -> Result<Option<Actor>, ConnectorError> {
+    fn actor(&self) -> Result<Option<Actor>, SettingsError> {
         match (present(&self.as_user_email), present(&self.as_user_id)) {
-            (Some(_), Some(_)) => Err(invalid(
+            (Some(_), Some(_)) => Err(conflict(
+                "as_user_id",
                 "set either `as_user_email` or `as_user_id`, not both \
                  (e.g. `as_user_email = \"it-admin@example.com\"`)",
             )),
-            (Some(email), None) if !email.contains('@') => Err(invalid(format!(
-                "as_user_email must be the acting user's email, e.g. \
-                 `as_user_email = \"it-admin@example.com\"`; got `{email}`"
-            ))),
+            (Some(email), None) if !email.contains('@') => Err(invalid(
+                "as_user_email",
+                format!(
+                    "as_user_email must be the acting user's email, e.g. \
+                     `as_user_email = \"it-admin@example.com\"`; got `{email}`"
+                ),
+            )),
             (Some(email), None) => Ok(Some(Actor {
                 header: "x-as-user-email",
                 value: email.to_owned(),
@@ -267,7 +333,7 @@ impl IroncladSettings {
         }
     }
 
-    fn auth(&self, has_actor: bool) -> Result<Auth, ConnectorError> {
+    fn auth(&self, has_actor: bool) -> Result<Auth, SettingsError> {
         let secret = |s: &Option<SecretString>| {
             s.as_ref()
                 .filter(|s| !s.expose_secret().trim().is_empty())
@@ -278,15 +344,22 @@ impl IroncladSettings {
         let refresh_token = secret(&self.refresh_token);
         if let Some(token) = secret(&self.bearer_token) {
             if client_id.is_some() || client_secret.is_some() || refresh_token.is_some() {
-                return Err(invalid(
+                return Err(conflict(
+                    "bearer_token",
                     "`bearer_token` replaces `client_id`/`client_secret`/`refresh_token`; \
                      set only one way to authenticate",
                 ));
             }
             return Ok(Auth::Static(token));
         }
+        let key = if client_id.is_some() {
+            "client_secret"
+        } else {
+            "client_id"
+        };
         let (Some(client_id), Some(client_secret)) = (client_id, client_secret) else {
-            return Err(invalid(
+            return Err(SettingsError::missing(
+                key,
                 "Ironclad needs credentials: `client_id` + `client_secret` \
                  (e.g. `client_id = \"${IRONCLAD_CLIENT_ID}\"`, \
                  `client_secret = \"${IRONCLAD_CLIENT_SECRET}\"`), or `bearer_token`, \
@@ -303,7 +376,8 @@ impl IroncladSettings {
         // SCIM OpenAPI, XAsUserEmail: "This or `x-as-user-id` is required when the associated
         // token was produced from the Client Credentials grant".
         if !has_actor {
-            return Err(invalid(
+            return Err(SettingsError::missing(
+                "as_user_email",
                 "the client-credentials grant needs an acting user: set `as_user_email` \
                  (e.g. `as_user_email = \"it-admin@example.com\"`) or `as_user_id`",
             ));
@@ -316,52 +390,16 @@ impl IroncladSettings {
 }
 
 /// Parses `raw` as an http(s) URL; plain http only to loopback unless allowed.
-fn checked_url(key: &str, raw: &str, allow_insecure_http: bool) -> Result<Url, ConnectorError> {
-    let url = Url::parse(raw).map_err(|err| {
-        invalid(format!(
-            "{key} must be an absolute URL such as `https://na1.ironcladapp.com`; got `{raw}` ({err})"
-        ))
-    })?;
-    match url.scheme() {
-        "https" => {}
-        "http" if allow_insecure_http || is_loopback(&url) => {}
-        "http" => {
-            return Err(invalid(format!(
-                "{key} uses plain http to a host that is not loopback (`{raw}`): use https, \
-                 or set `allow_insecure_http = true` if you really mean it"
-            )));
-        }
-        other => {
-            return Err(invalid(format!(
-                "{key} must be an http(s) URL such as `https://na1.ironcladapp.com`; \
-                 got scheme `{other}`"
-            )));
-        }
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid(format!(
-            "{key} must not carry a query or fragment; got `{raw}`"
-        )));
-    }
-    Ok(url)
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    }
+fn checked_url(key: &str, raw: &str, allow_insecure_http: bool) -> Result<Url, SettingsError> {
+    settings::checked_url(key, raw, "https://na1.ironcladapp.com", allow_insecure_http)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn settings(json: serde_json::Value) -> Result<Validated, ConnectorError> {
-        let s: IroncladSettings =
-            serde_json::from_value(json).map_err(|e| invalid(e.to_string()))?;
+    fn settings(json: serde_json::Value) -> Result<Validated, SettingsError> {
+        let s: IroncladSettings = settings::from_value(json)?;
         s.validate(false)
     }
 
@@ -417,7 +455,8 @@ mod tests {
             "base_url": "https://x.example", "token_url": "http://10.0.0.1/oauth/token"
         })))
         .expect_err("insecure token url");
-        assert!(err.message.starts_with("token_url"));
+        assert!(err.message.starts_with("`token_url`"));
+        assert_eq!(err.key.as_deref(), Some("token_url"));
     }
 
     #[test]
@@ -449,8 +488,28 @@ mod tests {
         let v = s.validate(true).expect("valid");
         assert_eq!(v.scopes, READ_SCOPES);
         let v = settings(creds()).expect("valid");
-        assert!(v.scopes.contains("scim.users.deleteUsers"));
-        assert!(v.scopes.contains("scim.groups.updateGroups"));
+        assert!(v.scopes.iter().any(|s| s == "scim.users.deleteUsers"));
+        assert!(v.scopes.iter().any(|s| s == "scim.groups.updateGroups"));
+    }
+
+    #[test]
+    fn default_scopes_are_exactly_the_five_the_setup_guide_registers() {
+        // DESIGN §7.5; the connector used to ask for seven, two of them unregistered.
+        let v = settings(creds()).expect("valid");
+        assert_eq!(
+            v.scopes.join(" "),
+            "scim.users.readUsers scim.groups.readGroups scim.groups.updateGroups \
+             scim.users.createUsers scim.users.deleteUsers"
+        );
+        for form in [
+            serde_json::json!({"scopes": ["scim.users.readUsers", "scim.users.updateUsers"]}),
+            serde_json::json!({"scopes": "scim.users.readUsers  scim.users.updateUsers"}),
+        ] {
+            let v = settings(with(form)).expect("a list or a string");
+            assert_eq!(v.scopes, ["scim.users.readUsers", "scim.users.updateUsers"]);
+        }
+        let err = settings(with(serde_json::json!({"scopes": []}))).expect_err("empty");
+        assert_eq!(err.key.as_deref(), Some("scopes"));
     }
 
     #[test]
@@ -462,9 +521,12 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        let err =
-            serde_json::from_value::<IroncladSettings>(with(serde_json::json!({"tenant": 1})))
-                .expect_err("unknown key");
+        let err = settings::from_value::<IroncladSettings>(with(serde_json::json!({"tenant": 1})))
+            .expect_err("unknown key");
         assert!(err.to_string().contains("tenant"));
+        assert_eq!(
+            (err.kind, err.key.as_deref()),
+            (SettingsErrorKind::Unknown, Some("tenant"))
+        );
     }
 }

@@ -19,11 +19,14 @@ mod attributes;
 mod client;
 mod config;
 mod error;
+mod filter;
 #[doc(hidden)]
 pub mod fuzzing;
 mod manifest;
 mod mapping;
 mod provision;
+mod schemas;
+mod scopes;
 mod sync;
 
 use idhost_connector_sdk::prelude::*;

@@ -63,7 +63,8 @@ pub(crate) fn manifest() -> Manifest {
             ),
             key(
                 "scopes",
-                "OAuth scopes to request instead of the defaults, space-separated",
+                "OAuth scopes to ask for (a list or a space-separated string); default: the five \
+                 Ironclad's setup guide registers (two for a read-only source)",
             ),
             key(
                 "page_size",
@@ -72,7 +73,8 @@ pub(crate) fn manifest() -> Manifest {
             key(
                 "allow_insecure_http",
                 "Allow plain http:// to non-loopback hosts",
-            ),
+            )
+            .insecure_http_opt_in(),
         ],
     }
 }

@@ -11,23 +11,43 @@ use rand::seq::SliceRandom;
 use serde_json::{Map, Value, json};
 
 use crate::Ironclad;
-use crate::attributes;
+use crate::attributes::{self, Attribute};
 use crate::client::{Call, Client};
+use crate::filter;
 use crate::mapping::{self, GROUP_URN, PATCH_URN, USER_URN};
+use crate::scopes;
 
 /// Placeholder sent instead of a generated password under `--dry-run`, so the host's display of
 /// the request it would send never shows a real credential.
 const DRY_RUN_PASSWORD: &str = "<generated password>";
 
 impl Ironclad {
-    fn writable(&self, operation: &str) -> Result<(), ConnectorError> {
+    /// Refuses `operation` before any request on a read-only source, and when the source does
+    /// not ask for every scope in `needs` (DESIGN §7.5).
+    fn writable(&self, operation: &str, needs: &[&str]) -> Result<(), ConnectorError> {
         if self.read_only {
             return Err(ConnectorError::permission_denied(format!(
                 "{operation} refused: the Ironclad source is read-only (it holds read scopes \
                  only); no request was sent"
             )));
         }
+        for scope in needs {
+            self.client.scopes.require(operation, scope)?;
+        }
         Ok(())
+    }
+
+    /// `attribute`, with a company-defined one resolved to its custom schema.
+    async fn resolved(
+        &self,
+        operation: &str,
+        field: &str,
+        attribute: Attribute,
+    ) -> Result<Attribute, ConnectorError> {
+        match attribute {
+            Attribute::Custom(name) => self.client.custom_attribute(operation, field, &name).await,
+            other => Ok(other),
+        }
     }
 }
 
@@ -52,6 +72,22 @@ fn membership<'a>(
 }
 
 impl Client {
+    /// The id of the user whose userName is `user_name`, found with a SCIM filter whose
+    /// literal is escaped as RFC 7644 §3.4.2.2 says (a JSON string).
+    async fn user_id_by_name(&self, user_name: &str) -> Result<Option<String>, ConnectorError> {
+        let call = Call::new("GET", &["Users"], &self.budgets.users_read)
+            .query("filter", filter::eq("userName", user_name))
+            .query("count", 1);
+        let list: Value = self.ok(&call).await?.json()?;
+        Ok(list
+            .get("Resources")
+            .and_then(Value::as_array)
+            .and_then(|r| r.first())
+            .and_then(|u| u.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned))
+    }
+
     /// The member ids of a group, `None` if the group does not exist.
     async fn group_members(&self, group_id: &str) -> Result<Option<Vec<String>>, ConnectorError> {
         let call = Call::new("GET", &["Groups", group_id], &self.budgets.groups);
@@ -109,8 +145,15 @@ fn generate_password() -> SecretString {
     SecretString::from(chars.into_iter().collect::<String>())
 }
 
-/// The `POST /Users` body for `info` (without a password).
-fn account_body(info: &AccountInfo) -> Result<Map<String, Value>, ConnectorError> {
+/// A company-defined profile attribute of a new account, to be placed once its custom schema is
+/// known: `(field as given, attribute name, value)`.
+type PendingCustom = (String, String, Value);
+
+/// The `POST /Users` body for `info` (without a password), and the company-defined profile
+/// attributes still to be placed.
+fn account_body(
+    info: &AccountInfo,
+) -> Result<(Map<String, Value>, Vec<PendingCustom>), ConnectorError> {
     let login = info.login.trim();
     // create-a-user, `userName`: "The email address of the user (e.g., jdoe@acme.com)".
     if !login.contains('@') {
@@ -120,15 +163,7 @@ fn account_body(info: &AccountInfo) -> Result<Map<String, Value>, ConnectorError
     }
     let mut body = Map::new();
     body.insert("userName".into(), Value::from(login));
-    let mut name = Map::new();
-    if let Some(given) = &info.given_name {
-        name.insert("givenName".into(), Value::from(given.as_str()));
-    }
-    if let Some(family) = &info.family_name {
-        name.insert("familyName".into(), Value::from(family.as_str()));
-    }
-    // `name` is required by create-a-user, even when empty.
-    body.insert("name".into(), Value::Object(name));
+    body.insert("name".into(), Value::Object(user_name(info, login)));
     if let Some(display) = &info.display_name {
         body.insert("displayName".into(), Value::from(display.as_str()));
     }
@@ -138,6 +173,7 @@ fn account_body(info: &AccountInfo) -> Result<Map<String, Value>, ConnectorError
             json!([{"value": email, "type": "work", "primary": true}]),
         );
     }
+    let mut custom = Vec::new();
     for (field, value) in &info.profile {
         if value.is_null() {
             continue;
@@ -147,8 +183,16 @@ fn account_body(info: &AccountInfo) -> Result<Map<String, Value>, ConnectorError
                 "`{field}` is taken from the account's login/email, not from its profile"
             )));
         }
-        attributes::resolve(field)?.set_in(&mut body, value.clone());
+        match attributes::resolve(field)? {
+            Attribute::Custom(name) => custom.push((field.clone(), name, value.clone())),
+            attribute => attribute.set_in(&mut body, value.clone()),
+        }
     }
+    Ok((body, custom))
+}
+
+/// `schemas` naming the core User schema and every extension the body carries.
+fn with_schemas(mut body: Map<String, Value>) -> Map<String, Value> {
     let mut schemas = vec![Value::from(USER_URN)];
     schemas.extend(
         body.keys()
@@ -156,7 +200,42 @@ fn account_body(info: &AccountInfo) -> Result<Map<String, Value>, ConnectorError
             .map(|k| Value::from(k.as_str())),
     );
     body.insert("schemas".into(), Value::from(schemas));
-    Ok(body)
+    body
+}
+
+/// The `name` of a new user. create-a-user requires `name` ("The first name and last name of
+/// the user"), and RFC 7643 §2.5 counts an empty complex value as unassigned, so an empty
+/// `name: {}` is a missing required attribute. Without given or family names the display name
+/// is split at its last space (one word is the given name), and without a display name the
+/// login's local part (`jdoe` of `jdoe@acme.com`) is the given name.
+fn user_name(info: &AccountInfo, login: &str) -> Map<String, Value> {
+    let text = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let (given, family) = match (text(&info.given_name), text(&info.family_name)) {
+        (None, None) => match text(&info.display_name) {
+            Some(display) => match display.rsplit_once(' ') {
+                Some((given, family)) => (Some(given.trim().to_owned()), Some(family.to_owned())),
+                None => (Some(display), None),
+            },
+            None => (
+                Some(login.split('@').next().unwrap_or(login).to_owned()),
+                None,
+            ),
+        },
+        names => names,
+    };
+    let mut name = Map::new();
+    if let Some(given) = given {
+        name.insert("givenName".into(), Value::from(given));
+    }
+    if let Some(family) = family {
+        name.insert("familyName".into(), Value::from(family));
+    }
+    name
 }
 
 impl Provisioner for Ironclad {
@@ -165,7 +244,7 @@ impl Provisioner for Ironclad {
         entitlement: &EntitlementRef,
         principal: &ResourceRef,
     ) -> Result<GrantOutcome, ConnectorError> {
-        self.writable("grant")?;
+        self.writable("grant", &[scopes::READ_GROUPS, scopes::UPDATE_GROUPS])?;
         let (group_id, user_id) = membership(entitlement, principal)?;
         let grant = Grant::new(&entitlement.to_id(), &principal.to_id());
         // How `already` is known: SCIM's PATCH add answers the same whether the member was new
@@ -197,7 +276,7 @@ impl Provisioner for Ironclad {
     }
 
     async fn revoke(&self, grant: &GrantRef) -> Result<RevokeOutcome, ConnectorError> {
-        self.writable("revoke")?;
+        self.writable("revoke", &[scopes::READ_GROUPS, scopes::UPDATE_GROUPS])?;
         let (group_id, user_id) = membership(&grant.entitlement, &grant.principal)?;
         // Same check as `grant`: a group or membership that is not there is already revoked.
         match self.client.group_members(group_id).await? {
@@ -230,8 +309,15 @@ impl Provisioner for Ironclad {
         info: AccountInfo,
         credentials: CredentialOptions,
     ) -> Result<AccountCreated, ConnectorError> {
-        self.writable("create-account")?;
-        let body = account_body(&info)?;
+        self.writable("create-account", &[scopes::CREATE_USERS])?;
+        let (mut body, custom) = account_body(&info)?;
+        for (field, name, value) in custom {
+            let attribute = self
+                .resolved("create-account", &field, Attribute::Custom(name))
+                .await?;
+            attribute.set_in(&mut body, value);
+        }
+        let body = with_schemas(body);
         let login = info.login.trim();
         let password = credentials.generate_password.then(generate_password);
         let mut sent = body.clone();
@@ -248,7 +334,12 @@ impl Provisioner for Ironclad {
         let response = match self.client.ok(&call).await {
             Ok(r) => r,
             Err(e) if e.kind == ErrorKind::AlreadyExists => {
-                return Err(e.context(format!("an Ironclad user `{login}` already exists")));
+                let existing = self.client.user_id_by_name(login).await.ok().flatten();
+                let which = match existing {
+                    Some(id) => format!("an Ironclad user `{login}` already exists (`user:{id}`)"),
+                    None => format!("an Ironclad user `{login}` already exists"),
+                };
+                return Err(e.context(which));
             }
             Err(e) if e.kind == ErrorKind::InvalidInput && password.is_none() => {
                 // create-a-user: a password is "Required if there are no SAML configurations
@@ -280,7 +371,7 @@ impl Provisioner for Ironclad {
         rtype: &str,
         spec: ResourceSpec,
     ) -> Result<Resource, ConnectorError> {
-        self.writable("create-resource")?;
+        self.writable("create-resource", &[scopes::CREATE_GROUPS])?;
         if rtype != "group" {
             return Err(ConnectorError::unsupported(format!(
                 "Ironclad resources of type `{rtype}` cannot be created; create `group`s, \
@@ -322,7 +413,6 @@ impl Provisioner for Ironclad {
     }
 
     async fn update(&self, resource: &ResourceRef, changes: Changes) -> Result<(), ConnectorError> {
-        self.writable("update")?;
         if resource.rtype != "user" {
             return Err(ConnectorError::unsupported(format!(
                 "only Ironclad users can be updated; got `{}` (group membership changes through \
@@ -330,11 +420,14 @@ impl Provisioner for Ironclad {
                 resource.to_id()
             )));
         }
-        // Every field is checked before any request, so a refused userName/email change sends
+        let operation = format!("update of `{}`", resource.to_id());
+        self.writable(&operation, &[scopes::UPDATE_USERS])?;
+        // Every field is checked before any write, so a refused userName/email change sends
         // nothing.
         let mut operations = Vec::with_capacity(changes.set.len());
         for (field, value) in &changes.set {
-            let path = attributes::resolve(field)?.path();
+            let attribute = attributes::resolve(field)?;
+            let path = self.resolved(&operation, field, attribute).await?.path();
             operations.push(if value.is_null() {
                 json!({"op": "remove", "path": path})
             } else {
@@ -357,7 +450,7 @@ impl Provisioner for Ironclad {
     }
 
     async fn delete(&self, resource: &ResourceRef) -> Result<(), ConnectorError> {
-        self.writable("delete")?;
+        self.writable("delete", &[scopes::DELETE_USERS])?;
         if resource.rtype != "user" {
             return Err(ConnectorError::unsupported(format!(
                 "only Ironclad users can be deleted; got `{}`",
@@ -409,7 +502,7 @@ mod tests {
         profile.insert("title".into(), Value::from("Counsel"));
         profile.insert("department".into(), Value::from("Legal"));
         profile.insert("managementLevel".into(), Value::from("Director"));
-        let body = account_body(&AccountInfo {
+        let (body, custom) = account_body(&AccountInfo {
             login: "new.user@example.com".into(),
             email: Some("new.user@example.com".into()),
             given_name: Some("New".into()),
@@ -418,7 +511,16 @@ mod tests {
             profile,
         })
         .expect("valid");
-        let body = Value::Object(body);
+        // A company-defined attribute waits for its custom schema (`/Schemas`).
+        assert_eq!(
+            custom,
+            [(
+                "managementLevel".to_owned(),
+                "managementLevel".to_owned(),
+                Value::from("Director")
+            )]
+        );
+        let body = Value::Object(with_schemas(body));
         assert_eq!(body["userName"], "new.user@example.com");
         assert_eq!(
             body["name"],
@@ -426,13 +528,32 @@ mod tests {
         );
         assert_eq!(body["title"], "Counsel");
         assert_eq!(body[mapping::ENTERPRISE_URN]["department"], "Legal");
-        assert_eq!(body[mapping::IRONCLAD_URN]["managementLevel"], "Director");
-        assert_eq!(body["schemas"].as_array().map(Vec::len), Some(3));
+        assert_eq!(body["schemas"].as_array().map(Vec::len), Some(2));
         let err = account_body(&AccountInfo {
             login: "not-an-email".into(),
             ..AccountInfo::default()
         })
         .expect_err("login must be an email");
         assert!(err.message.contains("email"));
+    }
+
+    #[test]
+    fn a_user_with_no_known_names_still_gets_a_name() {
+        let name = |info: AccountInfo| Value::Object(user_name(&info, "jdoe@acme.com"));
+        assert_eq!(name(AccountInfo::default()), json!({"givenName": "jdoe"}));
+        assert_eq!(
+            name(AccountInfo {
+                display_name: Some("Jane van Doe".into()),
+                ..AccountInfo::default()
+            }),
+            json!({"givenName": "Jane van", "familyName": "Doe"})
+        );
+        assert_eq!(
+            name(AccountInfo {
+                family_name: Some("Doe".into()),
+                ..AccountInfo::default()
+            }),
+            json!({"familyName": "Doe"})
+        );
     }
 }

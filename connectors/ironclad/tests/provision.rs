@@ -4,12 +4,12 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{DryRunServices, RecordingServices, Upstream, small, source};
+use common::{DryRunServices, RecordingServices, Upstream, small, small_with_every_scope, source};
 use idhost_connector_sdk::prelude::*;
 use idhost_connector_sdk::testing::TestServices;
 use idhost_ironclad::Ironclad;
 use serde_json::{Value, json};
-use sim_ironclad::SimConfig;
+use sim_ironclad::{CUSTOM_SCHEMA_URN, SimConfig};
 
 const IRONCLAD_URN: &str = "urn:ietf:params:scim:schemas:extension:ironclad:2.0:User";
 const ENTERPRISE_URN: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -42,13 +42,17 @@ fn group_and_outsider(up: &Upstream) -> (String, String) {
     (group, outsider)
 }
 
+/// Opens a source asking for every scope, on a simulator registered for them (`small()`'s
+/// setup-guide scopes cover neither user updates nor group creation nor custom schemas).
 async fn open(up: &Upstream) -> Ironclad {
-    up.open(up.settings()).await.expect("opens")
+    up.open(up.settings_with_every_scope())
+        .await
+        .expect("opens")
 }
 
 #[tokio::test]
 async fn grant_adds_the_member_and_granting_an_existing_membership_is_already() {
-    let up = Upstream::start(small()).await;
+    let up = Upstream::start(small_with_every_scope()).await;
     let connector = open(&up).await;
     let (group, outsider) = group_and_outsider(&up);
     let before = up.sim.group_members(&group);
@@ -92,7 +96,7 @@ async fn grant_adds_the_member_and_granting_an_existing_membership_is_already() 
 
 #[tokio::test]
 async fn revoke_removes_the_member_and_revoking_a_missing_membership_is_already() {
-    let up = Upstream::start(small()).await;
+    let up = Upstream::start(small_with_every_scope()).await;
     let connector = open(&up).await;
     let group = up.sim.group_ids()[1].clone();
     let member = up.sim.group_members(&group)[3].clone();
@@ -117,7 +121,7 @@ async fn revoke_removes_the_member_and_revoking_a_missing_membership_is_already(
 
 #[tokio::test]
 async fn revoke_of_a_deleted_user_or_group_is_already_and_grant_on_a_missing_group_is_not_found() {
-    let up = Upstream::start(small()).await;
+    let up = Upstream::start(small_with_every_scope()).await;
     let connector = open(&up).await;
     let group = up.sim.group_ids()[0].clone();
     let member = up.sim.group_members(&group)[0].clone();
@@ -145,7 +149,7 @@ async fn revoke_of_a_deleted_user_or_group_is_already_and_grant_on_a_missing_gro
 
 #[tokio::test]
 async fn grant_to_an_unknown_user_fails_with_the_upstream_detail() {
-    let up = Upstream::start(small()).await;
+    let up = Upstream::start(small_with_every_scope()).await;
     let connector = open(&up).await;
     let group = up.sim.group_ids()[0].clone();
     let err = connector
@@ -159,7 +163,7 @@ async fn grant_to_an_unknown_user_fails_with_the_upstream_detail() {
 
 #[tokio::test]
 async fn grant_of_anything_but_group_membership_is_refused_before_any_request() {
-    let up = Upstream::start(small()).await;
+    let up = Upstream::start(small_with_every_scope()).await;
     let connector = open(&up).await;
     let group = up.sim.group_ids()[0].clone();
     let owner = EntitlementRef::parse(&format!("group:{group}:owner")).expect("id");
@@ -181,7 +185,7 @@ async fn grant_of_anything_but_group_membership_is_refused_before_any_request() 
 async fn create_account_with_a_generated_password_meets_the_policy_of_a_company_without_saml() {
     let up = Upstream::start(SimConfig {
         saml: false,
-        ..small()
+        ..small_with_every_scope()
     })
     .await;
     let connector = open(&up).await;
@@ -228,7 +232,9 @@ async fn create_account_with_a_generated_password_meets_the_policy_of_a_company_
     assert_eq!(stored["title"], "Counsel");
     assert_eq!(stored["name"]["givenName"], "New");
     assert_eq!(stored[ENTERPRISE_URN]["department"], "Legal");
-    assert_eq!(stored[IRONCLAD_URN]["managementLevel"], "Manager");
+    // A company-defined attribute lands in the company's custom schema (found via /Schemas).
+    assert_eq!(stored[CUSTOM_SCHEMA_URN]["managementLevel"], "Manager");
+    assert!(stored[IRONCLAD_URN].get("managementLevel").is_none());
     assert_eq!(created.resource.profile["managementLevel"], "Manager");
     assert!(
         !stored.to_string().contains(p),
@@ -254,7 +260,7 @@ async fn create_account_with_a_generated_password_meets_the_policy_of_a_company_
 
 #[tokio::test]
 async fn update_replaces_attributes_with_scim_paths() {
-    let up = Upstream::start(small()).await;
+    let up = Upstream::start(small_with_every_scope()).await;
     let connector = open(&up).await;
     let id = up.sim.user_ids()[5].clone();
     let mut set = Profile::new();
@@ -276,17 +282,25 @@ async fn update_replaces_attributes_with_scim_paths() {
         stored[IRONCLAD_URN]["departmentHead"],
         "it-admin@example.com"
     );
-    assert_eq!(stored[IRONCLAD_URN]["managementLevel"], "Vice President");
+    assert_eq!(
+        stored[CUSTOM_SCHEMA_URN]["managementLevel"],
+        "Vice President"
+    );
     assert_eq!(
         up.sim.faults().log().count("PATCH", "/scim/v2/Users/"),
         1,
         "one PATCH for all"
     );
+    assert_eq!(
+        up.sim.faults().log().count("GET", "/scim/v2/Schemas"),
+        1,
+        "the custom schema is discovered once"
+    );
 }
 
 #[tokio::test]
 async fn update_of_user_name_or_email_is_refused_before_any_request() {
-    let up = Upstream::start(small()).await;
+    let up = Upstream::start(small_with_every_scope()).await;
     let connector = open(&up).await;
     let id = up.sim.user_ids()[5].clone();
     let before = up.sim.user(&id);
@@ -312,7 +326,7 @@ async fn update_of_user_name_or_email_is_refused_before_any_request() {
 
 #[tokio::test]
 async fn update_of_an_unknown_user_is_not_found() {
-    let up = Upstream::start(small()).await;
+    let up = Upstream::start(small_with_every_scope()).await;
     let connector = open(&up).await;
     let mut set = Profile::new();
     set.insert("title".into(), json!("X"));
@@ -326,7 +340,7 @@ async fn update_of_an_unknown_user_is_not_found() {
 
 #[tokio::test]
 async fn delete_removes_the_user_and_deleting_an_absent_user_succeeds() {
-    let up = Upstream::start(small()).await;
+    let up = Upstream::start(small_with_every_scope()).await;
     let connector = open(&up).await;
     let group = up.sim.group_ids()[0].clone();
     let id = up.sim.group_members(&group)[0].clone();
@@ -349,7 +363,7 @@ async fn delete_removes_the_user_and_deleting_an_absent_user_succeeds() {
 
 #[tokio::test]
 async fn create_group_posts_it_and_a_duplicate_name_already_exists() {
-    let up = Upstream::start(small()).await;
+    let up = Upstream::start(small_with_every_scope()).await;
     let connector = open(&up).await;
     let mut profile = Profile::new();
     profile.insert("externalId".into(), json!("ext-42"));
@@ -379,7 +393,7 @@ async fn create_group_posts_it_and_a_duplicate_name_already_exists() {
 
 #[tokio::test]
 async fn read_only_source_refuses_every_write_without_calling_upstream() {
-    let up = Upstream::start(small()).await;
+    let up = Upstream::start(small_with_every_scope()).await;
     let (group, outsider) = group_and_outsider(&up);
     for (settings, info) in [
         (up.settings(), source(true, false)),
@@ -437,11 +451,11 @@ async fn token_requests_ask_for_read_scopes_only_on_a_read_only_source() {
     let up = Upstream::start(small()).await;
     for (read_only, wanted) in [
         (true, "scim.users.readUsers scim.groups.readGroups"),
+        // DESIGN §7.5: exactly the five the setup guide registers.
         (
             false,
-            "scim.users.readUsers scim.groups.readGroups scim.users.createUsers \
-             scim.users.updateUsers scim.users.deleteUsers scim.groups.createGroups \
-             scim.groups.updateGroups",
+            "scim.users.readUsers scim.groups.readGroups scim.groups.updateGroups \
+             scim.users.createUsers scim.users.deleteUsers",
         ),
     ] {
         let services = RecordingServices::new();
@@ -470,10 +484,14 @@ async fn token_requests_ask_for_read_scopes_only_on_a_read_only_source() {
 
 #[tokio::test]
 async fn dry_run_returns_plausible_outcomes_and_sends_no_write() {
-    let up = Upstream::start(small()).await;
+    let up = Upstream::start(small_with_every_scope()).await;
     let services: Arc<DryRunServices> = Arc::new(DryRunServices(TestServices::new()));
     let connector = up
-        .open_as(up.settings(), services, source(false, true))
+        .open_as(
+            up.settings_with_every_scope(),
+            services,
+            source(false, true),
+        )
         .await
         .expect("opens");
     let (group, outsider) = group_and_outsider(&up);

@@ -10,7 +10,7 @@ use idhost_connector_sdk::testing::{self, TestServices};
 use idhost_ironclad::Ironclad;
 use serde_json::{Value, json};
 use sim_common::{FaultAction, FaultRule};
-use sim_ironclad::SimConfig;
+use sim_ironclad::{CUSTOM_SCHEMA_URN, SimConfig};
 
 const IRONCLAD_URN: &str = "urn:ietf:params:scim:schemas:extension:ironclad:2.0:User";
 
@@ -47,8 +47,9 @@ async fn lists_5000_users_and_200_groups_with_exact_counts_and_extension_attribu
     let ids: BTreeSet<&str> = users.iter().map(|u| u.upstream_id()).collect();
     assert_eq!(ids.len(), 5000, "no user listed twice");
     assert_eq!(ids, up.sim.user_ids().iter().map(String::as_str).collect());
-    // 5 user pages + 1 group page + 1 token request.
-    assert_eq!(up.sim.faults().log().count("GET", "/scim/v2/Users"), 5);
+    // 6 user pages (1000 new, then 999 new each: every later page starts at the previous
+    // page's last user, to notice a listing that shifted) + 1 group page + 1 token request.
+    assert_eq!(up.sim.faults().log().count("GET", "/scim/v2/Users"), 6);
     assert_eq!(up.sim.faults().log().count("GET", "/scim/v2/Groups"), 1);
     assert_eq!(up.sim.faults().log().count("POST", "/oauth/token"), 1);
 
@@ -72,7 +73,7 @@ async fn lists_5000_users_and_200_groups_with_exact_counts_and_extension_attribu
         assert_eq!(trait_.member_count, Some(25));
     }
 
-    // Spot-check a user whose Ironclad extension carries the company's custom managementLevel.
+    // Spot-check a user whose custom schema carries the company's managementLevel.
     let upstream: Value = up
         .sim
         .user_ids()
@@ -80,7 +81,7 @@ async fn lists_5000_users_and_200_groups_with_exact_counts_and_extension_attribu
         .skip(1)
         .filter_map(|id| up.sim.user(id))
         .find(|u| {
-            u[IRONCLAD_URN].get("managementLevel").is_some()
+            u[CUSTOM_SCHEMA_URN].get("managementLevel").is_some()
                 && u[IRONCLAD_URN].get("departmentHead").is_some()
         })
         .expect("the dataset has a user with managementLevel and a department head");
@@ -113,6 +114,12 @@ async fn lists_5000_users_and_200_groups_with_exact_counts_and_extension_attribu
         assert_eq!(&user.profile[attr], value, "profile.{attr}");
     }
     for (attr, value) in enterprise.as_object().expect("enterprise object") {
+        assert_eq!(&user.profile[attr], value, "profile.{attr}");
+    }
+    for (attr, value) in upstream[CUSTOM_SCHEMA_URN]
+        .as_object()
+        .expect("custom object")
+    {
         assert_eq!(&user.profile[attr], value, "profile.{attr}");
     }
     assert!(user.profile["managementLevel"].is_string());
@@ -168,7 +175,8 @@ async fn token_expiring_mid_listing_is_refreshed_once_and_the_listing_continues(
         )
         .await
         .expect("page 2 after a refresh");
-    assert_eq!(second.items.len(), 1000);
+    // Page 2 starts at page 1's last user (the overlap), which it drops: 999 new.
+    assert_eq!(second.items.len(), 999);
     let third = connector
         .list(
             "user",
@@ -176,7 +184,7 @@ async fn token_expiring_mid_listing_is_refreshed_once_and_the_listing_continues(
         )
         .await
         .expect("page 3");
-    assert_eq!(third.items.len(), 500);
+    assert_eq!(third.items.len(), 501);
     assert_eq!(third.next, None);
     let log = up.sim.faults().log();
     assert_eq!(log.count("POST", "/oauth/token"), 2, "one refresh");
@@ -207,7 +215,7 @@ async fn malformed_json_page_is_a_clean_internal_error_naming_the_request() {
         .expect_err("page 2 is garbage");
     assert_eq!(err.kind, ErrorKind::Internal);
     let wanted = format!(
-        "GET {}/scim/v2/Users?startIndex=1001&count=1000",
+        "GET {}/scim/v2/Users?startIndex=1000&count=1000",
         up.server.url()
     );
     assert!(err.message.contains(&wanted), "{}", err.message);

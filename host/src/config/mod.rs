@@ -175,6 +175,9 @@ pub struct SourceConfig {
     pub max_attempts: u32,
     /// Timeout of one HTTP attempt.
     pub request_timeout: Duration,
+    /// Most time one upstream request may wait between its retries, all waits together
+    /// (`max_retry_wait_secs`, default [`crate::retry::DEFAULT_MAX_WAIT`]).
+    pub max_retry_wait: Duration,
     /// Longest one call into the plugin may take; past it the call is abandoned and the
     /// source fails (a plugin that hangs must not hold its source forever).
     pub call_timeout: Duration,
@@ -582,6 +585,9 @@ impl Validator<'_> {
             concurrency: raw.concurrency.unwrap_or(16).clamp(1, 256),
             max_attempts: raw.max_attempts.unwrap_or(5).clamp(1, 20),
             request_timeout: Duration::from_secs(raw.request_timeout_secs.unwrap_or(60).max(1)),
+            max_retry_wait: raw
+                .max_retry_wait_secs
+                .map_or(crate::retry::DEFAULT_MAX_WAIT, Duration::from_secs),
             call_timeout: Duration::from_secs(
                 raw.call_timeout_secs
                     .unwrap_or(DEFAULT_CALL_TIMEOUT_SECS)

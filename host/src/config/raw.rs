@@ -57,6 +57,10 @@ pub(crate) struct RawSource {
     /// Timeout of one upstream HTTP attempt, in seconds.
     #[serde(default)]
     pub(crate) request_timeout_secs: Option<u64>,
+    /// Most time one upstream request may spend waiting between retries (rate limits
+    /// included), in seconds.
+    #[serde(default)]
+    pub(crate) max_retry_wait_secs: Option<u64>,
     /// Longest one call into the plugin (one page, one provisioning operation) may take, in
     /// seconds, retries and rate-limit waits included.
     #[serde(default)]

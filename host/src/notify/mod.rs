@@ -19,10 +19,19 @@ use tokio::task::JoinSet;
 
 use crate::config::{NotifyEvent, NotifyKind, NotifyTarget};
 use crate::metrics::DaemonMetrics;
+use crate::retry::{Attempt, Decision, Outcome, RetryPolicy};
 pub use incidents::{Incident, Incidents};
 
-/// Attempts per notice before it is given up (with 1 s, then 2 s between them).
-const ATTEMPTS: u32 = 3;
+/// How notices are retried: the host's one policy ([`crate::retry`]), three attempts with
+/// jittered backoff from one second, `Retry-After` honoured, at most half a minute of waiting.
+fn retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_secs(1),
+        max_delay: Duration::from_secs(4),
+        max_wait: Duration::from_secs(30),
+    }
+}
 /// Notices waiting per target before new ones are dropped (and logged).
 const QUEUE: usize = 256;
 
@@ -42,6 +51,9 @@ pub enum NotifyError {
         status: u16,
         /// Start of the answer body.
         body_excerpt: String,
+        /// What the answer's `Retry-After` and rate-limit headers asked for.
+        #[doc(hidden)]
+        outcome: Outcome,
     },
     /// The webhook could not be reached.
     #[error("notify target `{target}`: POST to {host} failed: {message}")]
@@ -68,11 +80,14 @@ pub enum NotifyError {
 }
 
 impl NotifyError {
-    /// Whether trying again may help (transport errors, 429, 5xx; not a 4xx or a bad address).
-    fn retryable(&self) -> bool {
+    /// The attempt's outcome as the retry policy sees it. A mail failure counts as a transport
+    /// failure: the relay may be back on the next try.
+    fn outcome(&self) -> Outcome {
         match self {
-            NotifyError::WebhookStatus { status, .. } => *status == 429 || *status >= 500,
-            NotifyError::WebhookTransport { .. } | NotifyError::Email { .. } => true,
+            NotifyError::WebhookStatus { outcome, .. } => outcome.clone(),
+            NotifyError::WebhookTransport { .. } | NotifyError::Email { .. } => {
+                Outcome::Transport { connected: false }
+            }
         }
     }
 }
@@ -325,21 +340,32 @@ async fn worker(
     mut queue: mpsc::Receiver<Arc<Notification>>,
     metrics: Arc<DaemonMetrics>,
 ) {
+    let policy = retry_policy();
     while let Some(notice) = queue.recv().await {
-        let mut attempt = 1;
+        // A notice carries its id, so a receiver drops a redelivery: any failure may be retried.
+        let mut attempt = Attempt {
+            number: 0,
+            waited: Duration::ZERO,
+            idempotent: true,
+            rate_window: None,
+        };
         loop {
-            match channel.deliver(&notice).await {
+            attempt.number += 1;
+            let err = match channel.deliver(&notice).await {
                 Ok(()) => {
                     metrics.notification(&name, "sent");
                     tracing::info!(target_name = %name, source = %notice.source, event = notice.event, "notice delivered");
                     break;
                 }
-                Err(err) if attempt < ATTEMPTS && err.retryable() => {
-                    tracing::warn!(error = %err, attempt, "notice delivery failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
-                    attempt += 1;
+                Err(err) => err,
+            };
+            match policy.decide(&attempt, &err.outcome()) {
+                Decision::Retry(wait) => {
+                    tracing::warn!(error = %err, attempt = attempt.number, "notice delivery failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt.waited += wait;
                 }
-                Err(err) => {
+                Decision::Stop(_) => {
                     metrics.notification(&name, "failed");
                     tracing::error!(error = %err, source = %notice.source, event = notice.event, "notice not delivered");
                     break;

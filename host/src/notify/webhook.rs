@@ -90,12 +90,16 @@ impl Webhook {
         if status.is_success() {
             return Ok(());
         }
+        let outcome = crate::retry::Outcome::from_headers(status.as_u16(), |name| {
+            response.headers().get(name).and_then(|v| v.to_str().ok())
+        });
         let text = response.text().await.unwrap_or_default();
         Err(NotifyError::WebhookStatus {
             target: self.target.clone(),
             host: self.host.clone(),
             status: status.as_u16(),
             body_excerpt: text.chars().take(200).collect(),
+            outcome,
         })
     }
 }

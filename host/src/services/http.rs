@@ -1,16 +1,10 @@
-//! Upstream HTTP for plugins: one reqwest client (rustls), one retry policy, rate budgets,
-//! dry-run interception, the plain-http guard and redaction, applied once here for every
-//! connector.
+//! Upstream HTTP for plugins: one reqwest client (rustls), the host's one retry policy
+//! ([`crate::retry`], whose module docs give the rules in order), rate budgets, dry-run
+//! interception, the plain-http guard and redaction, applied once here for every connector.
 //!
-//! Retry policy, in order:
-//! 1. A 429 is retried (any method: the upstream refused it) after `Retry-After` when given
-//!    (seconds or HTTP date), else after exponential backoff with full jitter; a `Retry-After`
-//!    longer than the policy's `max_delay` is not waited out: the answer goes back as it is.
-//! 2. A 500/502/503/504 is retried the same way for idempotent requests only.
-//! 3. A connection error (refused, reset, timeout) is retried for idempotent requests, and for
-//!    any request when the connection was never made.
-//! 4. Anything else (4xx, 501, ...) is returned at once; 401 refresh is the connector's job
-//!    (it owns the token), and 403 is never retried.
+//! Budgets are token buckets (governor), or, for budgets a connector marks `windowed`, a
+//! sliding window that never admits more than the allowance within one period
+//! ([`super::window`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,12 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use idhost_connector_sdk::http::{Budget, HttpRequest, HttpResponse, parse_retry_after};
+use idhost_connector_sdk::http::{Budget, HttpRequest, HttpResponse};
 use idhost_connector_sdk::{ConnectorError, ErrorKind};
-use rand::Rng as _;
 
+use super::window::WindowLimiter;
 use crate::metrics::SourceMetrics;
 use crate::redact::{Redactor, credential_of};
+use crate::retry::{Attempt, Decision, Outcome, RetryPolicy, Stop};
 
 /// Largest response body accepted; beyond it the request fails instead of eating memory.
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -32,12 +27,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Retry and timeout settings.
 #[derive(Debug, Clone)]
 pub struct HttpPolicy {
-    /// Most attempts per request, first included.
-    pub max_attempts: u32,
-    /// First backoff step.
-    pub base_delay: Duration,
-    /// Largest backoff step and largest `Retry-After` honoured.
-    pub max_delay: Duration,
+    /// When and how often to try again, and the most one request may wait in all.
+    pub retry: RetryPolicy,
     /// Timeout of one attempt.
     pub timeout: Duration,
 }
@@ -45,10 +36,29 @@ pub struct HttpPolicy {
 impl Default for HttpPolicy {
     fn default() -> Self {
         Self {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
             timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One budget's pacing.
+#[derive(Debug, Clone)]
+enum Limiter {
+    Bucket(Arc<DefaultDirectRateLimiter>),
+    Window(Arc<WindowLimiter>),
+}
+
+impl Limiter {
+    async fn acquire(&self, cost: NonZeroU32) {
+        match self {
+            Limiter::Bucket(limiter) => {
+                // A cost above the burst could never be granted: it takes the whole burst.
+                if limiter.until_n_ready(cost).await.is_err() {
+                    limiter.until_ready().await;
+                }
+            }
+            Limiter::Window(limiter) => limiter.acquire(cost.get()).await,
         }
     }
 }
@@ -69,7 +79,7 @@ pub struct InterceptedRequest {
 pub struct HostHttp {
     client: reqwest::Client,
     policy: HttpPolicy,
-    budgets: Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>,
+    budgets: Mutex<HashMap<String, Limiter>>,
     dry_run: bool,
     allow_insecure_http: bool,
     redactor: Redactor,
@@ -139,29 +149,21 @@ impl HostHttp {
             .unwrap_or_default()
     }
 
-    fn limiter(&self, budget: &Budget) -> Option<Arc<DefaultDirectRateLimiter>> {
+    fn limiter(&self, budget: &Budget) -> Option<Limiter> {
         let requests = NonZeroU32::new(budget.requests)?;
         let period = Duration::from_millis(budget.period_ms.max(1));
         let mut budgets = self.budgets.lock().ok()?;
         let limiter = budgets.entry(budget.name.clone()).or_insert_with(|| {
+            if budget.windowed {
+                return Limiter::Window(Arc::new(WindowLimiter::new(requests.get(), period)));
+            }
             // Replenish evenly over the period, bursting up to the whole allowance.
             let quota = Quota::with_period(period / requests.get())
                 .unwrap_or_else(|| Quota::per_second(requests))
                 .allow_burst(requests);
-            Arc::new(RateLimiter::direct(quota))
+            Limiter::Bucket(Arc::new(RateLimiter::direct(quota)))
         });
         Some(limiter.clone())
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .policy
-            .base_delay
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.policy.max_delay);
-        // Full jitter (AWS architecture blog): uniform in [0, exp].
-        let millis = u64::try_from(exp.as_millis()).unwrap_or(u64::MAX);
-        Duration::from_millis(rand::thread_rng().gen_range(0..=millis.max(1)))
     }
 
     /// Sends `request` under the policy. `Ok` for every HTTP status the policy gives up on;
@@ -218,11 +220,14 @@ impl HostHttp {
         }
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|_| ConnectorError::invalid_input(format!("{line}: bad HTTP method")))?;
-        let max_attempts = request
-            .options
-            .max_attempts
-            .unwrap_or(self.policy.max_attempts)
-            .max(1);
+        let policy = RetryPolicy {
+            max_attempts: request
+                .options
+                .max_attempts
+                .unwrap_or(self.policy.retry.max_attempts)
+                .max(1),
+            ..self.policy.retry.clone()
+        };
         let timeout = request
             .options
             .timeout_ms
@@ -232,15 +237,16 @@ impl HostHttp {
             let cost = NonZeroU32::new(request.options.cost.unwrap_or(1).min(b.requests))?;
             Some((self.limiter(b)?, cost))
         });
-        let idempotent = request.is_idempotent();
-        let mut attempt = 0u32;
+        let mut attempt = Attempt {
+            number: 0,
+            waited: Duration::ZERO,
+            idempotent: request.is_idempotent(),
+            rate_window: request.options.rate_window_ms.map(Duration::from_millis),
+        };
         loop {
-            attempt += 1;
+            attempt.number += 1;
             if let Some((limiter, cost)) = &limiter {
-                // A cost above the burst could never be granted: it takes the whole burst.
-                if limiter.until_n_ready(*cost).await.is_err() {
-                    limiter.until_ready().await;
-                }
+                limiter.acquire(*cost).await;
             }
             let mut builder = self
                 .client
@@ -257,48 +263,50 @@ impl HostHttp {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     self.metrics.record_request(status, started.elapsed());
-                    let retryable =
-                        status == 429 || (idempotent && matches!(status, 500 | 502 | 503 | 504));
-                    let asked = response
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(parse_retry_after);
-                    // An upstream that asks for a longer wait than the policy allows gets its
-                    // answer back at once (the connector reports RateLimited with the wait)
-                    // rather than a sync parked for hours.
-                    let too_long = asked.is_some_and(|d| d > self.policy.max_delay);
-                    if retryable && attempt < max_attempts && !too_long {
-                        let wait = asked.unwrap_or_else(|| self.backoff(attempt));
-                        self.metrics.record_retry();
-                        tracing::debug!(request = %line, status, attempt, wait_ms = wait.as_millis() as u64, "retrying");
-                        drop(response);
-                        tokio::time::sleep(wait).await;
-                        continue;
+                    let outcome = Outcome::from_headers(status, |name| {
+                        response.headers().get(name).and_then(|v| v.to_str().ok())
+                    });
+                    match policy.decide(&attempt, &outcome) {
+                        Decision::Retry(wait) => {
+                            self.metrics.record_retry();
+                            tracing::debug!(request = %line, status, attempt = attempt.number, wait_ms = wait.as_millis() as u64, "retrying");
+                            drop(response);
+                            tokio::time::sleep(wait).await;
+                            attempt.waited += wait;
+                        }
+                        Decision::Stop(stop) => {
+                            if status == 429 || status == 503 {
+                                log_stop(&line, status, &stop, &policy);
+                            }
+                            return self.read(response, line).await;
+                        }
                     }
-                    return self.read(response, line).await;
                 }
                 Err(err) => {
                     self.metrics.record_transport_error();
-                    let never_connected = err.is_connect();
-                    let retryable = never_connected
-                        || (idempotent && (err.is_timeout() || err.is_request() || err.is_body()));
-                    if retryable && attempt < max_attempts {
-                        self.metrics.record_retry();
-                        let wait = self.backoff(attempt);
-                        tracing::debug!(request = %line, error = %self.redactor.redact(&err.to_string()), attempt, "retrying after a transport error");
-                        tokio::time::sleep(wait).await;
-                        continue;
-                    }
-                    let what = if err.is_timeout() {
-                        format!("timed out after {} ms", timeout.as_millis())
-                    } else {
-                        error_chain(&err)
+                    let outcome = Outcome::Transport {
+                        connected: !err.is_connect(),
                     };
-                    return Err(ConnectorError::unavailable(format!(
-                        "{line} failed after {attempt} attempt(s): {}",
-                        self.redactor.redact(&what)
-                    )));
+                    match policy.decide(&attempt, &outcome) {
+                        Decision::Retry(wait) => {
+                            self.metrics.record_retry();
+                            tracing::debug!(request = %line, error = %self.redactor.redact(&err.to_string()), attempt = attempt.number, "retrying after a transport error");
+                            tokio::time::sleep(wait).await;
+                            attempt.waited += wait;
+                        }
+                        Decision::Stop(_) => {
+                            let what = if err.is_timeout() {
+                                format!("timed out after {} ms", timeout.as_millis())
+                            } else {
+                                error_chain(&err)
+                            };
+                            return Err(ConnectorError::unavailable(format!(
+                                "{line} failed after {} attempt(s): {}",
+                                attempt.number,
+                                self.redactor.redact(&what)
+                            )));
+                        }
+                    }
                 }
             }
         }
@@ -360,6 +368,21 @@ impl HostHttp {
             dry_run: false,
             request_line: line,
         })
+    }
+}
+
+/// Says why a throttled request goes back unretried: the connector turns the answer into a
+/// `RateLimited` error, and this line tells which bound stopped the waiting.
+fn log_stop(line: &str, status: u16, stop: &Stop, policy: &RetryPolicy) {
+    match stop {
+        Stop::TooLong(wait) => tracing::warn!(
+            request = %line, status, wait_secs = wait.as_secs(), max_wait_secs = policy.max_wait.as_secs(),
+            "the upstream asked for a longer wait than this source's max_retry_wait_secs allows; not waiting"
+        ),
+        Stop::Exhausted => {
+            tracing::warn!(request = %line, status, "still throttled after every retry the policy allows")
+        }
+        Stop::NotRetryable => {}
     }
 }
 

@@ -1,6 +1,7 @@
 //! The host services one source's connector instance gets: HTTP, logs, state, timers.
 
 pub mod http;
+pub mod window;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

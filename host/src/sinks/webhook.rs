@@ -11,10 +11,12 @@
 //!   own stable `id`;
 //! - `X-Idhost-Source`, `X-Idhost-Sync-Id`.
 //!
-//! A 2xx answer accepts the batch. Connection errors, timeouts (`request_timeout_secs`,
-//! default 30), 408, 429 and 5xx are retried with exponential backoff and jitter starting at
-//! `retry_backoff_ms` (default 500, honouring `Retry-After`), up to `max_attempts` (default 8);
-//! other answers fail at once. A batch that is not accepted fails the sync's delivery: its
+//! A 2xx answer accepts the batch. The host's one retry policy ([`crate::retry`]) decides the
+//! rest: `Retry-After` and rate-limit reset headers first, then connection errors, timeouts
+//! (`request_timeout_secs`, default 30), 408, 429, 500, 502, 503 and 504 with exponential
+//! backoff and full jitter starting at `retry_backoff_ms` (default 500), up to `max_attempts`
+//! (default 8) and the policy's maximum wait; other answers (403 included) fail at once. A batch
+//! carries its `Idempotency-Key`, so repeating its POST is safe. A batch that is not accepted fails the sync's delivery: its
 //! events stay in the host's outbox and the next `idhost sync` sends them again (same ids,
 //! same batches), never dropping them.
 
@@ -23,14 +25,14 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use hmac::{Hmac, Mac as _};
-use rand::Rng as _;
 use secrecy::ExposeSecret as _;
 use sha2::{Digest as _, Sha256};
 
 use super::{Batch, ChangeEvent, Sink, SinkError, SinkSession, SyncRun, wire_object};
 use crate::config::SinkConfig;
+use crate::retry::{Attempt, Decision, Outcome, RetryPolicy};
 
-/// Longest wait between two attempts, whatever the backoff or `Retry-After` says.
+/// Longest backoff step between two attempts.
 const MAX_DELAY: Duration = Duration::from_secs(60);
 
 struct Settings {
@@ -42,8 +44,7 @@ struct Settings {
     batch_size: usize,
     batch_max_bytes: usize,
     batch_timeout: Duration,
-    max_attempts: u32,
-    backoff: Duration,
+    retry: RetryPolicy,
     wants_runs: bool,
     client: reqwest::Client,
 }
@@ -91,8 +92,12 @@ impl WebhookSink {
             batch_size: config.batch_size.unwrap_or(500).max(1),
             batch_max_bytes: config.batch_max_bytes.unwrap_or(1 << 20).max(1024),
             batch_timeout: config.batch_timeout.unwrap_or(Duration::from_millis(1000)),
-            max_attempts: config.max_attempts.unwrap_or(8).max(1),
-            backoff: config.retry_backoff.unwrap_or(Duration::from_millis(500)),
+            retry: RetryPolicy {
+                max_attempts: config.max_attempts.unwrap_or(8).max(1),
+                base_delay: config.retry_backoff.unwrap_or(Duration::from_millis(500)),
+                max_delay: MAX_DELAY,
+                ..RetryPolicy::default()
+            },
             wants_runs: config.records.wants_kind("sync_run"),
             client,
         };
@@ -217,8 +222,15 @@ impl WebhookSession {
             ))
         });
         let body = bytes::Bytes::from(body);
-        let mut last = String::new();
-        for attempt in 1..=s.max_attempts {
+        let mut attempt = Attempt {
+            number: 0,
+            waited: Duration::ZERO,
+            // The Idempotency-Key lets the receiver drop a repeat, so every failure may be retried.
+            idempotent: true,
+            rate_window: None,
+        };
+        loop {
+            attempt.number += 1;
             let mut request = s
                 .client
                 .post(&s.url)
@@ -230,19 +242,16 @@ impl WebhookSession {
             if let Some(signature) = &signature {
                 request = request.header("X-Idhost-Signature", signature);
             }
-            let retry_after = match request.send().await {
+            let (last, outcome) = match request.send().await {
                 Ok(response) if response.status().is_success() => {
-                    tracing::debug!(sink = %s.sink, source = %self.source, key, records = count, attempt, "webhook batch accepted");
+                    tracing::debug!(sink = %s.sink, source = %self.source, key, records = count, attempt = attempt.number, "webhook batch accepted");
                     return Ok(());
                 }
                 Ok(response) => {
                     let status = response.status();
-                    let retry_after = response
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
+                    let outcome = Outcome::from_headers(status.as_u16(), |name| {
+                        response.headers().get(name).and_then(|v| v.to_str().ok())
+                    });
                     let excerpt: String = response
                         .text()
                         .await
@@ -250,39 +259,37 @@ impl WebhookSession {
                         .chars()
                         .take(200)
                         .collect();
-                    last = format!("answered {status}: {excerpt}");
-                    let retryable = status.is_server_error()
-                        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-                        || status == reqwest::StatusCode::REQUEST_TIMEOUT;
-                    if !retryable {
-                        return Err(self.error(format!(
-                            "POST of a batch of {count} (Idempotency-Key {key}) {last}; not retried"
-                        )));
-                    }
-                    retry_after
+                    (format!("answered {status}: {excerpt}"), outcome)
                 }
                 Err(err) => {
-                    last = if err.is_timeout() {
+                    let last = if err.is_timeout() {
                         "timed out".to_owned()
                     } else {
                         format!("failed: {}", without_url(&err))
                     };
-                    None
+                    let connected = !err.is_connect();
+                    (last, Outcome::Transport { connected })
                 }
             };
-            if attempt == s.max_attempts {
-                break;
+            match s.retry.decide(&attempt, &outcome) {
+                Decision::Retry(delay) => {
+                    tracing::warn!(sink = %s.sink, source = %self.source, attempt = attempt.number, error = %last, delay_ms = delay.as_millis() as u64, "webhook delivery failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt.waited += delay;
+                }
+                Decision::Stop(crate::retry::Stop::NotRetryable) => {
+                    return Err(self.error(format!(
+                        "POST of a batch of {count} (Idempotency-Key {key}) {last}; not retried"
+                    )));
+                }
+                Decision::Stop(_) => {
+                    return Err(self.error(format!(
+                        "gave up on a batch of {count} (Idempotency-Key {key}) after {} attempts; last one {last}. Its events stay queued and are sent again by the next sync",
+                        attempt.number
+                    )));
+                }
             }
-            let backoff = s.backoff.saturating_mul(1 << (attempt - 1).min(16));
-            let jittered = backoff.mul_f64(rand::thread_rng().gen_range(0.5..=1.0));
-            let delay = retry_after.unwrap_or(jittered).min(MAX_DELAY);
-            tracing::warn!(sink = %s.sink, source = %self.source, attempt, error = %last, delay_ms = delay.as_millis() as u64, "webhook delivery failed; retrying");
-            tokio::time::sleep(delay).await;
         }
-        Err(self.error(format!(
-            "gave up on a batch of {count} (Idempotency-Key {key}) after {} attempts; last one {last}. Its events stay queued and are sent again by the next sync",
-            s.max_attempts
-        )))
     }
 
     /// Sends the `sync_run` record on its own, if the sink takes them.

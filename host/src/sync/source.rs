@@ -16,6 +16,7 @@ use crate::config::SourceConfig;
 use crate::metrics::SourceMetrics;
 use crate::progress::SourceProgress;
 use crate::redact::Redactor;
+use crate::retry::RetryPolicy;
 use crate::services::http::{HostHttp, HttpPolicy};
 use crate::services::{SourceServices, max_log_level};
 use crate::sinks::{RoutedSession, RunStatus, SyncRun};
@@ -117,9 +118,12 @@ pub async fn open_connector(
             .map_err(|e| e.to_string())?
     };
     let policy = HttpPolicy {
-        max_attempts: source.max_attempts,
+        retry: RetryPolicy {
+            max_attempts: source.max_attempts,
+            max_wait: source.max_retry_wait,
+            ..RetryPolicy::default()
+        },
         timeout: source.request_timeout,
-        ..HttpPolicy::default()
     };
     let http = Arc::new(HostHttp::new(
         env.client.clone(),

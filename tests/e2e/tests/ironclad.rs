@@ -140,13 +140,15 @@ async fn full_sync_of_5000_users_and_200_groups_lands_in_sqlite_with_exact_count
     assert_eq!(runs[0].status, "succeeded");
     assert_eq!(runs[0].sync_id, row["sync_id"].as_str().expect("sync_id"));
 
-    // Page size 1000 (the documented maximum): 5 user pages, 1 group page, 1 token.
+    // Page size 1000 (the documented maximum): 6 user pages (1000 new, then 999 new each,
+    // every page after the first starting at the previous page's last user so a listing that
+    // shifted is noticed, issue 13 point 11), 1 group page, 1 token.
     let log = sim.faults().log();
-    assert_eq!(log.count("GET", "/scim/v2/Users"), 5);
+    assert_eq!(log.count("GET", "/scim/v2/Users"), 6);
     assert_eq!(log.count("GET", "/scim/v2/Groups"), 1);
     assert_eq!(log.count("POST", "/oauth/token"), 1);
-    assert_eq!(log.len(), 7, "{:?}", log.records());
-    assert_eq!(row["requests"], 7);
+    assert_eq!(log.len(), 8, "{:?}", log.records());
+    assert_eq!(row["requests"], 8);
 
     // Spot check: a department member whose custom `managementLevel` is set.
     let upstream: Value = sim
@@ -156,7 +158,8 @@ async fn full_sync_of_5000_users_and_200_groups_lands_in_sqlite_with_exact_count
         .filter_map(|id| sim.user(id))
         .find(|u| {
             let ext = &u["urn:ietf:params:scim:schemas:extension:ironclad:2.0:User"];
-            ext["managementLevel"].is_string() && ext["departmentHead"].is_string()
+            u[sim_ironclad::CUSTOM_SCHEMA_URN]["managementLevel"].is_string()
+                && ext["departmentHead"].is_string()
         })
         .expect("a user with a managementLevel and a department head");
     let id = upstream["id"].as_str().expect("id");
@@ -192,9 +195,13 @@ async fn full_sync_of_5000_users_and_200_groups_lands_in_sqlite_with_exact_count
     assert_eq!(user["employee_id"], enterprise["employeeNumber"]);
     assert_eq!(user["manager"], ironclad["departmentHead"]);
     assert_eq!(user["account_type"], "human");
-    // Extension attributes, the custom one included, are in the profile under their own names.
+    // Extension attributes, the company's custom one included, are in the profile under their
+    // own names.
     let profile = &row.profile;
-    assert_eq!(profile["managementLevel"], ironclad["managementLevel"]);
+    assert_eq!(
+        profile["managementLevel"],
+        upstream[sim_ironclad::CUSTOM_SCHEMA_URN]["managementLevel"]
+    );
     assert_eq!(profile["provider"], ironclad["provider"]);
     assert_eq!(
         profile["allowProviderConversion"],
@@ -257,7 +264,7 @@ async fn token_expiring_after_the_first_user_page_is_refreshed_and_the_sync_is_c
     );
     assert_eq!(unauthorized[0].path, "/scim/v2/Users");
     assert!(
-        unauthorized[0].query.contains("startIndex=1001"),
+        unauthorized[0].query.contains("startIndex=1000"),
         "{:?}",
         unauthorized[0]
     );
@@ -268,8 +275,8 @@ async fn token_expiring_after_the_first_user_page_is_refreshed_and_the_sync_is_c
     );
     assert_eq!(
         sim.faults().log().count("GET", "/scim/v2/Users"),
-        6,
-        "5 pages + 1 resend"
+        7,
+        "6 pages + 1 resend"
     );
     assert_snapshot_matches(&s.db("idhost.db"), &sim);
 }
@@ -305,9 +312,9 @@ async fn rate_limit_429_without_retry_after_is_retried_with_backoff() {
     assert!(
         throttled
             .iter()
-            .all(|r| r.query.contains("startIndex=1001"))
+            .all(|r| r.query.contains("startIndex=1000"))
     );
-    assert_eq!(log.count("GET", "/scim/v2/Users"), 5 + 3);
+    assert_eq!(log.count("GET", "/scim/v2/Users"), 6 + 3);
     assert_eq!(row["retries"], 3, "the host retried each 429");
     assert_snapshot_matches(&s.db("idhost.db"), &sim);
 }
@@ -338,7 +345,7 @@ async fn burst_of_three_500s_on_a_user_page_is_retried() {
         .filter(|r| r.status == 500)
         .collect();
     assert_eq!(failed.len(), 3, "{failed:?}");
-    assert!(failed.iter().all(|r| r.query.contains("startIndex=2001")));
+    assert!(failed.iter().all(|r| r.query.contains("startIndex=1999")));
     assert_eq!(row["retries"], 3);
     assert_snapshot_matches(&s.db("idhost.db"), &sim);
 }
@@ -371,7 +378,7 @@ async fn malformed_user_page_fails_the_source_cleanly_and_keeps_the_previous_sna
     let row = bad.source(SOURCE);
     assert_eq!(row["status"], "failed");
     let error = row["error"].as_str().expect("an error message");
-    let request = format!("GET {}/scim/v2/Users?startIndex=2001", server.url());
+    let request = format!("GET {}/scim/v2/Users?startIndex=1999", server.url());
     for needle in [request.as_str(), "`user`", "not the expected JSON"] {
         assert!(
             error.contains(needle),

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::Simulator;
 use crate::error::ApiError;
 use crate::listing::{self, MembershipRecord};
-use crate::query::{Clause, ListQuery, Op, Params};
+use crate::query::{Clause, ListQuery, Op, Params, SortKey};
 use crate::store::Store;
 
 /// `GET /v1.1/sites`, "List all sites" (reference/get_sites). Parameters: page, per_page, expand,
@@ -53,10 +53,21 @@ pub(crate) async fn list_members(
     if parse_id(&account_id) != Some(sim.config().account_id) {
         return ApiError::not_found(format!("no account `{account_id}`")).into_response();
     }
-    let q = match ListQuery::parse(raw.as_deref(), Params { extras: true }) {
+    let mut q = match ListQuery::parse(raw.as_deref(), Params { extras: true }) {
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
+    // The reference page documents `sort` ("Sort the results of your call by a field in the
+    // Request") and no default order. [UNVERIFIED] the real default: this simulator answers an
+    // unsorted request most recently changed first (`profiles[].updated_time`, descending), an
+    // order that moves as users change, so a client that pages without `sort` sees users shift
+    // between its pages as it may on the real service.
+    if q.sort.is_empty() {
+        q.sort = vec![SortKey {
+            path: "profiles.updated_time".to_owned(),
+            descending: true,
+        }];
+    }
     let body = sim.read(|store| {
         let hint = email_hint(store, &q.filter, "email");
         listing::page(&q, &store.members, hint, |id| store.active_user(id))

@@ -91,7 +91,7 @@ async fn all_members(router: &Router, per_page: usize) -> Vec<u64> {
     for page in 1.. {
         let body = get_ok(
             router,
-            &format!("/v1.1/accounts/1001/members?page={page}&per_page={per_page}"),
+            &format!("/v1.1/accounts/1001/members?sort=id&page={page}&per_page={per_page}"),
         )
         .await;
         seen.extend(ids(&body));
@@ -138,7 +138,7 @@ async fn members_paging_visits_every_user_once_with_has_more() {
     for page in 1.. {
         let body = get_ok(
             &router,
-            &format!("/v1.1/accounts/1001/members?page={page}&per_page=25"),
+            &format!("/v1.1/accounts/1001/members?sort=id&page={page}&per_page=25"),
         )
         .await;
         pages += 1;
@@ -168,7 +168,7 @@ async fn default_page_is_first_25_and_per_page_over_100_is_clamped() {
     );
     assert_eq!(ids(&body).len(), 25);
 
-    let body = get_ok(&router, "/v1.1/accounts/1001/members?per_page=1000").await;
+    let body = get_ok(&router, "/v1.1/accounts/1001/members?sort=id&per_page=1000").await;
     assert_eq!(body["per_page"], json!(100));
     assert_eq!(body["count"], json!(100));
     assert_eq!(body["has_more"], json!(true));
@@ -178,7 +178,11 @@ async fn default_page_is_first_25_and_per_page_over_100_is_clamped() {
 #[tokio::test]
 async fn page_past_the_end_is_empty_without_more() {
     let router = sim(30).router();
-    let body = get_ok(&router, "/v1.1/accounts/1001/members?page=9&per_page=25").await;
+    let body = get_ok(
+        &router,
+        "/v1.1/accounts/1001/members?sort=id&page=9&per_page=25",
+    )
+    .await;
     assert_eq!(body["count"], json!(0));
     assert_eq!(body["total_count"], json!(30));
     assert_eq!(body["has_more"], json!(false));
@@ -191,7 +195,7 @@ async fn malformed_paging_is_400_with_envelope() {
     for q in ["page=0", "per_page=abc", "lean=perhaps", "filter=nonsense"] {
         let reply = get(
             &router,
-            &format!("/v1.1/accounts/1001/members?{q}"),
+            &format!("/v1.1/accounts/1001/members?sort=id&{q}"),
             Some(TOKEN),
         )
         .await;
@@ -202,7 +206,11 @@ async fn malformed_paging_is_400_with_envelope() {
 #[tokio::test]
 async fn members_are_flat_user_objects_of_the_documented_shape() {
     let sim = sim(60);
-    let body = get_ok(&sim.router(), "/v1.1/accounts/1001/members?per_page=100").await;
+    let body = get_ok(
+        &sim.router(),
+        "/v1.1/accounts/1001/members?sort=id&per_page=100",
+    )
+    .await;
     let users = body["data"].as_array().unwrap();
     for u in users {
         let email = u["email"].as_str().unwrap();
@@ -243,8 +251,16 @@ async fn members_are_flat_user_objects_of_the_documented_shape() {
 
 #[tokio::test]
 async fn same_seed_serves_the_same_users() {
-    let a = get_ok(&sim(50).router(), "/v1.1/accounts/1001/members?per_page=50").await;
-    let b = get_ok(&sim(50).router(), "/v1.1/accounts/1001/members?per_page=50").await;
+    let a = get_ok(
+        &sim(50).router(),
+        "/v1.1/accounts/1001/members?sort=id&per_page=50",
+    )
+    .await;
+    let b = get_ok(
+        &sim(50).router(),
+        "/v1.1/accounts/1001/members?sort=id&per_page=50",
+    )
+    .await;
     assert_eq!(a, b);
 }
 
@@ -612,7 +628,7 @@ async fn restore_user_brings_back_same_fields() {
     assert_eq!(members, sim.user_ids(), "back in id order");
     let listed = get_ok(
         &router,
-        &format!("/v1.1/accounts/1001/members?filter=id=={id}"),
+        &format!("/v1.1/accounts/1001/members?sort=id&filter=id=={id}"),
     )
     .await;
     assert_eq!(listed["data"], json!([before_user]));
@@ -681,7 +697,7 @@ async fn set_user_field_changes_what_the_api_returns() {
 
     let body = get_ok(
         &router,
-        &format!("/v1.1/accounts/1001/members?filter=id=={id}"),
+        &format!("/v1.1/accounts/1001/members?sort=id&filter=id=={id}"),
     )
     .await;
     let user = &body["data"][0];
@@ -701,7 +717,7 @@ async fn filter_by_email_finds_exactly_that_user() {
 
     let body = get_ok(
         &router,
-        &format!("/v1.1/accounts/1001/members?filter=email=={email}"),
+        &format!("/v1.1/accounts/1001/members?sort=id&filter=email=={email}"),
     )
     .await;
     assert_eq!(ids(&body), vec![id]);
@@ -718,7 +734,7 @@ async fn filter_by_email_finds_exactly_that_user() {
 
     let body = get_ok(
         &router,
-        "/v1.1/accounts/1001/members?filter=email==nobody@nowhere.example",
+        "/v1.1/accounts/1001/members?sort=id&filter=email==nobody@nowhere.example",
     )
     .await;
     assert_eq!(
@@ -733,7 +749,7 @@ async fn filter_combines_clauses_with_and() {
     let router = sim.router();
     let body = get_ok(
         &router,
-        "/v1.1/accounts/1001/members?filter=verified==false%20and%20locale==en-US&per_page=100",
+        "/v1.1/accounts/1001/members?sort=id&filter=verified==false%20and%20locale==en-US&per_page=100",
     )
     .await;
     let expected: Vec<u64> = sim
@@ -763,13 +779,17 @@ async fn no_count_omits_total_count_but_keeps_has_more() {
     let router = sim(40).router();
     let body = get_ok(
         &router,
-        "/v1.1/accounts/1001/members?no_count=true&lean=true",
+        "/v1.1/accounts/1001/members?sort=id&no_count=true&lean=true",
     )
     .await;
     assert!(body.get("total_count").is_none(), "{body}");
     assert_eq!(body["count"], json!(25));
     assert_eq!(body["has_more"], json!(true));
-    let body = get_ok(&router, "/v1.1/accounts/1001/members?no_count=true&page=2").await;
+    let body = get_ok(
+        &router,
+        "/v1.1/accounts/1001/members?sort=id&no_count=true&page=2",
+    )
+    .await;
     assert_eq!(body["count"], json!(15));
     assert_eq!(body["has_more"], json!(false));
 }
@@ -780,7 +800,7 @@ async fn fields_and_sort_shape_the_member_list() {
     let router = sim.router();
     let body = get_ok(
         &router,
-        "/v1.1/accounts/1001/members?fields=email,locale&per_page=3",
+        "/v1.1/accounts/1001/members?sort=id&fields=email,locale&per_page=3",
     )
     .await;
     for u in body["data"].as_array().unwrap() {
@@ -872,7 +892,7 @@ async fn twenty_thousand_users_build_fast_and_any_page_is_fast() {
     for page in [1, 100, 200] {
         let body = get_ok(
             &router,
-            &format!("/v1.1/accounts/1001/members?page={page}&per_page=100"),
+            &format!("/v1.1/accounts/1001/members?sort=id&page={page}&per_page=100"),
         )
         .await;
         assert_eq!(body["count"], json!(100));
@@ -927,7 +947,7 @@ async fn objects_have_the_shape_of_the_doc_examples() {
     let router = sim.router();
     // The owner is verified in seed 1 and every user has a profile; pick a verified user with a
     // photo so optional parts are present for the comparison.
-    let members = get_ok(&router, "/v1.1/accounts/1001/members?per_page=30").await;
+    let members = get_ok(&router, "/v1.1/accounts/1001/members?sort=id&per_page=30").await;
     let full = members["data"]
         .as_array()
         .unwrap()
@@ -947,4 +967,24 @@ async fn objects_have_the_shape_of_the_doc_examples() {
     )
     .await;
     assert_same_shape(&fixture("membership.json"), &ms["data"][0], "membership");
+}
+
+#[tokio::test]
+async fn an_unsorted_member_listing_follows_the_most_recent_change_not_the_id() {
+    // The default order is not documented (reference/retrieve-user-memberships-for-an-account-1
+    // only offers `sort`): the simulator's moves as users change, so clients must send `sort`.
+    let sim = sim(30);
+    let changed = sim.user_ids()[20];
+    assert!(sim.set_user_field(changed, "name", serde_json::json!("Changed Just Now")));
+    let body = get_ok(&sim.router(), "/v1.1/accounts/1001/members?per_page=5").await;
+    assert_eq!(body["data"][0]["id"], serde_json::json!(changed));
+    let sorted = get_ok(
+        &sim.router(),
+        "/v1.1/accounts/1001/members?sort=id&per_page=5",
+    )
+    .await;
+    assert_eq!(
+        sorted["data"][0]["id"],
+        serde_json::json!(sim.user_ids()[0])
+    );
 }

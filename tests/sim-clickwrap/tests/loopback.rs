@@ -45,7 +45,11 @@ async fn client_credentials_then_paging_over_loopback_lists_every_member() {
     loop {
         let response = http
             .get(format!("{base}/v1.1/accounts/{account}/members"))
-            .query(&[("page", page.to_string()), ("per_page", "100".to_owned())])
+            .query(&[
+                ("page", page.to_string()),
+                ("per_page", "100".to_owned()),
+                ("sort", "id".to_owned()),
+            ])
             .bearer_auth(access)
             .send()
             .await

@@ -2,7 +2,7 @@
 //! the request log tests read to count upstream calls.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -33,6 +33,26 @@ pub enum FaultAction {
     WrongContentType,
     /// Wait this long before answering normally.
     Delay(Duration),
+    /// Run this (e.g. change the simulator's data) before answering normally: a test's way to
+    /// make something happen upstream between two of the client's requests.
+    Run(Hook),
+}
+
+/// A callback a [`FaultAction::Run`] runs.
+#[derive(Clone)]
+pub struct Hook(Arc<dyn Fn() + Send + Sync>);
+
+impl Hook {
+    /// Wraps `f`.
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
 }
 
 /// One scripted fault: which requests it matches and how many times it fires.
@@ -46,6 +66,8 @@ pub struct FaultRule {
     pub skip: u32,
     /// Fire this many times, then retire (`u32::MAX` for ever).
     pub times: u32,
+    /// Fire only before this instant, if set.
+    pub until: Option<Instant>,
     /// What to do.
     pub action: FaultAction,
 }
@@ -58,8 +80,17 @@ impl FaultRule {
             path_contains: None,
             skip: 0,
             times: 1,
+            until: None,
             action,
         }
+    }
+
+    /// Fires on every matching request during the next `span` (a limit that holds for a
+    /// while, whatever the client's retry count).
+    pub fn during(mut self, span: Duration) -> Self {
+        self.until = Some(Instant::now() + span);
+        self.times = u32::MAX;
+        self
     }
 
     /// Restricts the rule to paths containing `fragment`.
@@ -92,6 +123,7 @@ impl FaultRule {
                 .path_contains
                 .as_deref()
                 .is_none_or(|frag| path.contains(frag))
+            && self.until.is_none_or(|until| Instant::now() < until)
     }
 }
 
@@ -261,6 +293,10 @@ pub async fn fault_layer(State(faults): State<Faults>, request: Request, next: N
         None => next.run(request).await,
         Some(FaultAction::Delay(d)) => {
             tokio::time::sleep(d).await;
+            next.run(request).await
+        }
+        Some(FaultAction::Run(hook)) => {
+            (hook.0)();
             next.run(request).await
         }
         Some(FaultAction::Status {

@@ -12,6 +12,8 @@ mod faults;
 mod rate;
 mod server;
 
-pub use faults::{Fault, FaultAction, FaultRule, Faults, RequestLog, RequestRecord, fault_layer};
+pub use faults::{
+    Fault, FaultAction, FaultRule, Faults, Hook, RequestLog, RequestRecord, fault_layer,
+};
 pub use rate::FixedWindow;
 pub use server::{RunningServer, serve, unexpected_route};

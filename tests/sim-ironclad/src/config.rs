@@ -11,6 +11,30 @@ pub(crate) const DEFAULT_BEARER_TOKEN: &str = "ironclad-legacy-token";
 /// The admin user that exists in every dataset and may act as `x-as-user-email`.
 pub(crate) const DEFAULT_ADMIN_EMAIL: &str = "it-admin@example.com";
 
+/// The scopes the API application is registered for unless configured otherwise: the five
+/// ConductorOne's Ironclad setup guide has an admin register (read users and groups; update
+/// groups, create and delete users), shared/UPSTREAMS.md "Scopes".
+pub(crate) const GUIDE_SCOPES: [&str; 5] = [
+    "scim.users.readUsers",
+    "scim.groups.readGroups",
+    "scim.groups.updateGroups",
+    "scim.users.createUsers",
+    "scim.users.deleteUsers",
+];
+
+/// What a ListResponse says in `totalResults`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TotalResults {
+    /// The number of matching resources (RFC 7644 §3.4.2; what Ironclad documents).
+    #[default]
+    Exact,
+    /// Left out: not Ironclad's documented behaviour; a fault for clients' robustness.
+    Omitted,
+    /// The number of resources on the page: a misreport (not documented behaviour) that makes
+    /// a client trusting it stop after one page.
+    PageSize,
+}
+
 /// Shape and behaviour of one simulated Ironclad company (one "account" in the rate-limit docs).
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -33,6 +57,12 @@ pub struct SimConfig {
     pub client_id: String,
     /// OAuth client secret of the registered client application.
     pub client_secret: String,
+    /// Scopes the client application is registered for: a token request naming any other is
+    /// refused `invalid_scope` (OAuth OpenAPI `scope`: "must be equal to or a subset of the
+    /// client application's registered scopes"). Defaults to the setup guide's five.
+    pub registered_scopes: Vec<String>,
+    /// What `totalResults` says (a fault switch; [`TotalResults::Exact`] is the real service).
+    pub total_results: TotalResults,
     /// A static "legacy" bearer token, accepted with every SCIM scope. Empty disables it.
     pub bearer_token: String,
     /// `userName` of the admin user, the natural `x-as-user-email` actor.
@@ -57,6 +87,8 @@ impl Default for SimConfig {
             rate_limits: true,
             client_id: DEFAULT_CLIENT_ID.to_owned(),
             client_secret: DEFAULT_CLIENT_SECRET.to_owned(),
+            registered_scopes: GUIDE_SCOPES.map(str::to_owned).to_vec(),
+            total_results: TotalResults::Exact,
             bearer_token: DEFAULT_BEARER_TOKEN.to_owned(),
             admin_email: DEFAULT_ADMIN_EMAIL.to_owned(),
             saml: true,
@@ -118,6 +150,8 @@ impl Args {
             rate_limits: !self.no_rate_limits,
             client_id: self.client_id,
             client_secret: self.client_secret,
+            registered_scopes: GUIDE_SCOPES.map(str::to_owned).to_vec(),
+            total_results: TotalResults::Exact,
             bearer_token: self.bearer_token,
             admin_email: self.admin_email,
             saml: !self.no_saml,

@@ -1,5 +1,5 @@
 //! The seeded company: realistic users (names, titles, departments, department heads, sign-in
-//! providers, a custom `managementLevel`) and groups, the same for the same seed.
+//! providers, the company's custom `managementLevel`) and groups, the same for the same seed.
 //!
 //! Users are serialized straight from typed structs, never through `serde_json::Value`, so
 //! 50,000 users build well under a second.
@@ -13,7 +13,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::SimConfig;
-use crate::schema::{ENTERPRISE_URN, IRONCLAD_URN, SCIM_BASE, USER_URN};
+use crate::schema::{CUSTOM_URN, ENTERPRISE_URN, IRONCLAD_URN, SCIM_BASE, USER_URN};
 use crate::store::{GroupRecord, Store, group_id, object_id, timestamp};
 
 const FIRST: [&str; 48] = [
@@ -218,7 +218,7 @@ const GROUP_SUFFIXES: [&str; 6] = [
     "Admins",
 ];
 // Supported-User-Attributes article: companies add custom attribute schemas. This company's
-// custom attribute is `managementLevel`, carried in the Ironclad extension.
+// custom schema (`CUSTOM_URN`, listed by `/Schemas`) carries its `managementLevel`.
 const LEVELS: [&str; 5] = [
     "Individual Contributor",
     "Manager",
@@ -235,7 +235,7 @@ const EPOCH: i64 = 1_677_661_200;
 
 #[derive(Serialize)]
 struct SeedUser<'a> {
-    schemas: [&'static str; 3],
+    schemas: Vec<&'static str>,
     id: &'a str,
     #[serde(rename = "userName")]
     user_name: &'a str,
@@ -247,7 +247,18 @@ struct SeedUser<'a> {
     enterprise: SeedEnterprise<'a>,
     #[serde(rename = "urn:ietf:params:scim:schemas:extension:ironclad:2.0:User")]
     ironclad: SeedIronclad<'a>,
+    #[serde(
+        rename = "urn:ietf:params:scim:schemas:extension:examplecorp:2.0:User",
+        skip_serializing_if = "Option::is_none"
+    )]
+    custom: Option<SeedCustom>,
     meta: SeedMeta<'a>,
+}
+
+#[derive(Serialize)]
+struct SeedCustom {
+    #[serde(rename = "managementLevel")]
+    management_level: &'static str,
 }
 
 #[derive(Serialize)]
@@ -280,8 +291,6 @@ struct SeedIronclad<'a> {
     provider: &'static str,
     #[serde(rename = "allowProviderConversion")]
     allow_provider_conversion: bool,
-    #[serde(rename = "managementLevel", skip_serializing_if = "Option::is_none")]
-    management_level: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -368,7 +377,10 @@ pub(crate) fn build(config: &SimConfig) -> Store {
         let modified_at = created_at + time::Duration::minutes(rng.gen_range(0..60 * 24 * 90));
         let (created, last_modified) = (timestamp(created_at), timestamp(modified_at));
         let user = SeedUser {
-            schemas: [USER_URN, ENTERPRISE_URN, IRONCLAD_URN],
+            schemas: match level {
+                Some(_) => vec![USER_URN, ENTERPRISE_URN, IRONCLAD_URN, CUSTOM_URN],
+                None => vec![USER_URN, ENTERPRISE_URN, IRONCLAD_URN],
+            },
             id: &id,
             user_name: &user_name,
             name: SeedName {
@@ -394,8 +406,8 @@ pub(crate) fn build(config: &SimConfig) -> Store {
                     provider(&mut rng, config.saml)
                 },
                 allow_provider_conversion: rng.gen_ratio(1, 10),
-                management_level: level,
             },
+            custom: level.map(|management_level| SeedCustom { management_level }),
             meta: SeedMeta {
                 resource_type: "User",
                 created: &created,

@@ -105,7 +105,12 @@ fn list_groups(sim: &Simulator, headers: &HeaderMap, raw: Option<&str>) -> Answe
         }
     };
     drop(store);
-    Ok(respond::list(total, q.start_index, q.count, &page))
+    Ok(respond::list(
+        sim.shown_total(total, page.len()),
+        q.start_index,
+        q.count,
+        &page,
+    ))
 }
 
 /// A validated GroupCreateRequestBody (also the PUT body).

@@ -40,5 +40,6 @@ mod store;
 mod user_model;
 mod users;
 
-pub use config::{Args, SimConfig};
+pub use config::{Args, SimConfig, TotalResults};
+pub use schema::CUSTOM_URN as CUSTOM_SCHEMA_URN;
 pub use sim::Simulator;

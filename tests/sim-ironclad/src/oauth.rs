@@ -58,6 +58,17 @@ impl ScopeSet {
         self.0 & !other.0 == 0
     }
 
+    /// The set named by `names`, ignoring names that are not SCIM scopes.
+    pub(crate) fn of(names: &[String]) -> ScopeSet {
+        ScopeSet(
+            SCOPES
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| names.iter().any(|n| n == *s))
+                .fold(0, |bits, (i, _)| bits | (1 << i)),
+        )
+    }
+
     /// Parses a space-separated scope string; `Err` names the first unknown scope.
     fn parse(raw: &str) -> Result<ScopeSet, String> {
         let mut bits = 0u16;
@@ -277,6 +288,7 @@ pub(crate) async fn token(
     if !authenticated || tokens.revoked {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "invalid client");
     }
+    let registered = ScopeSet::of(&config.registered_scopes);
     let requested = match params
         .get("scope")
         .map(|s| s.trim())
@@ -284,9 +296,18 @@ pub(crate) async fn token(
     {
         None => None,
         // OAuth OpenAPI `scope`: "The scopes requested must be equal to or a subset of the client
-        // application's registered scopes." This client is registered for the SCIM scopes.
+        // application's registered scopes." RFC 6749 §5.2: a scope that is "invalid, unknown,
+        // malformed, or exceeds the scope granted" is `invalid_scope`.
         Some(raw) => match ScopeSet::parse(raw) {
-            Ok(set) => Some(set),
+            Ok(set) if set.is_subset_of(registered) => Some(set),
+            Ok(set) => {
+                let unregistered = ScopeSet(set.0 & !registered.0).render();
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    &format!("scope not registered for this client: {unregistered}"),
+                );
+            }
             Err(unknown) => {
                 return oauth_error(
                     StatusCode::BAD_REQUEST,
@@ -324,7 +345,8 @@ pub(crate) async fn token(
         }
         (scopes, Some(refresh.clone()))
     } else {
-        let scopes = requested.unwrap_or(ScopeSet::ALL);
+        // Without `scope`, the token carries what the application is registered for.
+        let scopes = requested.unwrap_or(registered);
         let refresh = tokens.issue_refresh_tokens.then(|| {
             let r = uuid::Uuid::new_v4().simple().to_string();
             tokens.refresh.insert(r.clone(), scopes);

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::filter::{self, equal};
 use crate::respond::{ScimError, find_key};
-use crate::schema::{CORE_USER_ATTRIBUTES, PATCH_URN, USER_EXTENSIONS};
+use crate::schema::{CORE_USER_ATTRIBUTES, PATCH_URN, USER_EXTENSIONS, extension_attributes};
 
 /// A PATCH operation name (case-insensitive on the wire, as Azure AD sends `Replace`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,10 +153,17 @@ pub(crate) fn apply_user(user: &mut Map<String, Value>, op: &Operation) -> Resul
         return apply_pathless(user, op);
     };
     let target = parse_path(path)?;
-    if let Some(urn) = &target.container
-        && !USER_EXTENSIONS.iter().any(|u| u.eq_ignore_ascii_case(urn))
-    {
-        return Err(no_schema(urn));
+    if let Some(urn) = &target.container {
+        if !USER_EXTENSIONS.iter().any(|u| u.eq_ignore_ascii_case(urn)) {
+            return Err(no_schema(urn));
+        }
+        // An attribute the extension's schema does not define is refused like an unknown
+        // extension (Ironclad answers unknown attributes with SCIM's 400).
+        if let (Some(attr), Some(known)) = (&target.attr, extension_attributes(urn))
+            && !known.iter().any(|k| k.eq_ignore_ascii_case(attr))
+        {
+            return Err(no_schema(&format!("{urn}:{attr}")));
+        }
     }
     if target.container.is_none()
         && let Some(attr) = &target.attr
@@ -502,15 +509,23 @@ mod tests {
         let out = patch(
             json!({"title": "T"}),
             json!([{"op": "add", "value": {"title": "U", "name.familyName": "Z",
-                "urn:ietf:params:scim:schemas:extension:ironclad:2.0:User": {"managementLevel": "Director"}}}]),
+                crate::schema::CUSTOM_URN: {"managementLevel": "Director"}}}]),
         )
         .unwrap();
         assert_eq!(out["title"], "U");
         assert_eq!(out["name"]["familyName"], "Z");
         assert_eq!(
-            out["urn:ietf:params:scim:schemas:extension:ironclad:2.0:User"]["managementLevel"],
+            out[crate::schema::CUSTOM_URN]["managementLevel"],
             "Director"
         );
+        // The Ironclad extension does not define it: SCIM's 400.
+        let err = patch(
+            json!({}),
+            json!([{"op": "add", "value": {
+                "urn:ietf:params:scim:schemas:extension:ironclad:2.0:User": {"managementLevel": "Director"}}}]),
+        )
+        .unwrap_err();
+        assert_eq!(err.scim_type(), Some("invalidPath"));
         let err = patch(json!({}), json!([{"op": "remove"}])).unwrap_err();
         assert_eq!(err.scim_type(), Some("noTarget"));
     }

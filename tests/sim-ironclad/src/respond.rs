@@ -286,7 +286,7 @@ pub(crate) fn find_key(object: &Map<String, Value>, name: &str) -> Option<String
 // (example 25). Ironclad describes it as the page size, not RFC 7644 §3.4.2's "number of resources
 // returned", so we echo the effective `count`.
 pub(crate) fn list<S: AsRef<str>>(
-    total: usize,
+    total: Option<usize>,
     start_index: usize,
     items_per_page: usize,
     resources: &[S],
@@ -295,9 +295,13 @@ pub(crate) fn list<S: AsRef<str>>(
     let mut body = String::with_capacity(size + 160);
     body.push_str("{\"schemas\":[\"");
     body.push_str(LIST_URN);
-    body.push_str("\"],\"totalResults\":");
-    body.push_str(&total.to_string());
-    body.push_str(",\"Resources\":[");
+    body.push_str("\"],");
+    if let Some(total) = total {
+        body.push_str("\"totalResults\":");
+        body.push_str(&total.to_string());
+        body.push(',');
+    }
+    body.push_str("\"Resources\":[");
     for (i, resource) in resources.iter().enumerate() {
         if i > 0 {
             body.push(',');

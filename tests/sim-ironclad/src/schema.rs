@@ -28,8 +28,43 @@ pub(crate) fn is_core_urn(urn: &str) -> bool {
     urn.eq_ignore_ascii_case(USER_URN) || urn.eq_ignore_ascii_case(GROUP_URN)
 }
 
+/// This company's own attribute schema. support.ironcladapp.com "Supported User Attributes":
+/// "In addition to supporting this defined schema for user attributes, Ironclad also supports
+/// custom attributes", in a custom attribute schema the company creates; its URN is the
+/// company's choice, so clients find it through `GET /Schemas`.
+pub const CUSTOM_URN: &str = "urn:ietf:params:scim:schemas:extension:examplecorp:2.0:User";
+
+/// The attributes of the custom schema.
+pub(crate) const CUSTOM_ATTRIBUTES: [&str; 2] = ["managementLevel", "costCode"];
+
 /// The User extension URNs this company knows.
-pub(crate) const USER_EXTENSIONS: [&str; 2] = [ENTERPRISE_URN, IRONCLAD_URN];
+pub(crate) const USER_EXTENSIONS: [&str; 3] = [ENTERPRISE_URN, IRONCLAD_URN, CUSTOM_URN];
+
+/// The attributes a write may set inside extension `urn` (`None`: not an extension this company
+/// has). The enterprise extension's are RFC 7643 §4.3's; the Ironclad extension's are the
+/// documented IroncladUserSchema's `departmentHead` plus the User object's `provider` and
+/// `allowProviderConversion` (SCIM OpenAPI UserCreateRequestBody); the custom schema's are its
+/// own. Anything else in a write is refused with SCIM's 400, as Ironclad does.
+pub(crate) fn extension_attributes(urn: &str) -> Option<&'static [&'static str]> {
+    const ENTERPRISE: [&str; 6] = [
+        "employeeNumber",
+        "costCenter",
+        "organization",
+        "division",
+        "department",
+        "manager",
+    ];
+    const IRONCLAD: [&str; 3] = ["departmentHead", "provider", "allowProviderConversion"];
+    if urn.eq_ignore_ascii_case(ENTERPRISE_URN) {
+        Some(&ENTERPRISE)
+    } else if urn.eq_ignore_ascii_case(IRONCLAD_URN) {
+        Some(&IRONCLAD)
+    } else if urn.eq_ignore_ascii_case(CUSTOM_URN) {
+        Some(&CUSTOM_ATTRIBUTES)
+    } else {
+        None
+    }
+}
 
 /// Top-level core User attributes.
 // support.ironcladapp.com/hc/en-us/articles/12286070700183-Supported-User-Attributes lists the
@@ -102,7 +137,8 @@ fn schema(id: &str, name: &str, description: &str, attributes: Vec<Value>) -> Va
 const RW: &str = "readWrite";
 
 /// The four schemas `GET /Schemas` documents ("totalResults: 4"), with the attributes the SCIM
-/// OpenAPI's GroupSchema, CoreUserSchema, EnterpriseUserSchema and IroncladUserSchema list.
+/// OpenAPI's GroupSchema, CoreUserSchema, EnterpriseUserSchema and IroncladUserSchema list, and
+/// this company's custom schema.
 pub(crate) fn all() -> Vec<Value> {
     let s = |name, mutability| (name, "string", false, false, false, mutability, "none");
     vec![
@@ -246,8 +282,7 @@ pub(crate) fn all() -> Vec<Value> {
             ],
         ),
         // The documented IroncladUserSchema lists departmentHead only; the User object also
-        // carries provider and allowProviderConversion, and companies may add custom attributes
-        // (Supported-User-Attributes article), which this company did with `managementLevel`.
+        // carries provider and allowProviderConversion.
         schema(
             IRONCLAD_URN,
             "IroncladUser",
@@ -257,6 +292,17 @@ pub(crate) fn all() -> Vec<Value> {
                 "The email address (username) of the user's department head",
                 &[],
             )],
+        ),
+        // Companies add custom attributes in a schema of their own (Supported-User-Attributes
+        // article), as this company did.
+        schema(
+            CUSTOM_URN,
+            "ExampleCorpUser",
+            "Example Corp custom attributes",
+            vec![
+                attribute(s("managementLevel", RW), "The user's management level", &[]),
+                attribute(s("costCode", RW), "The user's cost code", &[]),
+            ],
         ),
     ]
 }
@@ -278,7 +324,7 @@ pub(crate) async fn list(
     }
     let schemas: Vec<String> = all().iter().map(Value::to_string).collect();
     let total = schemas.len();
-    crate::respond::list(total, 1, total, &schemas)
+    crate::respond::list(Some(total), 1, total, &schemas)
 }
 
 /// `GET /Schemas/{schemaId}` — retrieve-a-schema; 404 for an unknown URN.

@@ -261,6 +261,15 @@ impl Simulator {
     pub(crate) fn limits(&self) -> Option<&Limits> {
         self.inner.limits.as_ref()
     }
+
+    /// `totalResults` as the configured [`crate::TotalResults`] has it.
+    pub(crate) fn shown_total(&self, total: usize, on_page: usize) -> Option<usize> {
+        match self.config().total_results {
+            crate::TotalResults::Exact => Some(total),
+            crate::TotalResults::Omitted => None,
+            crate::TotalResults::PageSize => Some(on_page),
+        }
+    }
 }
 
 /// Every response carries `x-ironclad-requestid` (a fresh UUID).

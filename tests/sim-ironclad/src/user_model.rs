@@ -3,7 +3,9 @@
 use serde_json::{Map, Value};
 
 use crate::respond::{ScimError, find_key};
-use crate::schema::{CORE_USER_ATTRIBUTES, IRONCLAD_URN, SCIM_BASE, USER_EXTENSIONS, USER_URN};
+use crate::schema::{
+    CORE_USER_ATTRIBUTES, IRONCLAD_URN, SCIM_BASE, USER_EXTENSIONS, USER_URN, extension_attributes,
+};
 use crate::store::ordered;
 
 /// Checks the documented password policy.
@@ -104,9 +106,14 @@ pub(crate) fn from_request(
             .iter()
             .find(|u| u.eq_ignore_ascii_case(&key))
         {
+            check_extension(urn, &value)?;
             user.insert((*urn).to_owned(), value);
+        } else {
+            // Ironclad refuses attributes no schema of the company defines (issue 13 point 9;
+            // the SCIM OpenAPI's 400 answers carry this detail, "No matching schema for
+            // attribute: name,lastName").
+            return Err(no_schema(&key));
         }
-        // Anything else is outside the company's schemas and is not stored.
     }
     // User OpenAPI `emails`: "The email with type work and primary flag is typically copied
     // from the main email stored in the userName property."
@@ -121,6 +128,27 @@ pub(crate) fn from_request(
     user.entry("active").or_insert(Value::Bool(true));
     validate(&user)?;
     Ok(user)
+}
+
+/// 400 for an attribute outside the company's schemas.
+pub(crate) fn no_schema(attribute: &str) -> ScimError {
+    ScimError::bad_request(
+        "invalidValue",
+        format!("No matching schema for attribute: {attribute}"),
+    )
+}
+
+/// Every attribute inside extension `urn` must be one its schema defines.
+fn check_extension(urn: &str, value: &Value) -> Result<(), ScimError> {
+    let (Some(known), Value::Object(attributes)) = (extension_attributes(urn), value) else {
+        return Ok(());
+    };
+    for name in attributes.keys() {
+        if !known.iter().any(|k| k.eq_ignore_ascii_case(name)) {
+            return Err(no_schema(&format!("{urn}:{name}")));
+        }
+    }
+    Ok(())
 }
 
 /// Type checks shared by create, replace and the result of a PATCH.
@@ -139,6 +167,18 @@ pub(crate) fn validate(user: &Map<String, Value>) -> Result<(), ScimError> {
                 if !v.is_string() && !v.is_null() {
                     return Err(ScimError::invalid_value(&format!("name.{k}"), v));
                 }
+            }
+            // create-a-user requires `name`, and RFC 7643 §2.5 makes an empty complex value
+            // (no sub-attribute with a value) the same as an unassigned one: `name: {}` is a
+            // missing required attribute.
+            let assigned = name
+                .values()
+                .any(|v| v.as_str().is_some_and(|s| !s.trim().is_empty()));
+            if !assigned {
+                return Err(ScimError::bad_request(
+                    "invalidValue",
+                    "Missing required attribute: name (givenName or familyName)",
+                ));
             }
         }
         Some(other) => return Err(ScimError::invalid_value("name", other)),
@@ -290,7 +330,7 @@ mod tests {
     fn create_body_defaults_emails_and_active_and_drops_password() {
         let user = from_request(
             json!({"schemas": [USER_URN], "userName": "a@b.com", "name": {"givenName": "A"},
-                   "password": "Correct-Horse-Battery-9", "id": "mine", "favouriteColour": "red"}),
+                   "password": "Correct-Horse-Battery-9", "id": "mine"}),
             true,
         )
         .unwrap();
@@ -300,16 +340,44 @@ mod tests {
             json!([{"value": "a@b.com", "type": "work", "primary": true}])
         );
         assert!(!user.contains_key("password") && !user.contains_key("id"));
-        assert!(!user.contains_key("favouriteColour"));
+        // An attribute no schema defines is refused, so it is never stored either.
+        let err = from_request(
+            json!({"schemas": [USER_URN], "userName": "a@b.com", "name": {"givenName": "A"},
+                   "favouriteColour": "red"}),
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(err.status(), axum::http::StatusCode::BAD_REQUEST);
+        assert_eq!(err.scim_type(), Some("invalidValue"));
+    }
+
+    #[test]
+    fn unknown_extension_attributes_and_an_empty_name_are_refused() {
+        let ironclad = "urn:ietf:params:scim:schemas:extension:ironclad:2.0:User";
+        for body in [
+            json!({"schemas": [USER_URN], "userName": "a@b.com", "name": {"givenName": "A"},
+                   ironclad: {"managementLevel": "Director"}}),
+            json!({"schemas": [USER_URN], "userName": "a@b.com", "name": {}}),
+            json!({"schemas": [USER_URN], "userName": "a@b.com", "name": {"givenName": " "}}),
+        ] {
+            let err = from_request(body.clone(), false).unwrap_err();
+            assert_eq!(err.scim_type(), Some("invalidValue"), "{body}");
+        }
+        from_request(
+            json!({"schemas": [USER_URN], "userName": "a@b.com", "name": {"givenName": "A"},
+                   crate::schema::CUSTOM_URN: {"managementLevel": "Director"}}),
+            false,
+        )
+        .expect("the custom schema defines managementLevel");
     }
 
     #[test]
     fn create_body_without_required_attributes_is_invalid_value() {
         for body in [
-            json!({"userName": "a@b.com", "name": {}}),
-            json!({"schemas": [USER_URN], "name": {}}),
+            json!({"userName": "a@b.com", "name": {"givenName": "A"}}),
+            json!({"schemas": [USER_URN], "name": {"givenName": "A"}}),
             json!({"schemas": [USER_URN], "userName": "a@b.com"}),
-            json!({"schemas": [USER_URN], "userName": "not-an-email", "name": {}}),
+            json!({"schemas": [USER_URN], "userName": "not-an-email", "name": {"givenName": "A"}}),
             json!({"schemas": [USER_URN], "userName": "a@b.com", "name": {"givenName": 123}}),
         ] {
             assert_eq!(
@@ -320,10 +388,11 @@ mod tests {
         }
         assert!(
             from_request(
-                json!({"schemas": [USER_URN], "userName": "a@b.com", "name": {}}),
+                json!({"schemas": [USER_URN], "userName": "a@b.com", "name": {"givenName": "A"}}),
                 true
             )
-            .is_err()
+            .is_err(),
+            "no password for a company without SAML"
         );
     }
 }

@@ -97,7 +97,12 @@ fn list_users(sim: &Simulator, headers: &HeaderMap, raw: Option<&str>) -> Answer
         _ => (total, page),
     };
     let page: Vec<String> = page.iter().map(|j| shown(j, &q.excluded)).collect();
-    Ok(respond::list(total, q.start_index, q.count, &page))
+    Ok(respond::list(
+        sim.shown_total(total, page.len()),
+        q.start_index,
+        q.count,
+        &page,
+    ))
 }
 
 fn window<T>(items: Vec<T>, start_index: usize, count: usize) -> Vec<T> {

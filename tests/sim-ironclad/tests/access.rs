@@ -152,13 +152,25 @@ async fn undocumented_routes_answer_a_loud_500() {
 }
 
 #[tokio::test]
-async fn schemas_lists_the_four_documented_schemas() {
+async fn schemas_lists_the_four_documented_schemas_then_the_companys_custom_one() {
     let h = Harness::small();
     let answer = h.scim("GET", "/scim/v2/Schemas", None).await;
     assert_eq!(answer.status, StatusCode::OK);
-    assert_eq!(answer.body["totalResults"], 4);
+    // The four Ironclad documents, then this company's own (Supported-User-Attributes).
+    assert_eq!(answer.body["totalResults"], 5);
     let ids = ids(&answer.body);
-    assert_eq!(ids, vec![GROUP_URN, USER_URN, ENTERPRISE_URN, IRONCLAD_URN]);
+    assert_eq!(
+        ids,
+        vec![
+            GROUP_URN,
+            USER_URN,
+            ENTERPRISE_URN,
+            IRONCLAD_URN,
+            sim_ironclad::CUSTOM_SCHEMA_URN
+        ]
+    );
+    let custom = &answer.body["Resources"][4];
+    assert_eq!(custom["attributes"][0]["name"], "managementLevel");
     let one = h
         .scim("GET", &format!("/scim/v2/Schemas/{IRONCLAD_URN}"), None)
         .await;

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use axum::http::StatusCode;
 use common::*;
 use serde_json::{Value, json};
-use sim_ironclad::SimConfig;
+use sim_ironclad::{CUSTOM_SCHEMA_URN as CUSTOM_URN, SimConfig};
 
 fn users(n: usize) -> Harness {
     Harness::new(SimConfig {
@@ -162,11 +162,11 @@ async fn filter_on_an_unknown_attribute_is_invalid_filter_in_the_documented_shap
 #[tokio::test]
 async fn excluded_attributes_are_dropped_from_every_resource() {
     let h = users(5);
-    let q = format!("excludedAttributes=emails,{IRONCLAD_URN}:managementLevel,meta");
+    let q = format!("excludedAttributes=emails,{CUSTOM_URN}:managementLevel,meta");
     let answer = h.scim("GET", &format!("/scim/v2/Users?{q}"), None).await;
     for user in answer.body["Resources"].as_array().unwrap() {
         assert!(user.get("emails").is_none() && user.get("meta").is_none());
-        assert!(user[IRONCLAD_URN].get("managementLevel").is_none());
+        assert!(user[CUSTOM_URN].get("managementLevel").is_none());
         assert!(user[IRONCLAD_URN]["provider"].is_string());
         assert!(user["id"].is_string() && user["userName"].is_string());
     }
@@ -178,10 +178,12 @@ async fn seeded_users_have_the_documented_shape_and_realistic_values() {
     let ids = h.sim.user_ids();
     let admin = h.sim.user(&ids[0]).unwrap();
     assert_eq!(admin["userName"], ADMIN);
-    assert_eq!(
-        admin["schemas"],
-        json!([USER_URN, ENTERPRISE_URN, IRONCLAD_URN])
-    );
+    // The company's custom schema is named when the user carries one of its attributes.
+    let mut schemas = vec![USER_URN, ENTERPRISE_URN, IRONCLAD_URN];
+    if admin.get(CUSTOM_URN).is_some() {
+        schemas.push(CUSTOM_URN);
+    }
+    assert_eq!(admin["schemas"], json!(schemas));
     assert_eq!(
         admin["emails"],
         json!([{"value": ADMIN, "type": "work", "primary": true}])
@@ -211,11 +213,15 @@ async fn seeded_users_have_the_documented_shape_and_realistic_values() {
     let given = user["name"]["givenName"].as_str().unwrap().to_lowercase();
     let family = user["name"]["familyName"].as_str().unwrap().to_lowercase();
     assert_eq!(user["userName"], format!("{given}.{family}17@example.com"));
-    // Custom attribute on some users, not all.
+    // Custom attribute on some users, not all, in the company's custom schema.
     let with_level = all
         .iter()
-        .filter(|u| u[IRONCLAD_URN].get("managementLevel").is_some())
+        .filter(|u| u[CUSTOM_URN].get("managementLevel").is_some())
         .count();
+    assert!(
+        all.iter()
+            .all(|u| u[IRONCLAD_URN].get("managementLevel").is_none())
+    );
     assert!(with_level > 40 && with_level < 160, "{with_level}");
     // Every departmentHead names an existing user of the same department.
     let mut heads = 0;
@@ -284,7 +290,7 @@ async fn creating_an_existing_user_name_is_409_with_status_only() {
         .scim(
             "POST",
             "/scim/v2/Users",
-            Some(json!({"schemas": [USER_URN], "userName": "DUP@example.com", "name": {}})),
+            Some(json!({"schemas": [USER_URN], "userName": "DUP@example.com", "name": {"givenName": "D"}})),
         )
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
@@ -373,7 +379,7 @@ async fn put_replaces_the_user_but_keeps_id_created_and_provider() {
     let before = h.sim.user(&id).unwrap();
     let body = json!({"schemas": [USER_URN], "userName": "renamed@example.com",
                       "name": {"givenName": "Re", "familyName": "Named"},
-                      IRONCLAD_URN: {"managementLevel": "Director"}});
+                      CUSTOM_URN: {"managementLevel": "Director"}});
     let answer = h
         .scim("PUT", &format!("/scim/v2/Users/{id}"), Some(body))
         .await;
@@ -383,7 +389,7 @@ async fn put_replaces_the_user_but_keeps_id_created_and_provider() {
     assert_eq!(after["userName"], "renamed@example.com");
     assert!(after.get("title").is_none(), "attributes not sent are gone");
     assert!(after.get(ENTERPRISE_URN).is_none());
-    assert_eq!(after[IRONCLAD_URN]["managementLevel"], "Director");
+    assert_eq!(after[CUSTOM_URN]["managementLevel"], "Director");
     assert_eq!(
         after[IRONCLAD_URN]["provider"],
         before[IRONCLAD_URN]["provider"]
@@ -405,7 +411,7 @@ async fn put_replaces_the_user_but_keeps_id_created_and_provider() {
 async fn put_to_another_users_name_is_409_and_unknown_id_is_404() {
     let h = users(5);
     let ids = h.sim.user_ids();
-    let body = json!({"schemas": [USER_URN], "userName": ADMIN, "name": {}});
+    let body = json!({"schemas": [USER_URN], "userName": ADMIN, "name": {"givenName": "A"}});
     let answer = h
         .scim(
             "PUT",
@@ -499,20 +505,49 @@ async fn custom_attributes_round_trip_through_patch() {
     let h = users(5);
     let id = h.sim.user_ids()[1].clone();
     let body = patch_op(json!([
-        {"op": "add", "path": format!("{IRONCLAD_URN}:managementLevel"), "value": "Vice President"},
+        {"op": "add", "path": format!("{CUSTOM_URN}:managementLevel"), "value": "Vice President"},
         {"op": "replace", "path": format!("{ENTERPRISE_URN}:department"), "value": "Finance"},
     ]));
     let answer = h
         .scim("PATCH", &format!("/scim/v2/Users/{id}"), Some(body))
         .await;
-    assert_eq!(
-        answer.body[IRONCLAD_URN]["managementLevel"],
-        "Vice President"
-    );
+    assert_eq!(answer.body[CUSTOM_URN]["managementLevel"], "Vice President");
     assert_eq!(
         h.sim.user(&id).unwrap()[ENTERPRISE_URN]["department"],
         "Finance"
     );
+}
+
+#[tokio::test]
+async fn an_attribute_no_schema_defines_is_refused_with_scims_400() {
+    // Issue 13 point 9: custom attributes belong to the company's custom schema; Ironclad
+    // refuses one its schema does not define, in the Ironclad extension or anywhere else.
+    let h = users(5);
+    let id = h.sim.user_ids()[1].clone();
+    let before = h.sim.user(&id).unwrap();
+    let body = patch_op(json!([
+        {"op": "add", "path": format!("{IRONCLAD_URN}:managementLevel"), "value": "Director"},
+    ]));
+    let answer = h
+        .scim("PATCH", &format!("/scim/v2/Users/{id}"), Some(body))
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.body["scimType"], "invalidPath");
+    assert_eq!(h.sim.user(&id).unwrap(), before, "nothing changed");
+    let create = h
+        .scim(
+            "POST",
+            "/scim/v2/Users",
+            Some(json!({"schemas": [USER_URN], "userName": "x@example.com",
+                        "name": {"givenName": "X"}, IRONCLAD_URN: {"managementLevel": "Director"}})),
+        )
+        .await;
+    assert_eq!(create.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        create.body["detail"],
+        format!("No matching schema for attribute: {IRONCLAD_URN}:managementLevel")
+    );
+    assert!(h.sim.user_by_username("x@example.com").is_none());
 }
 
 #[tokio::test]

@@ -10,4 +10,5 @@ mod common;
 mod config_example;
 mod discovery;
 mod faults;
+mod fidelity;
 mod listing;

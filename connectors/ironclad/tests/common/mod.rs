@@ -40,6 +40,11 @@ impl Upstream {
         })
     }
 
+    /// `settings()` asking for every SCIM scope (for a simulator registered for them).
+    pub fn settings_with_every_scope(&self) -> Value {
+        self.settings_with(json!({ "scopes": EVERY_SCOPE }))
+    }
+
     /// `settings()` with `extra` merged in.
     pub fn settings_with(&self, extra: Value) -> Value {
         let mut s = self.settings();
@@ -84,13 +89,35 @@ impl Upstream {
     }
 }
 
-/// A small company: 50 users, 5 groups of 10.
+/// Every SCIM scope Ironclad names (SCIM OpenAPI, per operation).
+pub const EVERY_SCOPE: [&str; 9] = [
+    "scim.users.readUsers",
+    "scim.users.createUsers",
+    "scim.users.updateUsers",
+    "scim.users.deleteUsers",
+    "scim.groups.readGroups",
+    "scim.groups.createGroups",
+    "scim.groups.updateGroups",
+    "scim.groups.deleteGroups",
+    "scim.schemas.readSchemas",
+];
+
+/// A small company: 50 users, 5 groups of 10, its API application registered for the scopes
+/// of the setup guide (the simulator's default).
 pub fn small() -> SimConfig {
     SimConfig {
         users: 50,
         groups: 5,
         members_per_group: 10,
         ..SimConfig::default()
+    }
+}
+
+/// [`small`] with the API application registered for every SCIM scope.
+pub fn small_with_every_scope() -> SimConfig {
+    SimConfig {
+        registered_scopes: EVERY_SCOPE.map(str::to_owned).to_vec(),
+        ..small()
     }
 }
 
