@@ -73,12 +73,11 @@ pub(crate) fn parse_set(text: &str) -> Result<(String, Value), String> {
 fn parse_ref<T>(
     what: &str,
     text: &str,
-    parse: fn(&str) -> Option<T>,
+    parse: fn(&str) -> Result<T, idhost_connector_sdk::IdError>,
     example: &str,
 ) -> Result<T, CommandError> {
-    parse(text).ok_or_else(|| {
-        CommandError::usage(anyhow!("{what} `{text}` is not of the form `{example}`"))
-    })
+    parse(text)
+        .map_err(|err| CommandError::usage(anyhow!("{what}: {err} (the form is `{example}`)")))
 }
 
 fn parse_profile(profile: Option<&str>) -> Result<serde_json::Map<String, Value>, CommandError> {
@@ -232,12 +231,17 @@ pub(crate) async fn run(
                 let e = parse_ref(
                     "--entitlement",
                     entitlement,
-                    EntitlementRef::parse,
+                    EntitlementRef::try_parse,
                     "<type>:<id>:<slug>",
                 )
                 .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
-                let p = parse_ref("--principal", principal, ResourceRef::parse, "<type>:<id>")
-                    .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
+                let p = parse_ref(
+                    "--principal",
+                    principal,
+                    ResourceRef::try_parse,
+                    "<type>:<id>",
+                )
+                .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
                 let outcome = instance.grant(&e, &p).await?;
                 let result = if outcome.already {
                     "already"
@@ -253,7 +257,7 @@ pub(crate) async fn run(
                 let g = parse_ref(
                     "--grant",
                     grant,
-                    GrantRef::parse,
+                    GrantRef::try_parse,
                     "<type>:<id>:<slug>:<principal type>:<principal id>",
                 )
                 .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
@@ -316,8 +320,13 @@ pub(crate) async fn run(
                 ("changed".to_owned(), json!({ "resource": created.id }))
             }
             ProvisionOp::Update { resource, set } => {
-                let r = parse_ref("--resource", resource, ResourceRef::parse, "<type>:<id>")
-                    .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
+                let r = parse_ref(
+                    "--resource",
+                    resource,
+                    ResourceRef::try_parse,
+                    "<type>:<id>",
+                )
+                .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
                 let changes = Changes {
                     set: set.iter().cloned().collect(),
                 };
@@ -328,8 +337,13 @@ pub(crate) async fn run(
                 )
             }
             ProvisionOp::Delete { resource } => {
-                let r = parse_ref("--resource", resource, ResourceRef::parse, "<type>:<id>")
-                    .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
+                let r = parse_ref(
+                    "--resource",
+                    resource,
+                    ResourceRef::try_parse,
+                    "<type>:<id>",
+                )
+                .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
                 instance.delete(&r).await?;
                 ("changed".to_owned(), json!({ "resource": resource }))
             }

@@ -322,6 +322,15 @@ async fn throttled_reads_are_retried_after_retry_after_and_an_exhausted_write_qu
     .await;
     let s = Scratch::new();
     let config = config(&s, &sim, &server);
+    // The host waits at most `max_retry_wait_secs` per request (default 300 s); 10 s here, so
+    // the write quota below is exhausted within the test's time.
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replacen(
+        "connector = \"entra\"\n",
+        "connector = \"entra\"\nmax_retry_wait_secs = 10\n",
+        1,
+    );
+    std::fs::write(&config, text).expect("config");
     // One 429 with Retry-After on the group listing and one 503 on a $batch: the sync waits
     // and completes.
     sim.faults().push(
@@ -344,7 +353,7 @@ async fn throttled_reads_are_retried_after_retry_after_and_an_exhausted_write_qu
     let log = sim.faults().log();
     assert!(log.records().iter().any(|r| r.status == 429));
     assert!(log.records().iter().any(|r| r.status == 503));
-    // The write quota (1 per 150 s here) answers Retry-After: 150, beyond what the host waits:
+    // The write quota (1 per 150 s here) answers Retry-After: 150, beyond the 10 s the host waits:
     // the second grant fails as rate limited, naming the limit.
     let group = sim.group_ids()[0].clone();
     let first = sim.add_user("Quota One");
