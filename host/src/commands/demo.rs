@@ -173,13 +173,14 @@ pub(crate) async fn run(
         super::changes_and_orphans(&outcomes, orphans.as_ref())
     );
     let c = DEMO_CONFIG_FILE;
-    println!(
-        "Try next (no simulator and no credential needed; -c {c} reads {}):",
-        db_path.display()
-    );
+    println!("Try next:");
     for hint in hints(c, &story) {
         println!("  {hint}");
     }
+    println!(
+        "(these read {} through {c}: no simulator and no credential needed)",
+        db_path.display()
+    );
     if keep {
         println!("\nSimulators stay up until Ctrl-C (`idhost sync -c {c}` syncs them again):");
         println!(
@@ -224,7 +225,11 @@ fn render_config(vars: &[(&str, String)]) -> String {
          # SIMULATORS' DEMO CREDENTIALS, not a secret of any real service. Queries need neither:\n\
          #   idhost query -c idhost-demo.toml orphans\n\n",
     );
-    for line in DEMO_CONFIG.lines() {
+    // The template's own header speaks of the references this text no longer has.
+    let body = DEMO_CONFIG
+        .lines()
+        .skip_while(|l| l.starts_with('#') || l.trim().is_empty());
+    for line in body {
         let mut line = line.to_owned();
         let mut demo_credential = false;
         for (name, value) in vars {
