@@ -191,10 +191,7 @@ pub(crate) async fn run(
             "  graph     {}  (Graph at /v1.0, token at /{}/oauth2/v2.0/token)",
             upstreams.graph, gc.tenant_id
         );
-        println!(
-            "  clickwrap {}  (REST at /v1.1, token at /oauth/token)",
-            clickwrap_url
-        );
+        println!("  clickwrap {clickwrap_url}  (REST at /v1.1, token at /oauth/token)");
         cancel.cancelled().await;
     }
     let outcome = if outcomes.iter().all(|o| o.status == RunStatus::Succeeded) {

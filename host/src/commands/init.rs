@@ -63,7 +63,7 @@ fn from_manifest(manifest: &idhost_connector_sdk::Manifest) -> String {
         .iter()
         .map(|t| t.name.as_str())
         .collect();
-    let _ = writeln!(out, "# resource_types = {:?}   # optional subset", types);
+    let _ = writeln!(out, "# resource_types = {types:?}   # optional subset");
     let _ = writeln!(
         out,
         "# schedule = \"24h\"                 # for `idhost run`"

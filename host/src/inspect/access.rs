@@ -44,6 +44,9 @@ pub trait Graph {
 /// A path of groups, outermost first; `None` is a direct grant.
 pub type Via<T> = Option<Vec<T>>;
 
+/// What a walk finds: each entitlement (or holder) with its path.
+pub type Found<G> = BTreeMap<<G as Graph>::Id, Via<<G as Graph>::Id>>;
+
 /// Keeps the better of two paths of one level: the least in id order.
 fn keep_least<T: Ord + Clone>(map: &mut BTreeMap<T, Vec<T>>, key: T, path: Vec<T>) {
     match map.get_mut(&key) {
@@ -60,7 +63,7 @@ pub fn effective<G: Graph>(
     graph: &mut G,
     principal: &G::Id,
     principal_is_group: bool,
-) -> Result<BTreeMap<G::Id, Via<G::Id>>, G::Error> {
+) -> Result<Found<G>, G::Error> {
     let mut result: BTreeMap<G::Id, Via<G::Id>> = BTreeMap::new();
     let mut visited: BTreeSet<G::Id> = BTreeSet::new();
     if principal_is_group {
@@ -105,10 +108,7 @@ pub fn effective<G: Graph>(
 
 /// Everyone who holds `entitlement`: its direct holders (`via` `None`), and the members of
 /// every group among them, however deep, with the path from the holder down.
-pub fn holders<G: Graph>(
-    graph: &mut G,
-    direct: Vec<(G::Id, bool)>,
-) -> Result<BTreeMap<G::Id, Via<G::Id>>, G::Error> {
+pub fn holders<G: Graph>(graph: &mut G, direct: Vec<(G::Id, bool)>) -> Result<Found<G>, G::Error> {
     let mut result: BTreeMap<G::Id, Via<G::Id>> = BTreeMap::new();
     let mut visited: BTreeSet<G::Id> = BTreeSet::new();
     let mut frontier: BTreeMap<G::Id, Vec<G::Id>> = BTreeMap::new();
