@@ -82,6 +82,11 @@ pub struct ResourceTypeSpec {
     /// their list pages (SCIM groups carry their members) leave it `false` and save the calls.
     #[serde(default)]
     pub per_resource_details: bool,
+    /// Record field paths that never count as a change when the host diffs two snapshots
+    /// (dotted, as in the record's JSON; through a list the rest of the path applies to each
+    /// item), e.g. `profile.meta.lastModified`: bookkeeping the upstream bumps on every write.
+    #[serde(default)]
+    pub volatile_fields: Vec<String>,
 }
 
 impl ResourceTypeSpec {
@@ -91,7 +96,15 @@ impl ResourceTypeSpec {
             name: name.to_owned(),
             description: description.to_owned(),
             per_resource_details: false,
+            volatile_fields: Vec::new(),
         }
+    }
+
+    /// Declares record field paths that never count as a change (see
+    /// [`ResourceTypeSpec::volatile_fields`]).
+    pub fn with_volatile_fields(mut self, paths: &[&str]) -> Self {
+        self.volatile_fields = paths.iter().map(|p| (*p).to_owned()).collect();
+        self
     }
 
     /// Asks the host to call `entitlements` and `grants` for each resource of this type.

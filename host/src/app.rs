@@ -58,8 +58,10 @@ impl CommandError {
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::color::init(cli.color);
+    let json_output = cli.output.as_deref().is_some_and(|o| o.trim() == "json");
     let progress = match &cli.command {
-        Command::Sync { json, .. } => Progress::new(!json),
+        Command::Sync { json, .. } => Progress::new(!json && !json_output),
         Command::Demo { .. } => Progress::new(true),
         _ => Progress::hidden(),
     };

@@ -8,8 +8,30 @@ use crate::logging::LogFormat;
 
 /// idhost: sync identity data from connector plugins into sinks, and provision access.
 #[derive(Debug, Parser)]
-#[command(name = "idhost", version, about)]
+#[command(name = "idhost", version, about, after_long_help = crate::help::TOP)]
 pub struct Cli {
+    /// Config file (accepted anywhere on the line).
+    #[arg(short, long, global = true, env = "IDHOST_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Output: `table` (default; `text` is the same), `json` or `csv`. For `idhost review`, the
+    /// file to write (`.csv` or `.xlsx`).
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "IDHOST_OUTPUT",
+        value_name = "FORMAT|FILE"
+    )]
+    pub output: Option<String>,
+    /// Colour: `auto` (on a terminal, unless NO_COLOR is set), `always` or `never`.
+    #[arg(
+        long,
+        global = true,
+        env = "IDHOST_COLOR",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub color: crate::color::ColorChoice,
     /// Log filter: `error`, `warn`, `info`, `debug`, `trace`, or directives like `idhost=debug`.
     #[arg(long, global = true, env = "IDHOST_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -30,13 +52,32 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Output of commands that report one result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// What `--output` asks for (every command but `review`, which writes a file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
-    /// For people.
-    Text,
-    /// One JSON document.
+    /// For people: aligned columns or lines of text.
+    Table,
+    /// JSON on stdout.
     Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+impl OutputFormat {
+    /// `--output` (or `--json`, its alias where a command has it), `table` when absent.
+    pub fn parse(output: Option<&str>, json: bool) -> Result<Self, String> {
+        if json {
+            return Ok(Self::Json);
+        }
+        match output.map(str::trim) {
+            None | Some("table") | Some("text") => Ok(Self::Table),
+            Some("json") => Ok(Self::Json),
+            Some("csv") => Ok(Self::Csv),
+            Some(other) => Err(format!(
+                "--output must be one of `table`, `json`, `csv`; got `{other}`"
+            )),
+        }
+    }
 }
 
 /// `idhost provision` arguments.
@@ -48,9 +89,6 @@ pub struct ProvisionArgs {
     /// Show the upstream writes it would send; send none.
     #[arg(long)]
     pub dry_run: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
-    pub output: OutputFormat,
     /// Who is asking, for the audit trail (default: $USER).
     #[arg(long, env = "IDHOST_ACTOR")]
     pub actor: Option<String>,
@@ -64,6 +102,7 @@ pub struct ProvisionArgs {
 
 /// One provisioning operation.
 #[derive(Debug, Subcommand)]
+#[command(after_long_help = crate::help::PROVISION)]
 pub enum ProvisionOp {
     /// Grant an entitlement (`group:<id>:member`) to a principal (`user:<id>`).
     Grant {
@@ -130,58 +169,109 @@ pub enum ProvisionOp {
     },
 }
 
-/// Output of `idhost query`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum QueryFormat {
-    /// Aligned columns.
-    Table,
-    /// A JSON array of objects.
-    Json,
-    /// CSV with a header row.
-    Csv,
-}
-
 /// `idhost query` arguments.
 #[derive(Debug, clap::Args)]
 pub struct QueryArgs {
     /// The sqlite sink to read (default: the first one in the config).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub sink: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
-    pub output: QueryFormat,
     /// The question.
     #[command(subcommand)]
     pub op: QueryOp,
 }
 
-/// Questions `idhost query` answers.
+/// Questions `idhost query` answers from the SQLite sink (DESIGN §7.2).
 #[derive(Debug, Subcommand)]
 pub enum QueryOp {
-    /// Who holds an entitlement (`group:<id>:member`).
+    /// Resources (users, groups, apps, roles, ...): id, type, name, status, login, email.
+    #[command(after_long_help = crate::help::RESOURCES)]
+    Resources {
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only this resource type (`user`, `group`, ...).
+        #[arg(long = "type")]
+        rtype: Option<String>,
+        /// Only resources whose id, name, login or email contains this text (any case).
+        #[arg(long)]
+        search: Option<String>,
+    },
+    /// Entitlements: what can be granted, on which resource.
+    #[command(after_long_help = crate::help::ENTITLEMENTS)]
+    Entitlements {
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only the entitlements of this resource (`group:<id>`).
+        #[arg(long)]
+        resource: Option<String>,
+    },
+    /// Direct grants, as the source lists them.
+    #[command(after_long_help = crate::help::GRANTS)]
+    Grants {
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only grants of this entitlement (`group:<id>:member`).
+        #[arg(long)]
+        entitlement: Option<String>,
+        /// Only grants to this principal (id, login or email).
+        #[arg(long)]
+        principal: Option<String>,
+    },
+    /// Who holds an entitlement, directly or through nested groups (`via`).
+    #[command(after_long_help = crate::help::WHO_HAS)]
     WhoHas {
-        /// Entitlement id.
+        /// Entitlement id (`group:<id>:member`, `app:<id>:<role>`).
         entitlement: String,
+        /// The source, when the entitlement id is in several.
+        #[arg(long)]
+        source: Option<String>,
     },
-    /// What a principal (`user:<id>`) holds.
+    /// What a principal holds, directly or through nested groups (`via`).
+    #[command(after_long_help = crate::help::ACCESS)]
     Access {
-        /// Principal resource id.
+        /// Principal: resource id (`user:<id>`), login or email (any case).
         principal: String,
+        /// The source, when the principal matches accounts in several.
+        #[arg(long)]
+        source: Option<String>,
     },
-    /// Change events of a source, oldest first.
+    /// Every account of every source with the person (`[identity]`) it belongs to.
+    #[command(after_long_help = crate::help::PEOPLE)]
+    People {
+        /// Only the accounts of this source.
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Accounts with no person, or whose person is disabled or deleted in the authoritative
+    /// source (`[identity]`).
+    #[command(after_long_help = crate::help::ORPHANS)]
+    Orphans {
+        /// Only the accounts of this source.
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// What changed in a source: change events with names and the fields that changed.
+    #[command(after_long_help = crate::help::DIFF)]
     Diff {
         /// Source name.
         source: String,
         /// Only events at or after this RFC 3339 time, or this long ago (`24h`).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "sync")]
         since: Option<String>,
+        /// Only the events of this sync (a `sync_id`).
+        #[arg(long)]
+        sync: Option<String>,
     },
 }
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start the three upstream simulators on loopback and sync all three connectors into SQLite.
+    /// Start the three upstream simulators on loopback, sync all three connectors into SQLite,
+    /// change the upstreams a little and sync again, then show what to try next.
+    #[command(after_long_help = crate::help::DEMO)]
     Demo {
         /// Leave the simulators running (until Ctrl-C) and print their URLs.
         #[arg(long)]
@@ -199,46 +289,80 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
     },
+    /// Write a commented config for one connector (to -c FILE, default `idhost.toml`).
+    #[command(after_long_help = crate::help::INIT)]
+    Init {
+        /// The connector: `ironclad`, `entra`, `clickwrap`, or any installed plugin's name.
+        connector: String,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Make one change upstream through a source's connector (audited; --dry-run sends no write).
+    #[command(after_long_help = crate::help::PROVISION)]
     Provision {
-        /// Config file.
-        #[arg(short, long, env = "IDHOST_CONFIG")]
-        config: PathBuf,
         /// What to change.
         #[command(flatten)]
         args: ProvisionArgs,
     },
     /// Daemon: sync each source on its schedule; serve /healthz, /readyz and /metrics; notify on
     /// failures; stop gracefully on SIGTERM.
+    #[command(after_long_help = crate::help::RUN)]
     Run(crate::commands::run::RunArgs),
     /// Measure syncs against the simulators (injected latency) and sinks against their lower bounds.
+    #[command(after_long_help = crate::help::BENCH)]
     Bench(crate::commands::bench::BenchArgs),
-    /// Answer questions from the SQLite sink: who-has, access, diff.
+    /// Answer questions from the SQLite sink: resources, entitlements, grants, access, who-has,
+    /// people, orphans, diff. Needs no credential.
+    #[command(after_long_help = crate::help::QUERY)]
     Query {
-        /// Config file.
-        #[arg(short, long, env = "IDHOST_CONFIG")]
-        config: PathBuf,
         /// The question.
         #[command(flatten)]
         args: QueryArgs,
     },
+    /// Export an access review: one row per effective grant, from one frozen snapshot, to
+    /// `-o FILE.csv` or `-o FILE.xlsx` (one sheet per source plus a summary).
+    #[command(after_long_help = crate::help::REVIEW)]
+    Review {
+        /// Only this source (repeatable; default: every source of the sink).
+        #[arg(long = "source")]
+        sources: Vec<String>,
+        /// The sqlite sink to read (default: the first one in the config).
+        #[arg(long)]
+        sink: Option<String>,
+    },
+    /// Show the audit trail of provisioning (every attempt, dry runs and refusals included).
+    #[command(after_long_help = crate::help::AUDIT)]
+    Audit {
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only attempts at or after this RFC 3339 time, or this long ago (`24h`).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many rows, the newest.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// List discovered plugins: name, version, SDK interface version, resource types, capabilities.
+    #[command(after_long_help = crate::help::PLUGINS)]
     Plugins {
-        /// Print JSON instead of a table.
+        /// Same as `--output json`.
         #[arg(long)]
         json: bool,
     },
     /// Validate the config, load every plugin, and run each connector's connection check.
+    #[command(after_long_help = crate::help::CHECK)]
     Check {
-        /// Config file.
-        #[arg(short, long, env = "IDHOST_CONFIG")]
-        config: PathBuf,
+        /// Validate without any network request or secret: the config, the plugins, and each
+        /// connector's settings (sources whose settings need an unset variable are checked
+        /// against the plugin's settings keys only).
+        #[arg(long)]
+        offline: bool,
     },
     /// One complete sync of the chosen sources, concurrently. Exit code 1 if any failed.
+    #[command(after_long_help = crate::help::SYNC)]
     Sync {
-        /// Config file.
-        #[arg(short, long, env = "IDHOST_CONFIG")]
-        config: PathBuf,
         /// Only this source (repeatable).
         #[arg(long = "source")]
         sources: Vec<String>,
@@ -252,8 +376,21 @@ pub enum Command {
         /// failure); its undelivered events are dropped and recomputed by this sync.
         #[arg(long)]
         restart: bool,
-        /// Print the summary as JSON on stdout.
+        /// Same as `--output json`: the summary as JSON on stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_long_help = crate::help::COMPLETIONS)]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or write one page per command into a directory.
+    #[command(after_long_help = crate::help::MAN)]
+    Man {
+        /// Write `idhost.1`, `idhost-sync.1`, ... here instead of printing `idhost.1`.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }

@@ -7,12 +7,15 @@
 pub mod app;
 pub mod audit;
 pub mod cli;
+pub mod color;
 pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;
+mod help;
+pub mod inspect;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

@@ -63,11 +63,13 @@ pub fn init(level: &str, format: LogFormat, progress: &Progress) -> Result<(), S
     let result = match format {
         LogFormat::Pretty => tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(crate::color::stderr())
             .with_writer(writer)
             .with_target(false)
             .try_init(),
         LogFormat::Json => tracing_subscriber::fmt()
             .json()
+            .with_ansi(false)
             .with_env_filter(filter)
             .with_writer(writer)
             .with_current_span(false)

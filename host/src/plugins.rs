@@ -18,7 +18,7 @@ pub struct Registry {
 
 /// Why discovery could not even start.
 #[derive(Debug, thiserror::Error)]
-#[error("plugin directory {dir}: {source}")]
+#[error("plugin directory {dir} cannot be read")]
 pub struct DiscoveryError {
     dir: PathBuf,
     source: std::io::Error,

@@ -30,6 +30,15 @@ impl Progress {
         Self { multi: None }
     }
 
+    /// Clears the bars for good: what is printed next (the summary) is never redrawn over or
+    /// followed by a bar.
+    pub fn close(&self) {
+        if let Some(m) = &self.multi {
+            let _ = m.clear();
+            m.set_draw_target(ProgressDrawTarget::hidden());
+        }
+    }
+
     /// Runs `f` with the bars cleared (for log output).
     pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
         match &self.multi {

@@ -99,7 +99,12 @@ async fn one_sync(
     let rss_before = peak_rss_mib();
     let started = Instant::now();
     let events = state
-        .diff(source, &mut cp, "2026-01-01T00:00:00Z".into())
+        .diff(
+            source,
+            &mut cp,
+            "2026-01-01T00:00:00Z".into(),
+            &Default::default(),
+        )
         .await
         .expect("diff");
     let diffed = started.elapsed();

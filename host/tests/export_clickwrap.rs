@@ -54,17 +54,17 @@ impl Oomnitza {
         };
         let mut text = replace(
             original,
-            "plugin_dir = \"target/release\"",
+            "plugin_dir = \"../target/release\"",
             format!("plugin_dir = {}", toml_path(&plugin_dir())),
         );
         text = replace(
             text,
-            "state_path = \"out/clickwrap-oomnitza-state.db\"",
+            "state_path = \"../out/clickwrap-oomnitza-state.db\"",
             format!("state_path = {}", toml_path(&dir.path().join("state.db"))),
         );
         text = replace(
             text,
-            "path = \"out/people.csv\"",
+            "path = \"../out/people.csv\"",
             format!("path = {}", toml_path(&csv)),
         );
         text = replace(

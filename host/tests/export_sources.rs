@@ -25,7 +25,7 @@ impl Export {
         let csv = dir.path().join("people.csv");
         let sink = sink
             .replacen(
-                "path = \"out/people.csv\"",
+                "path = \"../out/people.csv\"",
                 &format!("path = {}", toml_path(&csv)),
                 1,
             )

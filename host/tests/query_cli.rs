@@ -49,7 +49,8 @@ fn access_lists_what_a_principal_holds_and_csv_has_a_header() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("source,entitlement,entitlement_name,resource,resource_name")
+        Some("source,entitlement,entitlement_name,resource,via"),
+        "DESIGN §7.2 names the columns of access"
     );
     assert_eq!(lines.count(), 5, "user 2 is in all five groups: {csv}");
 }

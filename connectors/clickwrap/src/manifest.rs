@@ -18,7 +18,8 @@ pub(crate) fn manifest() -> Manifest {
                 USER,
                 "Account members (GET /accounts/{account_id}/members) with email, name, locale, \
                  time zone and verification",
-            ),
+            )
+            .with_volatile_fields(&["profile.profiles.updated_time"]),
             ResourceTypeSpec::new(
                 SITE,
                 "Clickwrap sites, with owner/admin/member role entitlements and grants \

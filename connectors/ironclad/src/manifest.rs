@@ -13,11 +13,13 @@ pub(crate) fn manifest() -> Manifest {
             ResourceTypeSpec::new(
                 "user",
                 "Ironclad users (SCIM /Users), extension attributes in the profile",
-            ),
+            )
+            .with_volatile_fields(&["profile.meta.lastModified", "profile.meta.version"]),
             ResourceTypeSpec::new(
                 "group",
                 "Ironclad groups (SCIM /Groups); `member` entitlements and grants come with each page",
-            ),
+            )
+            .with_volatile_fields(&["profile.meta.lastModified", "profile.meta.version"]),
         ],
         capabilities: vec![
             Capability::Grant,

@@ -1,7 +1,8 @@
 //! `idhost demo`: the three upstream simulators on loopback, the three real connector plugins,
-//! one concurrent sync into SQLite, a summary and what to try next.
+//! a concurrent sync into SQLite, a scripted upstream change ([`super::demo_story`]), a second
+//! sync, a summary (changes, orphans) and what to try next. It writes `idhost-demo.toml` so
+//! every hint runs afterwards with no simulator and no credential.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use crate::progress::Progress;
 use crate::sinks::RunStatus;
 use crate::sync::{SyncEnv, SyncOptions};
 
-/// The demo's config, compiled in so `idhost demo` works from any directory.
+/// The demo's config template, compiled in so `idhost demo` works from any directory.
 const DEMO_CONFIG: &str = include_str!("../../../config/demo.toml");
 
 /// Sizes of the simulated upstreams.
@@ -64,7 +65,7 @@ pub(crate) async fn run(
     let clickwrap_server = clickwrap.serve(0).await.map_err(start)?;
 
     let (ic, gc, cc) = (ironclad.config(), graph.config(), clickwrap.config());
-    let vars: HashMap<&str, String> = HashMap::from([
+    let vars: Vec<(&str, String)> = vec![
         ("IDHOST_DEMO_IRONCLAD_URL", ironclad_server.url()),
         ("IDHOST_DEMO_IRONCLAD_CLIENT_ID", ic.client_id.clone()),
         (
@@ -83,14 +84,13 @@ pub(crate) async fn run(
             cc.client_secret.clone(),
         ),
         ("IDHOST_DEMO_CLICKWRAP_ACCOUNT", cc.account_id.to_string()),
-    ]);
-    let config = crate::config::parse(
-        Path::new("config/demo.toml"),
-        DEMO_CONFIG.to_owned(),
-        &|name| vars.get(name).cloned(),
-    )
-    .map(Arc::new)
-    .map_err(CommandError::usage)?;
+    ];
+    let config_path = PathBuf::from(DEMO_CONFIG_FILE);
+    std::fs::write(&config_path, render_config(&vars))
+        .map_err(|e| CommandError::failed(anyhow::anyhow!("writing {DEMO_CONFIG_FILE}: {e}")))?;
+    let config = crate::config::load(&config_path)
+        .map(Arc::new)
+        .map_err(CommandError::usage)?;
     let registry = super::discover(flag, Some(&config))?;
     for source in &config.sources {
         if registry.get(&source.connector).is_none() {
@@ -120,48 +120,152 @@ pub(crate) async fn run(
         .await
         .map_err(CommandError::failed)?;
     eprintln!(
-        "idhost demo: syncing Ironclad ({} users), Entra ID ({} users) and Clickwrap ({} users) from their simulators into {}",
+        "idhost demo: syncing Ironclad ({} users), Entra ID ({} users) and Clickwrap ({} users) from their simulators into {} ({} holds the config)",
         size.ironclad_users,
         size.entra_users,
         size.clickwrap_users,
+        db_path.display(),
+        config_path.display()
+    );
+    let first = crate::sync::run(&env, &SyncOptions::default()).await;
+    let clickwrap_url = clickwrap_server.url();
+    let servers = [ironclad_server, graph_server, clickwrap_server];
+    if first.iter().any(|o| o.status != RunStatus::Succeeded) {
+        env.progress.close();
+        eprintln!("\n{}", super::summary_table(&first));
+        return Ok(shutdown(servers, Outcome::Failed).await);
+    }
+    env.progress.suspend(|| {
+        for o in &first {
+            eprintln!(
+                "  first sync: {:<10} {} resources, {} entitlements, {} grants",
+                o.source,
+                o.counts.resource_total(),
+                o.counts.entitlements,
+                o.counts.grants
+            );
+        }
+        eprintln!(
+            "idhost demo: changing the upstreams as their admins would (SCIM and Graph writes), then syncing again"
+        );
+    });
+    let upstreams = super::demo_story::Upstreams {
+        ironclad: servers[0].url(),
+        ironclad_client: (&ic.client_id, &ic.client_secret, &ic.admin_email),
+        graph: servers[1].url(),
+        entra_client: (&gc.tenant_id, &gc.client_id, &gc.client_secret),
+        graph_sim: &graph,
+    };
+    let story = match super::demo_story::change(&db_path, &upstreams).await {
+        Ok(story) => story,
+        Err(err) => {
+            env.progress.close();
+            eprintln!("error: the demo's scripted upstream change failed: {err:#}");
+            return Ok(shutdown(servers, Outcome::Failed).await);
+        }
+    };
+    let outcomes = crate::sync::run(&env, &SyncOptions::default()).await;
+    env.progress.close();
+    let orphans = super::summary::orphans_after_sync(&config);
+    eprintln!(
+        "\n{}{}",
+        super::summary_table(&outcomes),
+        super::changes_and_orphans(&outcomes, orphans.as_ref())
+    );
+    let c = DEMO_CONFIG_FILE;
+    println!("Try next:");
+    for hint in hints(c, &story) {
+        println!("  {hint}");
+    }
+    println!(
+        "(these read {} through {c}: no simulator and no credential needed)",
         db_path.display()
     );
-    let outcomes = crate::sync::run(&env, &SyncOptions::default()).await;
-    env.progress.suspend(|| {
-        eprintln!("\n{}", super::summary_table(&outcomes));
-    });
-    let db = db_path.display();
-    println!("Try next:");
-    println!("  sqlite3 {db} \"SELECT source, type, count(*) FROM resources GROUP BY 1, 2\"");
-    println!(
-        "  sqlite3 {db} \"SELECT principal, count(*) FROM grants GROUP BY 1 ORDER BY 2 DESC LIMIT 5\""
-    );
-    println!("  idhost plugins");
     if keep {
-        println!("\nSimulators stay up until Ctrl-C:");
+        println!("\nSimulators stay up until Ctrl-C (`idhost sync -c {c}` syncs them again):");
         println!(
             "  ironclad  {}  (SCIM at /scim/v2, token at /oauth/token)",
-            ironclad_server.url()
+            upstreams.ironclad
         );
         println!(
             "  graph     {}  (Graph at /v1.0, token at /{}/oauth2/v2.0/token)",
-            graph_server.url(),
-            gc.tenant_id
+            upstreams.graph, gc.tenant_id
         );
-        println!(
-            "  clickwrap {}  (REST at /v1.1, token at /oauth/token)",
-            clickwrap_server.url()
-        );
+        println!("  clickwrap {clickwrap_url}  (REST at /v1.1, token at /oauth/token)");
         cancel.cancelled().await;
     }
-    ironclad_server.shutdown().await;
-    graph_server.shutdown().await;
-    clickwrap_server.shutdown().await;
-    Ok(
-        if outcomes.iter().all(|o| o.status == RunStatus::Succeeded) {
-            Outcome::Success
-        } else {
-            Outcome::Failed
-        },
-    )
+    let outcome = if outcomes.iter().all(|o| o.status == RunStatus::Succeeded) {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    };
+    Ok(shutdown(servers, outcome).await)
+}
+
+/// Stops the simulators; returns `outcome`.
+async fn shutdown(servers: [sim_common::RunningServer; 3], outcome: Outcome) -> Outcome {
+    for server in servers {
+        server.shutdown().await;
+    }
+    outcome
+}
+
+/// The config file the demo writes in the directory it runs in.
+pub(crate) const DEMO_CONFIG_FILE: &str = "idhost-demo.toml";
+
+/// `config/demo.toml` with its `${IDHOST_DEMO_*}` references replaced by the simulators'
+/// addresses and demo credentials, marked as such.
+fn render_config(vars: &[(&str, String)]) -> String {
+    let mut text = String::from(
+        "# Written by `idhost demo`. The URLs are the demo's simulators on loopback (gone once the\n\
+         # demo exits, unless `idhost demo --keep`), and every credential below is one of the\n\
+         # SIMULATORS' DEMO CREDENTIALS, not a secret of any real service. Queries need neither:\n\
+         #   idhost query -c idhost-demo.toml orphans\n\n",
+    );
+    // The template's own header speaks of the references this text no longer has.
+    let body = DEMO_CONFIG
+        .lines()
+        .skip_while(|l| l.starts_with('#') || l.trim().is_empty());
+    for line in body {
+        let mut line = line.to_owned();
+        let mut demo_credential = false;
+        for (name, value) in vars {
+            let reference = format!("${{{name}}}");
+            if line.contains(&reference) {
+                line = line.replace(&reference, value);
+                demo_credential |= name.contains("CLIENT") || name.contains("ADMIN");
+            }
+        }
+        if demo_credential {
+            line.push_str("   # the simulator's demo credential");
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text
+}
+
+/// The "Try next" lines: idhost commands that answer from the demo's database alone.
+fn hints(config: &str, story: &super::demo_story::Story) -> Vec<String> {
+    vec![
+        format!("idhost query -c {config} resources --source legal --type group"),
+        format!(
+            "idhost query -c {config} access {} --source corp",
+            story.nested_person
+        ),
+        format!(
+            "idhost query -c {config} who-has {} --source corp",
+            story.outer_entitlement
+        ),
+        format!("idhost query -c {config} people --source legal"),
+        format!("idhost query -c {config} orphans --source legal"),
+        format!(
+            "idhost query -c {config} access {} --source legal",
+            story.leaver
+        ),
+        format!("idhost query -c {config} diff legal"),
+        format!("idhost query -c {config} diff corp -o json"),
+        format!("idhost review -c {config} -o idhost-demo-review.xlsx"),
+        "idhost plugins".to_owned(),
+    ]
 }

@@ -1,11 +1,16 @@
 //! The subcommands.
 
+mod audit;
 pub mod bench;
 mod check;
 mod demo;
+mod demo_story;
+mod init;
+mod man;
 mod plugins;
 mod provision;
 mod query;
+mod review;
 pub mod run;
 mod summary;
 mod sync;
@@ -16,12 +21,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::app::{CommandError, Outcome};
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, OutputFormat};
 use crate::config::{self, Config};
 use crate::plugins::{Registry, resolve_dir};
 use crate::progress::Progress;
 
-pub use summary::summary_table;
+pub use summary::{changes_and_orphans, summary_table};
 
 /// clap value parser for `--set FIELD=VALUE`.
 pub fn parse_set_arg(text: &str) -> Result<(String, serde_json::Value), String> {
@@ -30,6 +35,12 @@ pub fn parse_set_arg(text: &str) -> Result<(String, serde_json::Value), String> 
 
 /// Runs one command.
 pub async fn run(cli: Cli, progress: Progress) -> Result<Outcome, CommandError> {
+    let plugin_dir = cli.plugin_dir.as_deref();
+    let config = cli.config.as_deref();
+    let format = |json: bool| {
+        OutputFormat::parse(cli.output.as_deref(), json)
+            .map_err(|e| CommandError::usage(anyhow::anyhow!(e)))
+    };
     match cli.command {
         Command::Demo {
             keep,
@@ -44,18 +55,35 @@ pub async fn run(cli: Cli, progress: Progress) -> Result<Outcome, CommandError> 
                 clickwrap_users,
                 latency: std::time::Duration::from_millis(latency_ms),
             };
-            demo::run(cli.plugin_dir.as_deref(), size, keep, progress).await
+            demo::run(plugin_dir, size, keep, progress).await
         }
-        Command::Provision { config, args } => {
-            provision::run(&config, cli.plugin_dir.as_deref(), args).await
+        Command::Init { connector, force } => init::run(config, plugin_dir, &connector, force),
+        Command::Provision { args } => {
+            provision::run(needs_config(config)?, plugin_dir, args, format(false)?).await
         }
-        Command::Run(args) => run::run(args, cli.plugin_dir.as_deref()).await,
-        Command::Bench(args) => bench::run(cli.plugin_dir.as_deref(), args).await,
-        Command::Query { config, args } => query::run(&config, args),
-        Command::Plugins { json } => plugins::run(cli.plugin_dir.as_deref(), json),
-        Command::Check { config } => check::run(&config, cli.plugin_dir.as_deref()).await,
+        Command::Run(args) => run::run(needs_config(config)?, args, plugin_dir).await,
+        Command::Bench(args) => bench::run(plugin_dir, args).await,
+        Command::Query { args } => query::run(needs_config(config)?, args, format(false)?),
+        Command::Review { sources, sink } => review::run(
+            needs_config(config)?,
+            &sources,
+            sink.as_deref(),
+            cli.output.as_deref(),
+        ),
+        Command::Audit {
+            source,
+            since,
+            limit,
+        } => audit::run(
+            needs_config(config)?,
+            source.as_deref(),
+            since.as_deref(),
+            limit,
+            format(false)?,
+        ),
+        Command::Plugins { json } => plugins::run(plugin_dir, format(json)?),
+        Command::Check { offline } => check::run(needs_config(config)?, plugin_dir, offline).await,
         Command::Sync {
-            config,
             sources,
             resources_only,
             full,
@@ -68,9 +96,39 @@ pub async fn run(cli: Cli, progress: Progress) -> Result<Outcome, CommandError> 
                 full,
                 restart,
             };
-            sync::run(&config, cli.plugin_dir.as_deref(), options, json, progress).await
+            let format = format(json)?;
+            sync::run(needs_config(config)?, plugin_dir, options, format, progress).await
         }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "idhost", &mut script);
+            write_stdout(&script)?;
+            Ok(Outcome::Success)
+        }
+        Command::Man { dir } => man::run(dir.as_deref()),
     }
+}
+
+/// Writes `bytes` to stdout; a reader that went away (`| head`) is not an error.
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), CommandError> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CommandError::failed(
+            anyhow::anyhow!("writing to stdout: {e}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The `-c FILE` a command needs (exit code 2 without one).
+fn needs_config(config: Option<&Path>) -> Result<&Path, CommandError> {
+    config.ok_or_else(|| {
+        CommandError::usage(anyhow::anyhow!(
+            "this command needs a config file: pass -c FILE (or set IDHOST_CONFIG); `idhost init <connector>` writes one"
+        ))
+    })
 }
 
 /// Loads and validates the config (exit code 2 on error).

@@ -1,10 +1,12 @@
-//! `idhost plugins [--json]`.
+//! `idhost plugins [--output table|json|csv]` (`--json` is `--output json`).
 
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::app::{CommandError, Outcome};
+use crate::cli::OutputFormat;
+use crate::inspect::output::Rows;
 
 #[derive(Serialize)]
 struct PluginRow<'a> {
@@ -17,7 +19,7 @@ struct PluginRow<'a> {
     description: &'a str,
 }
 
-pub(crate) fn run(flag: Option<&Path>, json: bool) -> Result<Outcome, CommandError> {
+pub(crate) fn run(flag: Option<&Path>, format: OutputFormat) -> Result<Outcome, CommandError> {
     let registry = super::discover(flag, None)?;
     let rows: Vec<PluginRow<'_>> = registry
         .plugins()
@@ -34,7 +36,33 @@ pub(crate) fn run(flag: Option<&Path>, json: bool) -> Result<Outcome, CommandErr
             }
         })
         .collect();
-    if json {
+    if format == OutputFormat::Csv {
+        let mut table = Rows::new(&[
+            "name",
+            "version",
+            "interface_version",
+            "path",
+            "resource_types",
+            "capabilities",
+            "description",
+        ]);
+        for r in &rows {
+            table.push(vec![
+                r.name.into(),
+                r.version.into(),
+                r.interface_version.into(),
+                r.path.clone().into(),
+                r.resource_types.join(",").into(),
+                r.capabilities.join(",").into(),
+                r.description.into(),
+            ]);
+        }
+        crate::inspect::output::print(&table, format)
+            .map_err(|e| CommandError::failed(anyhow::anyhow!("writing the list: {e}")))?;
+        for err in &registry.errors {
+            eprintln!("warning: {err}");
+        }
+    } else if format == OutputFormat::Json {
         let errors: Vec<String> = registry.errors.iter().map(ToString::to_string).collect();
         let doc = serde_json::json!({ "dir": registry.dir, "plugins": rows, "errors": errors });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());

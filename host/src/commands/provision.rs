@@ -102,7 +102,13 @@ pub(crate) async fn run(
     path: &Path,
     flag: Option<&Path>,
     args: ProvisionArgs,
+    output: OutputFormat,
 ) -> Result<Outcome, CommandError> {
+    if output == OutputFormat::Csv {
+        return Err(CommandError::usage(anyhow!(
+            "provision reports one result: --output table or json, not csv"
+        )));
+    }
     let config = super::load_config(path)?;
     let Some(source) = config
         .sources
@@ -345,7 +351,18 @@ pub(crate) async fn run(
                 )
                 .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
                 instance.delete(&r).await?;
-                ("changed".to_owned(), json!({ "resource": resource }))
+                // A DELETE answered 404: the resource was gone already, which is what the
+                // caller wanted; say so rather than claim a change.
+                let already = !args.dry_run
+                    && services
+                        .http()
+                        .last_write()
+                        .is_some_and(|(method, status)| method == "DELETE" && status == 404);
+                let word = if already { "already" } else { "changed" };
+                (
+                    word.to_owned(),
+                    json!({ "resource": resource, "already": already }),
+                )
             }
         })
     };
@@ -396,8 +413,8 @@ pub(crate) async fn run(
         redactor.redact(&detail.to_string()),
     )?;
 
-    match args.output {
-        OutputFormat::Json => {
+    match output {
+        OutputFormat::Json | OutputFormat::Csv => {
             let doc = json!({
                 "source": source.name, "operation": args.op.name(), "target": record.target,
                 "dry_run": args.dry_run, "result": result_word, "detail": detail,
@@ -407,13 +424,19 @@ pub(crate) async fn run(
                 redactor.redact(&serde_json::to_string_pretty(&doc).unwrap_or_default())
             );
         }
-        OutputFormat::Text => {
+        OutputFormat::Table => {
             println!(
                 "{} {} on {}: {result_word}",
                 args.op.name(),
                 record.target,
                 source.name
             );
+            if result_word == "already" && matches!(args.op, ProvisionOp::Delete { .. }) {
+                println!(
+                    "  {} was already deleted in `{}` (the upstream answered 404): nothing to do",
+                    record.target, source.name
+                );
+            }
             if let Some(error) = detail.get("error").and_then(Value::as_str) {
                 println!("  error: {error}");
             }

@@ -1,208 +1,316 @@
-//! `idhost query`: answers from the SQLite sink's tables — who holds an entitlement, what a
-//! principal can access, and what changed in a source.
+//! `idhost query`: answers from the SQLite sink (DESIGN §7.2) — resources, entitlements,
+//! grants, effective access both ways, people and orphans, and what changed. Reads the config
+//! without resolving any credential ([`Resolve::SinkPaths`]).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context as _, anyhow};
-use rusqlite::{Connection, OpenFlags, types::Value as SqlValue};
+use anyhow::anyhow;
+use rusqlite::params;
+use serde_json::Value;
 
 use crate::app::{CommandError, Outcome};
-use crate::cli::{QueryArgs, QueryFormat, QueryOp};
-use crate::config::SinkKind;
+use crate::cli::{OutputFormat, QueryArgs, QueryOp};
+use crate::config::{Config, Resolve};
+use crate::inspect::InspectError;
+use crate::inspect::access::{self, SinkGraph};
+use crate::inspect::db::SinkDb;
+use crate::inspect::diff::{self, DiffFilter};
+use crate::inspect::identity;
+use crate::inspect::lookup::{self, ACCOUNT_COLUMNS, Account};
+use crate::inspect::output::{self, Rows, text_or_null, via_value};
 
-/// Rows with named columns.
-struct Table {
-    columns: Vec<&'static str>,
-    rows: Vec<Vec<String>>,
-}
-
-fn text_of(value: SqlValue) -> String {
-    match value {
-        SqlValue::Null => String::new(),
-        SqlValue::Integer(i) => i.to_string(),
-        SqlValue::Real(f) => f.to_string(),
-        SqlValue::Text(t) => t,
-        SqlValue::Blob(b) => String::from_utf8_lossy(&b).into_owned(),
-    }
-}
-
-fn select(
-    conn: &Connection,
-    columns: Vec<&'static str>,
-    sql: &str,
-    params: &[&dyn rusqlite::ToSql],
-) -> Result<Table, rusqlite::Error> {
-    let mut stmt = conn.prepare(sql)?;
-    let width = columns.len();
-    let rows = stmt
-        .query_map(params, |row| {
-            (0..width)
-                .map(|i| row.get::<_, SqlValue>(i).map(text_of))
-                .collect::<Result<Vec<_>, _>>()
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Table { columns, rows })
+/// Loads the config for a reading command: sink paths resolved, no credential read.
+pub(crate) fn load_for_reading(path: &Path) -> Result<Config, CommandError> {
+    crate::config::load_with(path, Resolve::SinkPaths).map_err(CommandError::usage)
 }
 
 /// `--since` as an RFC 3339 instant: either given as one, or a duration back from now.
-fn since_instant(since: &str) -> Result<String, String> {
+pub(crate) fn since_instant(since: &str) -> Result<String, CommandError> {
     let rfc3339 = &time::format_description::well_known::Rfc3339;
     if time::OffsetDateTime::parse(since, rfc3339).is_ok() {
         return Ok(since.to_owned());
     }
-    let ago = humantime::parse_duration(since)
-        .map_err(|_| format!("--since must be an RFC 3339 time (2026-11-23T00:00:00Z) or a duration like `24h`; got `{since}`"))?;
+    let ago = humantime::parse_duration(since).map_err(|_| {
+        CommandError::usage(anyhow!(
+            "--since must be an RFC 3339 time (2026-11-23T00:00:00Z) or a duration like `24h`; got `{since}`"
+        ))
+    })?;
     let then = time::OffsetDateTime::now_utc() - ago;
-    then.format(rfc3339).map_err(|e| e.to_string())
+    then.format(rfc3339)
+        .map_err(|e| CommandError::usage(anyhow!("--since `{since}`: {e}")))
 }
 
-fn print(table: &Table, format: QueryFormat) -> anyhow::Result<()> {
-    match format {
-        QueryFormat::Json => {
-            let rows: Vec<serde_json::Map<String, serde_json::Value>> = table
-                .rows
-                .iter()
-                .map(|r| {
-                    table
-                        .columns
-                        .iter()
-                        .zip(r)
-                        .map(|(c, v)| {
-                            let value = serde_json::from_str(v)
-                                .ok()
-                                .filter(|j: &serde_json::Value| j.is_object())
-                                .unwrap_or_else(|| serde_json::Value::String(v.clone()));
-                            ((*c).to_owned(), value)
-                        })
-                        .collect()
-                })
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&rows)?);
+pub(crate) fn run(
+    path: &Path,
+    args: QueryArgs,
+    format: OutputFormat,
+) -> Result<Outcome, CommandError> {
+    let config = load_for_reading(path)?;
+    let db = SinkDb::open(&config, args.sink.as_deref())?;
+    let mut rows = match &args.op {
+        QueryOp::Resources {
+            source,
+            rtype,
+            search,
+        } => resources(&db, source.as_deref(), rtype.as_deref(), search.as_deref())?,
+        QueryOp::Entitlements { source, resource } => {
+            entitlements(&db, source.as_deref(), resource.as_deref())?
         }
-        QueryFormat::Csv => {
-            let mut out = csv::Writer::from_writer(std::io::stdout());
-            out.write_record(&table.columns)?;
-            for row in &table.rows {
-                out.write_record(row)?;
+        QueryOp::Grants {
+            source,
+            entitlement,
+            principal,
+        } => grants(
+            &db,
+            source.as_deref(),
+            entitlement.as_deref(),
+            principal.as_deref(),
+        )?,
+        QueryOp::Access { principal, source } => access_of(&db, principal, source.as_deref())?,
+        QueryOp::WhoHas {
+            entitlement,
+            source,
+        } => who_has(&db, entitlement, source.as_deref())?,
+        QueryOp::People { source } => people(&db, &config, source.as_deref(), false)?,
+        QueryOp::Orphans { source } => people(&db, &config, source.as_deref(), true)?,
+        QueryOp::Diff {
+            source,
+            since,
+            sync,
+        } => {
+            let filter = DiffFilter {
+                since: since.as_deref().map(since_instant).transpose()?,
+                sync_id: sync.clone(),
+            };
+            diff::events(&db, source, &filter)?
+        }
+    };
+    if matches!(args.op, QueryOp::Diff { .. }) && format != OutputFormat::Json {
+        for row in &mut rows.rows {
+            if let Some(changes) = row.last_mut() {
+                *changes = Value::String(diff::describe(changes));
             }
-            out.flush()?;
         }
-        QueryFormat::Table => {
-            let mut widths: Vec<usize> = table.columns.iter().map(|c| c.len()).collect();
-            for row in &table.rows {
-                for (w, v) in widths.iter_mut().zip(row) {
-                    *w = (*w).max(v.chars().count().min(60));
+    }
+    output::print(&rows, format)
+        .map_err(|e| CommandError::failed(anyhow!("writing the answer: {e}")))?;
+    Ok(Outcome::Success)
+}
+
+fn resources(
+    db: &SinkDb,
+    source: Option<&str>,
+    rtype: Option<&str>,
+    search: Option<&str>,
+) -> Result<Rows, InspectError> {
+    let mut rows = Rows::new(&[
+        "source",
+        "id",
+        "type",
+        "display_name",
+        "status",
+        "login",
+        "email",
+    ]);
+    let needle = search.map(|s| s.trim().to_lowercase());
+    for s in db.scope(source)? {
+        let mut stmt = db
+            .conn()
+            .prepare(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM resources WHERE source = ?1 AND (?2 IS NULL OR type = ?2)
+                 AND (?3 IS NULL OR instr(lower(id || ' ' || display_name || ' ' || coalesce(user, '')), ?3) > 0)
+                 ORDER BY type, id"
+            ))
+            .map_err(|e| db.fail(e))?;
+        let found = stmt
+            .query_map(params![s, rtype, needle], Account::from_row)
+            .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| db.fail(e))?;
+        for a in found {
+            if let Some(n) = &needle {
+                // The text test above also matches inside other JSON fields; keep what the
+                // user can see.
+                let visible = [Some(&a.id), Some(&a.display_name), a.login.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .chain(a.emails.iter())
+                    .any(|t| t.to_lowercase().contains(n.as_str()));
+                if !visible {
+                    continue;
                 }
             }
-            let line = |cells: Vec<String>| {
-                cells
-                    .iter()
-                    .zip(&widths)
-                    .map(|(c, w)| format!("{c:<w$}"))
-                    .collect::<Vec<_>>()
-                    .join("  ")
-                    .trim_end()
-                    .to_owned()
-            };
-            println!(
-                "{}",
-                line(table.columns.iter().map(|c| c.to_uppercase()).collect())
-            );
-            for row in &table.rows {
-                println!("{}", line(row.clone()));
-            }
-            eprintln!("({} rows)", table.rows.len());
+            rows.push(vec![
+                Value::String(a.source),
+                Value::String(a.id),
+                Value::String(a.rtype),
+                Value::String(a.display_name),
+                Value::String(a.status),
+                text_or_null(a.login.as_deref()),
+                text_or_null(a.email.as_deref()),
+            ]);
         }
     }
-    Ok(())
+    Ok(rows)
 }
 
-fn database(
-    config: &crate::config::Config,
-    sink: Option<&str>,
-) -> Result<(String, PathBuf), CommandError> {
-    let candidates: Vec<_> = config
-        .sinks
-        .iter()
-        .filter(|s| s.kind == SinkKind::Sqlite && s.export.is_none())
-        .filter(|s| sink.is_none_or(|name| s.name == name))
-        .collect();
-    match (candidates.first(), sink) {
-        (Some(s), _) => Ok((
-            s.name.clone(),
-            s.path.clone().unwrap_or_else(|| PathBuf::from("idhost.db")),
-        )),
-        (None, Some(name)) => Err(CommandError::usage(anyhow!(
-            "--sink `{name}` is not a sqlite sink (with its snapshot tables) in {}",
-            config.text.path().display()
-        ))),
-        (None, None) => Err(CommandError::usage(anyhow!(
-            "{} has no sqlite sink to query: add one, e.g. [sinks.local] type = \"sqlite\" path = \"idhost.db\"",
-            config.text.path().display()
-        ))),
+fn entitlements(
+    db: &SinkDb,
+    source: Option<&str>,
+    resource: Option<&str>,
+) -> Result<Rows, InspectError> {
+    if let Some(r) = resource {
+        lookup::require_resource(db, r, source)?;
     }
+    let mut rows = Rows::new(&["source", "id", "resource", "slug", "display_name"]);
+    for s in db.scope(source)? {
+        let mut stmt = db
+            .conn()
+            .prepare(
+                "SELECT source, id, resource, slug, display_name FROM entitlements
+                 WHERE source = ?1 AND (?2 IS NULL OR resource = ?2) ORDER BY id",
+            )
+            .map_err(|e| db.fail(e))?;
+        let found: Vec<Vec<Value>> = stmt
+            .query_map(params![s, resource], |r| {
+                (0..5)
+                    .map(|i| r.get::<_, String>(i).map(Value::String))
+                    .collect()
+            })
+            .and_then(|r| r.collect())
+            .map_err(|e| db.fail(e))?;
+        rows.rows.extend(found);
+    }
+    Ok(rows)
 }
 
-pub(crate) fn run(path: &Path, args: QueryArgs) -> Result<Outcome, CommandError> {
-    let config = super::load_config(path)?;
-    let (sink, db_path) = database(&config, args.sink.as_deref())?;
-    let conn = Connection::open_with_flags(&db_path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .with_context(|| {
-            format!(
-                "sink `{sink}`: cannot open {} (has a sync run yet?)",
-                db_path.display()
-            )
-        })
-        .map_err(CommandError::failed)?;
-    let fail = |e: rusqlite::Error| {
-        CommandError::failed(anyhow!("sink `{sink}` ({}): {e}", db_path.display()))
-    };
-    let table = match &args.op {
-        QueryOp::WhoHas { entitlement } => select(
-            &conn,
-            vec!["source", "principal", "principal_name", "status", "grant"],
-            "SELECT g.source, g.principal, coalesce(r.display_name, ''), coalesce(r.status, ''), g.id
-             FROM grants g LEFT JOIN resources r ON r.source = g.source AND r.id = g.principal
-             WHERE g.entitlement = ?1 ORDER BY g.source, g.principal",
-            &[entitlement],
-        )
-        .map_err(fail)?,
-        QueryOp::Access { principal } => select(
-            &conn,
-            vec!["source", "entitlement", "entitlement_name", "resource", "resource_name"],
-            "SELECT g.source, g.entitlement, coalesce(e.display_name, ''), coalesce(e.resource, ''),
-                    coalesce(r.display_name, '')
-             FROM grants g
-             LEFT JOIN entitlements e ON e.source = g.source AND e.id = g.entitlement
-             LEFT JOIN resources r ON r.source = g.source AND r.id = e.resource
-             WHERE g.principal = ?1 ORDER BY g.source, g.entitlement",
-            &[principal],
-        )
-        .map_err(fail)?,
-        QueryOp::Diff { source, since } => {
-            let has_events: bool = conn
-                .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'events'", [], |r| r.get::<_, i64>(0))
-                .map(|n| n > 0)
-                .map_err(fail)?;
-            if !has_events {
-                return Err(CommandError::usage(anyhow!(
-                    "sink `{sink}` keeps no change events: add \"event\" to its `records`"
-                )));
-            }
-            let since = match since {
-                Some(s) => since_instant(s).map_err(|e| CommandError::usage(anyhow!(e)))?,
-                None => String::new(),
-            };
-            select(
-                &conn,
-                vec!["seq", "at", "event", "subject", "changes", "sync_id"],
-                "SELECT seq, at, event, subject, changes, sync_id FROM events
-                 WHERE source = ?1 AND at >= ?2 ORDER BY seq",
-                &[source, &since],
-            )
-            .map_err(fail)?
+fn grants(
+    db: &SinkDb,
+    source: Option<&str>,
+    entitlement: Option<&str>,
+    principal: Option<&str>,
+) -> Result<Rows, InspectError> {
+    let mut scope = source.map(str::to_owned);
+    let entitlement = match entitlement {
+        Some(e) => {
+            let found = lookup::entitlement(db, e, scope.as_deref())?;
+            scope = Some(found.source.clone());
+            Some(found.id)
         }
+        None => None,
     };
-    print(&table, args.output).map_err(CommandError::failed)?;
-    Ok(Outcome::Success)
+    let principal = match principal {
+        Some(p) => {
+            let found = lookup::principal(db, p, scope.as_deref())?;
+            scope = Some(found.source.clone());
+            Some(found.id)
+        }
+        None => None,
+    };
+    let mut rows = Rows::new(&["source", "id", "entitlement", "principal"]);
+    for s in db.scope(scope.as_deref())? {
+        let mut stmt = db
+            .conn()
+            .prepare(
+                "SELECT source, id, entitlement, principal FROM grants
+                 WHERE (?2 IS NULL OR entitlement = ?2) AND (?3 IS NULL OR principal = ?3)
+                   AND source = ?1 ORDER BY id",
+            )
+            .map_err(|e| db.fail(e))?;
+        let found: Vec<Vec<Value>> = stmt
+            .query_map(params![s, entitlement, principal], |r| {
+                (0..4)
+                    .map(|i| r.get::<_, String>(i).map(Value::String))
+                    .collect()
+            })
+            .and_then(|r| r.collect())
+            .map_err(|e| db.fail(e))?;
+        rows.rows.extend(found);
+    }
+    Ok(rows)
+}
+
+fn access_of(db: &SinkDb, principal: &str, source: Option<&str>) -> Result<Rows, InspectError> {
+    let account = lookup::principal(db, principal, source)?;
+    let mut graph = SinkGraph::new(db, &account.source);
+    let held = access::effective(&mut graph, &account.id, account.rtype == "group")?;
+    let mut rows = Rows::new(&[
+        "source",
+        "entitlement",
+        "entitlement_name",
+        "resource",
+        "via",
+    ]);
+    for (entitlement, via) in held {
+        let found = lookup::entitlement(db, &entitlement, Some(&account.source)).ok();
+        rows.push(vec![
+            Value::String(account.source.clone()),
+            Value::String(entitlement.clone()),
+            text_or_null(found.as_ref().map(|e| e.display_name.as_str())),
+            text_or_null(found.as_ref().map(|e| e.resource.as_str())),
+            via_value(via.as_deref()),
+        ]);
+    }
+    Ok(rows)
+}
+
+fn who_has(db: &SinkDb, entitlement: &str, source: Option<&str>) -> Result<Rows, InspectError> {
+    let found = lookup::entitlement(db, entitlement, source)?;
+    let direct = access::principals_of(db, &found.source, &found.id)?;
+    let mut graph = SinkGraph::new(db, &found.source);
+    let holders = access::holders(&mut graph, direct)?;
+    let mut rows = Rows::new(&["source", "principal", "principal_name", "via"]);
+    for (principal, via) in holders {
+        let name = lookup::resource(db, &found.source, &principal)?.map(|a| a.display_name);
+        rows.push(vec![
+            Value::String(found.source.clone()),
+            Value::String(principal),
+            text_or_null(name.as_deref()),
+            via_value(via.as_deref()),
+        ]);
+    }
+    Ok(rows)
+}
+
+fn people(
+    db: &SinkDb,
+    config: &Config,
+    source: Option<&str>,
+    orphans_only: bool,
+) -> Result<Rows, InspectError> {
+    let identity = identity::required(config.identity.as_ref())?;
+    let links = identity::correlate(db, identity, source)?;
+    if orphans_only {
+        let mut rows = Rows::new(&["source", "account", "login", "email", "reason"]);
+        let mut orphans: Vec<_> = links.into_iter().filter(|l| l.orphan.is_some()).collect();
+        orphans.sort_by(|a, b| {
+            (&a.account.source, a.orphan, &a.account.id).cmp(&(
+                &b.account.source,
+                b.orphan,
+                &b.account.id,
+            ))
+        });
+        for link in orphans {
+            let reason = link.orphan.map(identity::Reason::as_str);
+            rows.push(vec![
+                Value::String(link.account.source),
+                Value::String(link.account.id),
+                text_or_null(link.account.login.as_deref()),
+                text_or_null(link.account.email.as_deref()),
+                text_or_null(reason),
+            ]);
+        }
+        return Ok(rows);
+    }
+    let mut rows = Rows::new(&["person", "source", "account", "login", "email", "status"]);
+    for link in links {
+        rows.push(vec![
+            text_or_null(link.person.as_deref()),
+            Value::String(link.account.source),
+            Value::String(link.account.id),
+            text_or_null(link.account.login.as_deref()),
+            text_or_null(link.account.email.as_deref()),
+            Value::String(link.account.status),
+        ]);
+    }
+    Ok(rows)
 }

@@ -1,7 +1,7 @@
 //! `idhost run -c FILE`: the daemon (see [`crate::daemon`]).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::app::{CommandError, Outcome};
@@ -15,9 +15,6 @@ fn duration(text: &str) -> Result<Duration, String> {
 /// `idhost run` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Config file.
-    #[arg(short, long, env = "IDHOST_CONFIG")]
-    pub config: PathBuf,
     /// Address of the `/healthz`, `/readyz` and `/metrics` server (`0.0.0.0:9464` in a container).
     #[arg(long, env = "IDHOST_LISTEN", default_value = "127.0.0.1:9464")]
     pub listen: SocketAddr,
@@ -30,9 +27,13 @@ pub struct RunArgs {
     pub max_jitter: Duration,
 }
 
-pub(crate) async fn run(args: RunArgs, plugin_dir: Option<&Path>) -> Result<Outcome, CommandError> {
+pub(crate) async fn run(
+    config: &Path,
+    args: RunArgs,
+    plugin_dir: Option<&Path>,
+) -> Result<Outcome, CommandError> {
     crate::daemon::run(DaemonOptions {
-        config: args.config,
+        config: config.to_owned(),
         plugin_dir: plugin_dir.map(Path::to_owned),
         listen: args.listen,
         shutdown_grace: args.shutdown_grace,

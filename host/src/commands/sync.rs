@@ -6,6 +6,7 @@ use anyhow::anyhow;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{CommandError, Outcome};
+use crate::cli::OutputFormat;
 use crate::progress::Progress;
 use crate::sinks::RunStatus;
 use crate::sync::{SyncEnv, SyncOptions};
@@ -37,9 +38,14 @@ pub(crate) async fn run(
     path: &Path,
     flag: Option<&Path>,
     options: SyncOptions,
-    json: bool,
+    format: OutputFormat,
     progress: Progress,
 ) -> Result<Outcome, CommandError> {
+    if format == OutputFormat::Csv {
+        return Err(CommandError::usage(anyhow!(
+            "the sync summary is a table or JSON: --output table or json, not csv"
+        )));
+    }
     let config = super::load_config(path)?;
     for wanted in &options.sources {
         if !config.sources.iter().any(|s| &s.name == wanted) {
@@ -58,7 +64,9 @@ pub(crate) async fn run(
         .await
         .map_err(CommandError::failed)?;
     let outcomes = crate::sync::run(&env, &options).await;
-    if json {
+    env.progress.close();
+    let orphans = super::summary::orphans_after_sync(&config);
+    if format == OutputFormat::Json {
         let peak_rss_kb = crate::metrics::process_peak_rss_kb();
         let rows: Vec<_> = outcomes
             .iter()
@@ -66,6 +74,8 @@ pub(crate) async fn run(
                 serde_json::json!({
                     "source": o.source, "connector": o.connector, "sync_id": o.sync_id,
                     "status": o.status, "counts": o.counts, "error": o.error,
+                    "changes": o.counts.changes,
+                    "orphans": orphans.as_ref().and_then(|m| m.get(&o.source)).map(|r| r.values().sum::<u64>()),
                     "requests": o.metrics.requests(), "retries": o.metrics.retries(),
                     "seconds": o.elapsed.as_secs_f64(),
                     "process_peak_rss_kb": peak_rss_kb,
@@ -77,8 +87,11 @@ pub(crate) async fn run(
             serde_json::to_string_pretty(&rows).unwrap_or_default()
         );
     } else {
-        env.progress
-            .suspend(|| eprint!("\n{}", super::summary_table(&outcomes)));
+        eprint!(
+            "\n{}{}",
+            super::summary_table(&outcomes),
+            super::changes_and_orphans(&outcomes, orphans.as_ref())
+        );
     }
     let missing_plugin = outcomes
         .iter()

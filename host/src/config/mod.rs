@@ -2,6 +2,7 @@
 //! of the host sees. Every error names the file and, where it can, line and column.
 
 mod daemon;
+mod identity;
 mod interpolate;
 mod raw;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 pub use daemon::{
     Coordination, DEFAULT_DEADLINE, EmailTarget, NotifyEvent, NotifyKind, NotifyTarget, SmtpTls,
 };
+pub use identity::{IdentityConfig, MatchRule};
 use raw::{RawConfig, RawSink, RawSource};
 use toml::Spanned;
 
@@ -150,6 +152,32 @@ pub struct Config {
     pub notify: Vec<NotifyTarget>,
     /// Replica coordination of `idhost run`, if configured.
     pub coordination: Option<Coordination>,
+    /// Correlation of accounts across sources (`[identity]`), if configured.
+    pub identity: Option<IdentityConfig>,
+    /// References left unresolved by a lenient load ([`Resolve`]), in file order.
+    pub unresolved: Vec<Unresolved>,
+}
+
+/// Which `${VAR}` and `${file:}` references a load resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolve {
+    /// Every one; an unset variable or unreadable file is an error (sync, run, provision).
+    All,
+    /// Those that can be resolved; the others are recorded in [`Config::unresolved`] and their
+    /// values left out (`check --offline`).
+    Available,
+    /// Only sink paths: commands that read what syncs wrote (`query`, `review`, `audit`) never
+    /// read a credential, so they run with none set.
+    SinkPaths,
+}
+
+/// A reference a lenient load left unresolved.
+#[derive(Debug, Clone)]
+pub struct Unresolved {
+    /// The source whose settings hold it, if it is in a source's settings.
+    pub source: Option<String>,
+    /// Why, located in the file.
+    pub problem: Located,
 }
 
 /// One `[sources.NAME]`.
@@ -364,11 +392,16 @@ pub struct SinkConfig {
 
 /// Reads and validates `path`, expanding `${VAR}` from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, Resolve::All)
+}
+
+/// Reads and validates `path`, resolving the references `resolve` asks for.
+pub fn load_with(path: &Path, resolve: Resolve) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
-    parse(path, text, &|name| std::env::var(name).ok())
+    parse_with(path, text, &|name| std::env::var(name).ok(), resolve)
 }
 
 /// Validates config `text` as if read from `path`; `env` looks up variables.
@@ -376,6 +409,16 @@ pub fn parse(
     path: &Path,
     text: String,
     env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    parse_with(path, text, env, Resolve::All)
+}
+
+/// [`parse`], resolving the references `resolve` asks for.
+pub fn parse_with(
+    path: &Path,
+    text: String,
+    env: &dyn Fn(&str) -> Option<String>,
+    resolve: Resolve,
 ) -> Result<Config, ConfigError> {
     let text = SourceText {
         path: path.to_owned(),
@@ -389,13 +432,17 @@ pub fn parse(
         };
         ConfigError::Invalid(vec![located])
     })?;
+    let base_dir = path.parent().map(Path::to_owned).unwrap_or_default();
     Validator {
         text: &text,
-        base_dir: path.parent().map(Path::to_owned).unwrap_or_default(),
-        // `${file:relative}` is read relative to the working directory, like every other path.
-        file_dir: PathBuf::new(),
+        // `${file:relative}` is read relative to the config file, like every other path.
+        file_dir: base_dir.clone(),
+        base_dir,
         env,
         errors: Vec::new(),
+        resolve,
+        unresolved: Vec::new(),
+        settings_of: None,
     }
     .validate(raw, &text)
 }
@@ -406,6 +453,10 @@ struct Validator<'a> {
     file_dir: PathBuf,
     env: &'a dyn Fn(&str) -> Option<String>,
     errors: Vec<Located>,
+    resolve: Resolve,
+    unresolved: Vec<Unresolved>,
+    /// The source whose settings are being converted, for [`Unresolved::source`].
+    settings_of: Option<String>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -416,14 +467,42 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Validator<'_> {
-    /// Paths in the file are taken as written: relative ones are relative to the directory
-    /// idhost runs in (as in DESIGN §5's `plugin_dir = "target/release"`); only the default
-    /// state database sits beside the config file.
+    /// A relative path in the file is relative to the file's directory, so a config works
+    /// the same from wherever idhost runs (`-c /etc/idhost/idhost.toml` with `path =
+    /// "idhost.db"` means /etc/idhost/idhost.db).
     fn resolve(&self, p: &str) -> PathBuf {
-        PathBuf::from(p)
+        let path = PathBuf::from(p);
+        if path.is_absolute() {
+            path
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// Whether a string's references are resolved in this load (a string without one is
+    /// always taken as written).
+    fn resolves(&self, text: &str) -> bool {
+        self.resolve != Resolve::SinkPaths || !text.contains("${")
+    }
+
+    /// Records (lenient load) or reports (strict load) a reference that did not resolve.
+    fn unresolved_reference(&mut self, located: Located, err: &interpolate::InterpolationError) {
+        let lenient = self.resolve == Resolve::Available
+            && !matches!(err, interpolate::InterpolationError::Malformed(_));
+        if lenient {
+            self.unresolved.push(Unresolved {
+                source: self.settings_of.clone(),
+                problem: located,
+            });
+        } else {
+            self.errors.push(located);
+        }
     }
 
     fn expand_string(&mut self, s: &Spanned<String>, secrets: &mut Vec<String>) -> Option<String> {
+        if !self.resolves(s.get_ref()) {
+            return None;
+        }
         match interpolate::expand(s.get_ref(), &self.file_dir, self.env) {
             Ok((value, subs)) => {
                 secrets.extend(subs);
@@ -433,10 +512,18 @@ impl Validator<'_> {
                 let located = self
                     .text
                     .at_text(s.span().start, &err.needle(), err.to_string());
-                self.errors.push(located);
+                self.unresolved_reference(located, &err);
                 None
             }
         }
+    }
+
+    /// A sink's file path: resolved in every load (the commands that read a sink need it).
+    fn expand_path(&mut self, s: &Spanned<String>, secrets: &mut Vec<String>) -> Option<String> {
+        let resolve = std::mem::replace(&mut self.resolve, Resolve::All);
+        let path = self.expand_string(s, secrets);
+        self.resolve = resolve;
+        path
     }
 
     /// Converts a settings table to JSON, expanding references in every string.
@@ -452,6 +539,7 @@ impl Validator<'_> {
     ) -> serde_json::Value {
         use serde_json::Value as J;
         match value {
+            toml::Value::String(s) if !self.resolves(s) => J::String(s.clone()),
             toml::Value::String(s) => match interpolate::expand(s, &self.file_dir, self.env) {
                 Ok((v, subs)) => {
                     if crate::redact::looks_secret(key) || s.contains("${file:") {
@@ -461,7 +549,7 @@ impl Validator<'_> {
                 }
                 Err(err) => {
                     let located = self.text.at_text(from, &err.needle(), err.to_string());
-                    self.errors.push(located);
+                    self.unresolved_reference(located, &err);
                     J::Null
                 }
             },
@@ -506,6 +594,7 @@ impl Validator<'_> {
             }
         }
         let coordination = self.coordination(raw.coordination.as_ref());
+        let identity = self.identity(raw.identity.as_ref(), &source_names);
         for (name, sink) in &raw.sinks {
             if let Some(s) = self.sink(name, sink, &source_names) {
                 sinks.push(s);
@@ -529,6 +618,8 @@ impl Validator<'_> {
             sinks,
             notify,
             coordination,
+            identity,
+            unresolved: self.unresolved,
         })
     }
 
@@ -551,6 +642,7 @@ impl Validator<'_> {
         }
         let deadline = self.deadline(raw.deadline.as_ref());
         let mut secrets = Vec::new();
+        self.settings_of = Some(name.get_ref().clone());
         let (settings, settings_from) = match &raw.settings {
             Some(table) => {
                 let from = table.span().start;
@@ -567,6 +659,7 @@ impl Validator<'_> {
             None => (serde_json::Value::Object(serde_json::Map::new()), 0),
         };
         let _ = settings_from;
+        self.settings_of = None;
         let allow_insecure_http = settings
             .get("allow_insecure_http")
             .and_then(serde_json::Value::as_bool)
@@ -674,7 +767,7 @@ impl Validator<'_> {
         };
         let mut secrets = Vec::new();
         let path = raw.path.as_ref().and_then(|p| {
-            let expanded = self.expand_string(p, &mut secrets)?;
+            let expanded = self.expand_path(p, &mut secrets)?;
             Some(if expanded == "-" {
                 PathBuf::from("-")
             } else {

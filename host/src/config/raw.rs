@@ -28,6 +28,9 @@ pub(crate) struct RawConfig {
     /// Sharing sources among several `idhost run` replicas through one Postgres.
     #[serde(default)]
     pub(crate) coordination: Option<Spanned<RawCoordination>>,
+    /// Correlation of accounts across sources (`idhost query people`, `orphans`).
+    #[serde(default)]
+    pub(crate) identity: Option<Spanned<super::identity::RawIdentity>>,
 }
 
 /// `[sources.NAME]`.

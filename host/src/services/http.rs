@@ -63,6 +63,15 @@ impl Limiter {
     }
 }
 
+/// Set by `idhost check --offline`: this process sends no HTTP request at all.
+static NO_NETWORK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on every request of every source fails before it is sent (`check --offline`
+/// opens connectors, which must not reach their upstream).
+pub fn forbid_network() {
+    NO_NETWORK.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// A write `--dry-run` intercepted.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct InterceptedRequest {
@@ -85,6 +94,8 @@ pub struct HostHttp {
     redactor: Redactor,
     metrics: Arc<SourceMetrics>,
     intercepted: Mutex<Vec<InterceptedRequest>>,
+    /// Method and final status of the last write sent (a DELETE answered 404 was already done).
+    last_write: Mutex<Option<(String, u16)>>,
 }
 
 /// Builds the one shared reqwest client.
@@ -138,7 +149,13 @@ impl HostHttp {
             redactor,
             metrics,
             intercepted: Mutex::new(Vec::new()),
+            last_write: Mutex::new(None),
         }
+    }
+
+    /// Method and status of the last write this service sent, if any.
+    pub fn last_write(&self) -> Option<(String, u16)> {
+        self.last_write.lock().ok().and_then(|w| w.clone())
     }
 
     /// The writes `--dry-run` intercepted, in order.
@@ -184,6 +201,11 @@ impl HostHttp {
             ))
         })?;
         let line = format!("{} {}", request.method, self.redactor.redact(url.as_str()));
+        if NO_NETWORK.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ConnectorError::unavailable(format!(
+                "{line}: not sent (offline check: no request leaves this process)"
+            )));
+        }
         match url.scheme() {
             "https" => {}
             "http" if is_loopback(&url) || self.allow_insecure_http => {}
@@ -263,6 +285,11 @@ impl HostHttp {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     self.metrics.record_request(status, started.elapsed());
+                    if request.is_write()
+                        && let Ok(mut last) = self.last_write.lock()
+                    {
+                        *last = Some((request.method.clone(), status));
+                    }
                     let outcome = Outcome::from_headers(status, |name| {
                         response.headers().get(name).and_then(|v| v.to_str().ok())
                     });

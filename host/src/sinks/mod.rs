@@ -115,6 +115,9 @@ pub struct Counts {
     pub entitlements: u64,
     /// Grants.
     pub grants: u64,
+    /// Change events this sync made, by kind (`created`, `updated`, ...); absent when none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub changes: std::collections::BTreeMap<String, u64>,
 }
 
 impl Counts {

@@ -7,6 +7,9 @@
 //! - `sync_runs(source, sync_id, started_at, finished_at, status, counts, error)`
 //! - `events(seq, id, source, event, subject, sync_id, at, changes)` when `records` include
 //!   `event`: appended on commit, `seq` increasing, a redelivered event (same `id`) ignored
+//! - `departed_users(source, id, display_name, user, sync_id, departed_at)`: the last record of
+//!   every user a snapshot dropped (until it is listed again), so `idhost query orphans` can
+//!   tell an account of a deleted person from one that never had a person
 //!
 //! A sync writes its pages into staging tables (`_staging_*`, keyed by `(source, id)` like the
 //! visible tables) in short transactions, so several sources can sync into one file at once.
@@ -70,6 +73,9 @@ CREATE TABLE IF NOT EXISTS grants (
     sync_id TEXT NOT NULL, PRIMARY KEY (source, id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS grants_principal ON grants (principal);
 CREATE INDEX IF NOT EXISTS grants_entitlement ON grants (entitlement);
+CREATE TABLE IF NOT EXISTS departed_users (
+    source TEXT NOT NULL, id TEXT NOT NULL, display_name TEXT NOT NULL, user TEXT,
+    sync_id TEXT NOT NULL, departed_at TEXT NOT NULL, PRIMARY KEY (source, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sync_runs (
     source TEXT NOT NULL, sync_id TEXT NOT NULL PRIMARY KEY, started_at TEXT NOT NULL,
     finished_at TEXT NOT NULL, status TEXT NOT NULL, counts TEXT NOT NULL, error TEXT);
@@ -337,6 +343,9 @@ fn swap(
         params![source],
         |r| r.get(0),
     )?;
+    if table.visible == "resources" {
+        remember_departed_users(tx, source, sync_id, had_rows)?;
+    }
     if !had_rows {
         // The source's first snapshot here: every staged row is new, and staging is read in
         // key order, so the rows append to the table's key.
@@ -401,6 +410,33 @@ fn swap(
     tx.execute(
         &format!("UPDATE {visible} SET sync_id = ?2 WHERE source = ?1 AND sync_id IS NOT ?2"),
         params![source, sync_id],
+    )?;
+    Ok(())
+}
+
+/// Keeps the last record of each user the new snapshot of `source` drops, and forgets the
+/// departed users it lists again (inside the commit's transaction, before the swap). Both
+/// statements walk only the source's users (the `resources_type` index) or its departed
+/// ones, probing the staging by its key.
+fn remember_departed_users(
+    tx: &rusqlite::Transaction<'_>,
+    source: &str,
+    sync_id: &str,
+    had_rows: bool,
+) -> Result<(), rusqlite::Error> {
+    if had_rows {
+        tx.execute(
+            "INSERT OR REPLACE INTO departed_users (source, id, display_name, user, sync_id, departed_at)
+             SELECT r.source, r.id, r.display_name, r.user, ?2, strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+             FROM resources r WHERE r.source = ?1 AND r.type = 'user' AND NOT EXISTS
+               (SELECT 1 FROM _staging_resources s WHERE s.source = ?1 AND s.id = r.id)",
+            params![source, sync_id],
+        )?;
+    }
+    tx.execute(
+        "DELETE FROM departed_users WHERE source = ?1 AND EXISTS
+           (SELECT 1 FROM _staging_resources s WHERE s.source = ?1 AND s.id = departed_users.id)",
+        params![source],
     )?;
     Ok(())
 }

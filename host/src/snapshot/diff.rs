@@ -16,7 +16,7 @@ use crate::sinks::{ChangeEvent, EventKind, event_id};
 use crate::state::{StateError, StateStore};
 
 /// Registers `idhost_event_id(source, sync_id, subject, kind)` and
-/// `idhost_changes(old_json, new_json, skip_status)`.
+/// `idhost_changes(old_json, new_json, skip_status[, volatile_json])`.
 pub(crate) fn register_functions(conn: &rusqlite::Connection) -> Result<(), rusqlite::Error> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     conn.create_scalar_function("idhost_event_id", 4, flags, |ctx| {
@@ -28,6 +28,18 @@ pub(crate) fn register_functions(conn: &rusqlite::Connection) -> Result<(), rusq
         let new = ctx.get_raw(1).as_str().unwrap_or("{}");
         let skip_status: bool = ctx.get(2)?;
         Ok(field_changes(old, new, skip_status))
+    })?;
+    conn.create_scalar_function("idhost_changes", 4, flags, |ctx| {
+        let old = ctx.get_raw(0).as_str().unwrap_or("{}");
+        let new = ctx.get_raw(1).as_str().unwrap_or("{}");
+        let skip_status: bool = ctx.get(2)?;
+        let volatile: Vec<String> = ctx
+            .get_raw(3)
+            .as_str()
+            .ok()
+            .and_then(|v| serde_json::from_str(v).ok())
+            .unwrap_or_default();
+        Ok(field_changes_except(old, new, skip_status, &volatile))
     })?;
     Ok(())
 }
@@ -41,11 +53,51 @@ const NOT_FIELDS: [&str; 2] = ["id", "type"];
 /// object; lists and deeper values compare whole. `skip_status` leaves out `status` when a
 /// `deactivated`/`reactivated` event already carries it.
 pub fn field_changes(old: &str, new: &str, skip_status: bool) -> Option<String> {
-    let old: Value = serde_json::from_str(old).ok()?;
-    let new: Value = serde_json::from_str(new).ok()?;
+    field_changes_except(old, new, skip_status, &[])
+}
+
+/// [`field_changes`] with the connector's volatile fields (dotted record paths such as
+/// `profile.meta.lastModified`; a list on the way applies the rest of the path to each item)
+/// removed from both sides first, so a change of only those is no change.
+pub fn field_changes_except(
+    old: &str,
+    new: &str,
+    skip_status: bool,
+    volatile: &[String],
+) -> Option<String> {
+    let mut old: Value = serde_json::from_str(old).ok()?;
+    let mut new: Value = serde_json::from_str(new).ok()?;
+    for path in volatile {
+        let parts: Vec<&str> = path.split('.').filter(|p| !p.is_empty()).collect();
+        remove_path(&mut old, &parts);
+        remove_path(&mut new, &parts);
+    }
     let mut out = Map::new();
     compare(&mut out, "", &old, &new, 0, skip_status);
     (!out.is_empty()).then(|| Value::Object(out).to_string())
+}
+
+/// Removes the field at `path` (through lists, from every item).
+fn remove_path(value: &mut Value, path: &[&str]) {
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                remove_path(item, path);
+            }
+        }
+        Value::Object(map) => match path {
+            [] => {}
+            [last] => {
+                map.remove(*last);
+            }
+            [first, rest @ ..] => {
+                if let Some(child) = map.get_mut(*first) {
+                    remove_path(child, rest);
+                }
+            }
+        },
+        _ => {}
+    }
 }
 
 fn compare(
@@ -107,7 +159,8 @@ const ACTIVE: &str = "'enabled'";
 /// The diff statements, in the order events are emitted: created (and reactivated after a
 /// disappearance), reactivated, updated, grant_added, grant_removed, deactivated. Parameters:
 /// `?1` source, `?2` base generation, `?3` new generation, `?4` sync id, `?5` time, `?6` JSON
-/// array of the types this sync listed (what went missing counts only within them).
+/// array of the types this sync listed (what went missing counts only within them), `?7` JSON
+/// object of each type's volatile fields.
 fn statements() -> Vec<String> {
     let insert = "INSERT OR IGNORE INTO events (id, source, sync_id, event, subject, at, changes)";
     let in_old = |alias: &str, table: &str| {
@@ -145,7 +198,8 @@ fn statements() -> Vec<String> {
         format!(
             "{insert} SELECT idhost_event_id(?1, ?4, id, 'updated'), ?1, ?4, 'updated', id, ?5, c FROM (
                SELECT n.id AS id,
-                 idhost_changes(o.record, n.record, (o.status = {ACTIVE}) != (n.status = {ACTIVE})) AS c
+                 idhost_changes(o.record, n.record, (o.status = {ACTIVE}) != (n.status = {ACTIVE}),
+                                json_extract(?7, '$.' || json_quote(n.type))) AS c
                FROM snap_resources n JOIN snap_resources o ON o.source = ?1 AND o.gen = ?2 AND o.id = n.id
                WHERE n.source = ?1 AND n.gen = ?3 AND o.record != n.record)
              WHERE c IS NOT NULL ORDER BY id"
@@ -190,10 +244,12 @@ impl StateStore {
         source: &str,
         checkpoint: &mut Checkpoint,
         at: String,
+        volatile: &std::collections::BTreeMap<String, Vec<String>>,
     ) -> Result<u64, StateError> {
         checkpoint.phase = Phase::Delivering;
         let (source, cp) = (source.to_owned(), checkpoint.clone());
         let types = serde_json::to_string(&cp.types).unwrap_or_default();
+        let volatile = serde_json::to_string(volatile).unwrap_or_else(|_| "{}".into());
         // Synced to disk before any sink commits the sync: a power cut after a sink made the
         // new snapshot visible cannot take back the outbox (and the pages) it was made from,
         // so a resumed delivery hands it the same events again, with the same ids.
@@ -202,7 +258,7 @@ impl StateStore {
                 let tx = conn.transaction()?;
                 let mut total = 0u64;
                 if let Some(base) = cp.base_gen {
-                    let all = params![source, base, cp.generation, cp.sync_id, at, types];
+                    let all = params![source, base, cp.generation, cp.sync_id, at, types, volatile];
                     for sql in statements() {
                         // Each statement binds the leading parameters it uses.
                         let mut stmt = tx.prepare(&sql)?;
@@ -377,6 +433,28 @@ mod tests {
         );
         let c = r#"{"id":"user:u1","status":"disabled","profile":{"a":1,"b":2}}"#;
         assert_eq!(field_changes(a, c, true), None);
+    }
+
+    #[test]
+    fn volatile_fields_never_count_as_a_change() {
+        let old = r#"{"id":"user:u1","profile":{"meta":{"lastModified":"1","created":"0"},
+            "profiles":[{"updated_time":"a","id":"x"}]}}"#;
+        let new = r#"{"id":"user:u1","profile":{"meta":{"lastModified":"2","created":"0"},
+            "profiles":[{"updated_time":"b","id":"x"}]}}"#;
+        let volatile = [
+            "profile.meta.lastModified".to_owned(),
+            "profile.profiles.updated_time".to_owned(),
+        ];
+        assert_eq!(field_changes_except(old, new, false, &volatile), None);
+        assert!(field_changes(old, new, false).is_some());
+        let renamed = new.replace(r#""id":"x""#, r#""id":"y""#);
+        let changes: Value =
+            serde_json::from_str(&field_changes_except(old, &renamed, false, &volatile).unwrap())
+                .unwrap();
+        assert_eq!(
+            changes["profile.profiles"]["new"][0],
+            serde_json::json!({"id": "y"})
+        );
     }
 
     #[test]

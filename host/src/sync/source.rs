@@ -374,6 +374,23 @@ pub(super) async fn open_sessions(
     Ok(())
 }
 
+/// The record fields each resource type's connector declares volatile (never a change).
+fn volatile_fields(ctx: &Ctx<'_>) -> std::collections::BTreeMap<String, Vec<String>> {
+    ctx.env
+        .registry
+        .get(&ctx.source.connector)
+        .map(|plugin| {
+            plugin
+                .manifest()
+                .resource_types
+                .iter()
+                .filter(|t| !t.volatile_fields.is_empty())
+                .map(|t| (t.name.clone(), t.volatile_fields.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The phases of a sync, from wherever its checkpoint says it is.
 async fn drive(
     ctx: &Ctx<'_>,
@@ -395,7 +412,7 @@ async fn drive(
         super::listing::list(ctx, cp, sessions).await?;
         super::deliver::carry_over(ctx, cp, sessions).await?;
         let events = ctx
-            .or_cancel(state.diff(ctx.name(), cp, now_rfc3339()))
+            .or_cancel(state.diff(ctx.name(), cp, now_rfc3339(), &volatile_fields(ctx)))
             .await?
             .map_err(Stop::failed)?;
         if cp.base_gen.is_none() {
@@ -404,6 +421,12 @@ async fn drive(
             tracing::info!(source = %ctx.name(), events, "listing complete; delivering change events");
         }
     }
+    // The outbox holds this sync's events until the commit below clears it.
+    cp.counts.changes = state
+        .event_counts(ctx.name(), &cp.sync_id)
+        .map_err(Stop::failed)?
+        .into_iter()
+        .collect();
     let run = SyncRun {
         source: ctx.name().to_owned(),
         sync_id: cp.sync_id.clone(),
