@@ -18,8 +18,8 @@ mod events_support;
 use std::sync::Arc;
 use std::time::Instant;
 
-use idhost::sinks::{Batch, Counts, RunStatus, SyncRun};
-use idhost::snapshot::Checkpoint;
+use idhost::record::{Batch, Counts, RunStatus, SyncRun};
+use idhost::state::Checkpoint;
 use idhost::state::StateStore;
 use idhost_connector_sdk::{Email, Grant, Resource, Status, UserTrait};
 
@@ -224,7 +224,10 @@ async fn bench_postgres_snapshot_load_of_1m_grants() {
     );
     let config =
         idhost::config::parse(std::path::Path::new("bench.toml"), text, &|_| None).expect("config");
-    let sinks = idhost::sinks::build(&config.sinks).await.expect("sink");
+    let router = idhost::route::Router::open(&config.sinks)
+        .await
+        .expect("sink");
+    let sinks = router.sinks();
     let sink = &sinks[0];
     for (label, skip, extra) in [
         ("1M grants, first load", 0u64, 0u64),

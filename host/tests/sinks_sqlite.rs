@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use idhost::config::SinkConfig;
-use idhost::sinks::{Batch, Counts, RunStatus, Sink as _, SqliteSink, SyncRun};
+use idhost::record::{Batch, Counts, RunStatus, SyncRun};
+use idhost::sinks::{Sink as _, SqliteSink};
 use idhost_connector_sdk::{Entitlement, Grant, Purpose, Resource};
 use rusqlite::Connection;
 

@@ -4,31 +4,20 @@ use std::path::Path;
 use std::sync::Arc;
 
 use idhost_connector_sdk::SourceInfo;
-use tokio_util::sync::CancellationToken;
 
-use crate::app::{CommandError, Outcome};
+use crate::exit::{CommandError, Outcome};
 use crate::metrics::SourceMetrics;
-use crate::progress::Progress;
-use crate::sync::SyncEnv;
+use crate::sync::{EnvSetup, SyncEnv};
 
 pub(crate) async fn run(path: &Path, flag: Option<&Path>) -> Result<Outcome, CommandError> {
-    let config = super::load_config(path)?;
+    let config = Arc::new(crate::config::load(path)?);
     println!(
         "{}: config is valid ({} sources, {} sinks)",
         path.display(),
         config.sources.len(),
         config.sinks.len()
     );
-    let registry = super::discover(flag, Some(&config))?;
-    let env = SyncEnv::build(
-        config.clone(),
-        registry,
-        false,
-        Progress::hidden(),
-        CancellationToken::new(),
-    )
-    .await
-    .map_err(CommandError::failed)?;
+    let env = SyncEnv::open(config.clone(), flag, EnvSetup::connectors_only()).await?;
     let mut outcome = Outcome::Success;
     for source in &config.sources {
         let info = SourceInfo {

@@ -5,12 +5,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
-use crate::app::{CommandError, Outcome};
+use crate::exit::{CommandError, Outcome};
+use crate::plugins::Registry;
 use crate::progress::Progress;
-use crate::sinks::RunStatus;
-use crate::sync::{SyncEnv, SyncOptions};
+use crate::record::RunStatus;
+use crate::sync::{EnvSetup, SyncEnv, SyncOptions};
 
 /// The demo's config, compiled in so `idhost demo` works from any directory.
 const DEMO_CONFIG: &str = include_str!("../../../config/demo.toml");
@@ -91,7 +90,8 @@ pub(crate) async fn run(
     )
     .map(Arc::new)
     .map_err(CommandError::usage)?;
-    let registry = super::discover(flag, Some(&config))?;
+    let registry = Registry::for_config(flag, Some(&config))
+        .map_err(|e| CommandError::plugin(anyhow::Error::new(e)))?;
     for source in &config.sources {
         if registry.get(&source.connector).is_none() {
             return Err(CommandError::plugin(anyhow::anyhow!(
@@ -114,11 +114,10 @@ pub(crate) async fn run(
             let _ = std::fs::remove_file(PathBuf::from(p));
         }
     }
-    let cancel = CancellationToken::new();
+    let setup = EnvSetup::syncing(progress);
+    let cancel = setup.cancel.clone();
     super::sync::cancel_on_signal(cancel.clone());
-    let env = SyncEnv::build(config.clone(), registry, true, progress, cancel.clone())
-        .await
-        .map_err(CommandError::failed)?;
+    let env = SyncEnv::open(config.clone(), flag, setup).await?;
     eprintln!(
         "idhost demo: syncing Ironclad ({} users), Entra ID ({} users) and Clickwrap ({} users) from their simulators into {}",
         size.ironclad_users,

@@ -1,32 +1,20 @@
 //! The subcommands.
 
-pub mod bench;
+mod bench;
 mod check;
 mod demo;
 mod plugins;
 mod provision;
 mod query;
-pub mod run;
+mod run;
 mod summary;
 mod sync;
 
-use std::path::Path;
-use std::sync::Arc;
-
-use anyhow::Context as _;
-
-use crate::app::{CommandError, Outcome};
 use crate::cli::{Cli, Command};
-use crate::config::{self, Config};
-use crate::plugins::{Registry, resolve_dir};
+use crate::exit::{CommandError, Outcome};
 use crate::progress::Progress;
 
 pub use summary::summary_table;
-
-/// clap value parser for `--set FIELD=VALUE`.
-pub fn parse_set_arg(text: &str) -> Result<(String, serde_json::Value), String> {
-    provision::parse_set(text)
-}
 
 /// Runs one command.
 pub async fn run(cli: Cli, progress: Progress) -> Result<Outcome, CommandError> {
@@ -71,40 +59,4 @@ pub async fn run(cli: Cli, progress: Progress) -> Result<Outcome, CommandError> 
             sync::run(&config, cli.plugin_dir.as_deref(), options, json, progress).await
         }
     }
-}
-
-/// Loads and validates the config (exit code 2 on error).
-pub(crate) fn load_config(path: &Path) -> Result<Arc<Config>, CommandError> {
-    config::load(path)
-        .map(Arc::new)
-        .map_err(CommandError::usage)
-}
-
-/// Discovers plugins for `config` (exit code 3 if the directory is unreadable). Files that
-/// fail to load are reported; they fail only the sources that need them.
-pub(crate) fn discover(
-    flag: Option<&Path>,
-    config: Option<&Config>,
-) -> Result<Arc<Registry>, CommandError> {
-    let dir = resolve_dir(flag, config.and_then(|c| c.plugin_dir.as_deref()));
-    let registry = Registry::discover(&dir)
-        .context("cannot list plugins")
-        .map_err(CommandError::plugin)?;
-    let needed: Vec<&str> = config
-        .map(|c| c.sources.iter().map(|s| s.connector.as_str()).collect())
-        .unwrap_or_default();
-    // A broken file nobody asked for is worth a debug line, not a failure (`idhost plugins`
-    // prints every one); it is shown as a warning when a source's connector is missing.
-    for err in &registry.errors {
-        tracing::debug!("{err}");
-    }
-    for name in needed {
-        if registry.get(name).is_none() {
-            for err in &registry.errors {
-                tracing::warn!("{err}");
-            }
-            break;
-        }
-    }
-    Ok(Arc::new(registry))
 }

@@ -4,7 +4,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::app::{CommandError, Outcome};
+use crate::exit::{CommandError, Outcome};
+use crate::plugins::Registry;
 
 #[derive(Serialize)]
 struct PluginRow<'a> {
@@ -18,7 +19,8 @@ struct PluginRow<'a> {
 }
 
 pub(crate) fn run(flag: Option<&Path>, json: bool) -> Result<Outcome, CommandError> {
-    let registry = super::discover(flag, None)?;
+    let registry = Registry::for_config(flag, None)
+        .map_err(|e| CommandError::plugin(anyhow::Error::new(e)))?;
     let rows: Vec<PluginRow<'_>> = registry
         .plugins()
         .map(|p| {

@@ -4,14 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
-use rusqlite::{Connection, OpenFlags, types::Value as SqlValue};
+use rusqlite::{Connection, types::Value as SqlValue};
 
-use crate::app::{CommandError, Outcome};
 use crate::cli::{QueryArgs, QueryFormat, QueryOp};
 use crate::config::SinkKind;
+use crate::exit::{CommandError, Outcome};
 
 /// Rows with named columns.
-struct Table {
+struct Answer {
     columns: Vec<&'static str>,
     rows: Vec<Vec<String>>,
 }
@@ -31,7 +31,7 @@ fn select(
     columns: Vec<&'static str>,
     sql: &str,
     params: &[&dyn rusqlite::ToSql],
-) -> Result<Table, rusqlite::Error> {
+) -> Result<Answer, rusqlite::Error> {
     let mut stmt = conn.prepare(sql)?;
     let width = columns.len();
     let rows = stmt
@@ -41,7 +41,7 @@ fn select(
                 .collect::<Result<Vec<_>, _>>()
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Table { columns, rows })
+    Ok(Answer { columns, rows })
 }
 
 /// `--since` as an RFC 3339 instant: either given as one, or a duration back from now.
@@ -56,7 +56,7 @@ fn since_instant(since: &str) -> Result<String, String> {
     then.format(rfc3339).map_err(|e| e.to_string())
 }
 
-fn print(table: &Table, format: QueryFormat) -> anyhow::Result<()> {
+fn print(table: &Answer, format: QueryFormat) -> anyhow::Result<()> {
     match format {
         QueryFormat::Json => {
             let rows: Vec<serde_json::Map<String, serde_json::Value>> = table
@@ -144,9 +144,9 @@ fn database(
 }
 
 pub(crate) fn run(path: &Path, args: QueryArgs) -> Result<Outcome, CommandError> {
-    let config = super::load_config(path)?;
+    let config = crate::config::load(path)?;
     let (sink, db_path) = database(&config, args.sink.as_deref())?;
-    let conn = Connection::open_with_flags(&db_path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    let conn = crate::db::open_read_only(&db_path)
         .with_context(|| {
             format!(
                 "sink `{sink}`: cannot open {} (has a sync run yet?)",

@@ -1,14 +1,15 @@
 //! `idhost sync -c FILE [--source S]… [--resources-only] [--full]`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::anyhow;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{CommandError, Outcome};
+use crate::exit::{CommandError, Outcome};
 use crate::progress::Progress;
-use crate::sinks::RunStatus;
-use crate::sync::{SyncEnv, SyncOptions};
+use crate::record::RunStatus;
+use crate::sync::{EnvSetup, SyncEnv, SyncOptions};
 
 /// Cancels `token` on Ctrl-C or SIGTERM, so every sync stops between pages and aborts cleanly.
 pub(crate) fn cancel_on_signal(token: CancellationToken) {
@@ -40,7 +41,7 @@ pub(crate) async fn run(
     json: bool,
     progress: Progress,
 ) -> Result<Outcome, CommandError> {
-    let config = super::load_config(path)?;
+    let config = Arc::new(crate::config::load(path)?);
     for wanted in &options.sources {
         if !config.sources.iter().any(|s| &s.name == wanted) {
             let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
@@ -51,12 +52,9 @@ pub(crate) async fn run(
             )));
         }
     }
-    let registry = super::discover(flag, Some(&config))?;
-    let cancel = CancellationToken::new();
-    cancel_on_signal(cancel.clone());
-    let env = SyncEnv::build(config.clone(), registry, true, progress, cancel)
-        .await
-        .map_err(CommandError::failed)?;
+    let setup = EnvSetup::syncing(progress);
+    cancel_on_signal(setup.cancel.clone());
+    let env = SyncEnv::open(config.clone(), flag, setup).await?;
     let outcomes = crate::sync::run(&env, &options).await;
     if json {
         let peak_rss_kb = crate::metrics::process_peak_rss_kb();

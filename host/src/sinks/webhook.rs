@@ -22,13 +22,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use hmac::{Hmac, Mac as _};
 use rand::Rng as _;
 use secrecy::ExposeSecret as _;
 use sha2::{Digest as _, Sha256};
 
-use super::{Batch, ChangeEvent, Sink, SinkError, SinkSession, SyncRun, wire_object};
+use super::sink::{Sink, SinkError, SinkSession};
 use crate::config::SinkConfig;
+use crate::record::{Batch, ChangeEvent, SyncRun, wire_object};
 
 /// Longest wait between two attempts, whatever the backoff or `Retry-After` says.
 const MAX_DELAY: Duration = Duration::from_secs(60);
@@ -208,14 +208,10 @@ impl WebhookSession {
     /// POSTs `body` until it is accepted or the attempts run out.
     async fn deliver(&self, body: Vec<u8>, key: &str, count: usize) -> Result<(), SinkError> {
         let s = &self.settings;
-        let signature = s.secret.as_ref().and_then(|secret| {
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).ok()?;
-            mac.update(&body);
-            Some(format!(
-                "sha256={}",
-                hex::encode(mac.finalize().into_bytes())
-            ))
-        });
+        let signature = s
+            .secret
+            .as_ref()
+            .map(|secret| crate::sign::signature(secret.expose_secret().as_bytes(), &body));
         let body = bytes::Bytes::from(body);
         let mut last = String::new();
         for attempt in 1..=s.max_attempts {

@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use rusqlite::{OptionalExtension as _, params};
 use serde::{Deserialize, Serialize};
 
-use crate::sinks::Counts;
-use crate::state::{StateError, StateStore};
+use super::store::{StateError, StateStore};
+use crate::clock::now_rfc3339;
+use crate::record::Counts;
 
 /// Where a sync is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,7 +145,7 @@ impl StateStore {
             tx.execute(
                 "INSERT OR REPLACE INTO sync_checkpoints (source, sync_id, data, updated_at)
                  VALUES (?1, ?2, ?3, ?4)",
-                params![source, checkpoint.sync_id, data, super::now_rfc3339()],
+                params![source, checkpoint.sync_id, data, now_rfc3339()],
             )?;
             tx.commit()
         })
@@ -170,37 +171,6 @@ impl StateStore {
         let data = checkpoint.to_json();
         self.with_conn(|conn| save(conn, source, &data).map(drop))
     }
-
-    /// The sinks that already committed sync `sync_id` of `source`.
-    pub fn delivered_sinks(
-        &self,
-        source: &str,
-        sync_id: &str,
-    ) -> Result<BTreeSet<String>, StateError> {
-        self.with_conn(|conn| {
-            let mut stmt = conn
-                .prepare("SELECT sink FROM sync_deliveries WHERE source = ?1 AND sync_id = ?2")?;
-            let rows = stmt.query_map(params![source, sync_id], |r| r.get(0))?;
-            rows.collect()
-        })
-    }
-
-    /// Records that `sink` committed sync `sync_id` of `source` (so a resumed delivery skips it).
-    pub fn record_delivery(
-        &self,
-        source: &str,
-        sync_id: &str,
-        sink: &str,
-    ) -> Result<(), StateError> {
-        self.with_conn(|conn| {
-            conn.execute(
-                "INSERT OR REPLACE INTO sync_deliveries (source, sync_id, sink, delivered_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![source, sync_id, sink, super::now_rfc3339()],
-            )
-            .map(drop)
-        })
-    }
 }
 
 /// Writes the checkpoint row (inside the caller's transaction, if any).
@@ -211,7 +181,7 @@ pub(super) fn save(
 ) -> Result<usize, rusqlite::Error> {
     conn.execute(
         "UPDATE sync_checkpoints SET data = ?2, updated_at = ?3 WHERE source = ?1",
-        params![source, data, super::now_rfc3339()],
+        params![source, data, now_rfc3339()],
     )
 }
 

@@ -7,12 +7,13 @@ use idhost_connector_sdk::{Entitlement, Grant, Resource};
 use rusqlite::params;
 
 use super::checkpoint::{self, Checkpoint};
-use crate::sinks::Batch;
-use crate::state::{StateError, StateStore};
+use super::store::{StateError, StateStore, bad_record};
+use crate::db::{LARGE_WRITE, release_cache};
+use crate::record::Batch;
 
 /// The three snapshot tables, in the order they are written and replayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
+pub enum RecordTable {
     /// `snap_resources`.
     Resources,
     /// `snap_entitlements`.
@@ -21,22 +22,21 @@ pub enum Table {
     Grants,
 }
 
-impl Table {
+impl RecordTable {
     /// All three, in order (a grant's entitlement and principal come before it).
-    pub const ALL: [Table; 3] = [Table::Resources, Table::Entitlements, Table::Grants];
+    pub const ALL: [RecordTable; 3] = [
+        RecordTable::Resources,
+        RecordTable::Entitlements,
+        RecordTable::Grants,
+    ];
 
     pub(super) fn name(self) -> &'static str {
         match self {
-            Table::Resources => "snap_resources",
-            Table::Entitlements => "snap_entitlements",
-            Table::Grants => "snap_grants",
+            RecordTable::Resources => "snap_resources",
+            RecordTable::Entitlements => "snap_entitlements",
+            RecordTable::Grants => "snap_grants",
         }
     }
-}
-
-/// A stored record that no longer parses (written by an incompatible version).
-pub(super) fn bad_record(column: usize, err: serde_json::Error) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(err))
 }
 
 impl StateStore {
@@ -69,8 +69,8 @@ impl StateStore {
             }
             checkpoint::save(&tx, &source, &data)?;
             tx.commit()?;
-            if batch.len() >= crate::state::LARGE_WRITE {
-                crate::state::release_cache(conn)?;
+            if batch.len() >= LARGE_WRITE {
+                release_cache(conn)?;
             }
             Ok(())
         })
@@ -83,18 +83,18 @@ impl StateStore {
         &self,
         source: &str,
         generation: i64,
-        table: Table,
+        table: RecordTable,
         after: String,
         limit: usize,
     ) -> Result<(Batch, Option<String>), StateError> {
         let source = source.to_owned();
         self.blocking(move |conn| {
             let sql = match table {
-                Table::Resources | Table::Entitlements => format!(
+                RecordTable::Resources | RecordTable::Entitlements => format!(
                     "SELECT id, record FROM {} WHERE source = ?1 AND gen = ?2 AND id > ?3 ORDER BY id LIMIT ?4",
                     table.name()
                 ),
-                Table::Grants => "SELECT id, entitlement, principal FROM snap_grants
+                RecordTable::Grants => "SELECT id, entitlement, principal FROM snap_grants
                      WHERE source = ?1 AND gen = ?2 AND id > ?3 ORDER BY id LIMIT ?4"
                     .to_owned(),
             };
@@ -109,24 +109,24 @@ impl StateStore {
 /// Reads `(id, record)` rows (or `(id, entitlement, principal)` for grants) into a batch.
 pub(super) fn read_rows(
     rows: &mut rusqlite::Rows<'_>,
-    table: Table,
+    table: RecordTable,
 ) -> Result<(Batch, Option<String>), rusqlite::Error> {
     let mut batch = Batch::default();
     let mut last = None;
     while let Some(row) = rows.next()? {
         let id: String = row.get(0)?;
         match table {
-            Table::Resources => {
+            RecordTable::Resources => {
                 let text: String = row.get(1)?;
                 let r: Resource = serde_json::from_str(&text).map_err(|e| bad_record(1, e))?;
                 batch.resources.push(r);
             }
-            Table::Entitlements => {
+            RecordTable::Entitlements => {
                 let text: String = row.get(1)?;
                 let e: Entitlement = serde_json::from_str(&text).map_err(|e| bad_record(1, e))?;
                 batch.entitlements.push(e);
             }
-            Table::Grants => batch.grants.push(Grant {
+            RecordTable::Grants => batch.grants.push(Grant {
                 id: id.clone(),
                 entitlement: row.get(1)?,
                 principal: row.get(2)?,

@@ -15,21 +15,21 @@
 use rusqlite::params;
 
 use super::checkpoint::{self, Checkpoint};
-use super::stage::{Table, read_rows};
-use crate::sinks::Batch;
-use crate::state::{StateError, StateStore};
+use super::stage::{RecordTable, read_rows};
+use super::store::{StateError, StateStore};
+use crate::record::Batch;
 
 /// `?1` source, `?2` base generation, `?3` new generation, `?4` ids after, `?5` JSON array of
 /// the carried types; the row is `o`.
-fn condition(table: Table) -> &'static str {
+fn condition(table: RecordTable) -> &'static str {
     match table {
-        Table::Resources => {
+        RecordTable::Resources => {
             "o.source = ?1 AND o.gen = ?2 AND o.id > ?4
              AND o.type IN (SELECT value FROM json_each(?5))
              AND NOT EXISTS (SELECT 1 FROM snap_resources n WHERE n.source = ?1 AND n.gen = ?3 AND n.id = o.id)
              AND NOT EXISTS (SELECT 1 FROM snap_removed x WHERE x.source = ?1 AND x.gen = ?3 AND x.id = o.id)"
         }
-        Table::Entitlements => {
+        RecordTable::Entitlements => {
             "o.source = ?1 AND o.gen = ?2 AND o.id > ?4
              AND o.rtype IN (SELECT value FROM json_each(?5))
              AND NOT EXISTS (SELECT 1 FROM snap_entitlements n WHERE n.source = ?1 AND n.gen = ?3 AND n.id = o.id)
@@ -37,7 +37,7 @@ fn condition(table: Table) -> &'static str {
              AND (NOT EXISTS (SELECT 1 FROM snap_resources r WHERE r.source = ?1 AND r.gen = ?2 AND r.id = o.resource)
                   OR EXISTS (SELECT 1 FROM snap_resources r WHERE r.source = ?1 AND r.gen = ?3 AND r.id = o.resource))"
         }
-        Table::Grants => {
+        RecordTable::Grants => {
             "o.source = ?1 AND o.gen = ?2 AND o.id > ?4
              AND o.rtype IN (SELECT value FROM json_each(?5))
              AND NOT EXISTS (SELECT 1 FROM snap_grants n WHERE n.source = ?1 AND n.gen = ?3 AND n.id = o.id)
@@ -52,10 +52,10 @@ fn condition(table: Table) -> &'static str {
 }
 
 /// The types whose records of `table` carry over in this sync.
-fn carried_types(checkpoint: &Checkpoint, table: Table) -> Vec<String> {
+fn carried_types(checkpoint: &Checkpoint, table: RecordTable) -> Vec<String> {
     match table {
-        Table::Resources => checkpoint.incremental_types.iter().cloned().collect(),
-        Table::Entitlements | Table::Grants => checkpoint.detail_carry_types(),
+        RecordTable::Resources => checkpoint.incremental_types.iter().cloned().collect(),
+        RecordTable::Entitlements | RecordTable::Grants => checkpoint.detail_carry_types(),
     }
 }
 
@@ -67,7 +67,7 @@ impl StateStore {
         &self,
         source: &str,
         checkpoint: &Checkpoint,
-        table: Table,
+        table: RecordTable,
         after: String,
         limit: usize,
     ) -> Result<(Batch, Option<String>), StateError> {
@@ -82,8 +82,8 @@ impl StateStore {
         let types = serde_json::to_string(&types).unwrap_or_default();
         self.blocking(move |conn| {
             let columns = match table {
-                Table::Resources | Table::Entitlements => "o.id, o.record",
-                Table::Grants => "o.id, o.entitlement, o.principal",
+                RecordTable::Resources | RecordTable::Entitlements => "o.id, o.record",
+                RecordTable::Grants => "o.id, o.entitlement, o.principal",
             };
             let sql = format!(
                 "SELECT {columns} FROM {} o WHERE {} ORDER BY o.id LIMIT ?6",
@@ -110,7 +110,7 @@ impl StateStore {
         &self,
         source: &str,
         checkpoint: &Checkpoint,
-        table: Table,
+        table: RecordTable,
         after: String,
         upto: String,
     ) -> Result<usize, StateError> {
@@ -126,9 +126,9 @@ impl StateStore {
         let types = serde_json::to_string(&types).unwrap_or_default();
         self.blocking(move |conn| {
             let columns = match table {
-                Table::Resources => "id, type, status, record",
-                Table::Entitlements => "id, rtype, resource, record",
-                Table::Grants => "id, rtype, entitlement, principal",
+                RecordTable::Resources => "id, type, status, record",
+                RecordTable::Entitlements => "id, rtype, resource, record",
+                RecordTable::Grants => "id, rtype, entitlement, principal",
             };
             let selected = columns
                 .split(", ")

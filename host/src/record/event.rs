@@ -1,8 +1,8 @@
 //! Change events (DESIGN §4): what changed in a source between two complete syncs.
 //!
 //! The host makes them by diffing a complete sync against the source's last complete
-//! snapshot (see [`crate::snapshot`]); sinks that ask for `records = ["event"]` receive them
-//! through [`super::SinkSession::write_events`]. An event's `id` is a hash of source, sync id,
+//! snapshot (see [`crate::state`]); sinks that ask for `records = ["event"]` receive them
+//! through [`crate::sinks::SinkSession::write_events`]. An event's `id` is a hash of source, sync id,
 //! subject and kind: unique per change, and the same when a resumed sync delivers it again, so
 //! every sink and receiver can drop a redelivery.
 

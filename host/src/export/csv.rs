@@ -1,7 +1,7 @@
 //! The CSV export: an Oomnitza-style people table as one UTF-8 CSV file.
 //!
 //! The file is the state: each commit reads it, merges the sync into its rows (see
-//! [`crate::export`]) and writes the whole table to a temporary file beside it, which is synced
+//! [`super`]) and writes the whole table to a temporary file beside it, which is synced
 //! and renamed over the target, so readers see the previous or the new table, never a torn
 //! one, and a failed sync or a crash leaves the previous table. Columns: the mapped ones in
 //! the mapping's (name) order, then `active`, `source`, `synced_at`. Quoting is the csv crate's
@@ -11,28 +11,32 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Sink, SinkError};
+use super::engine::Report;
+use super::error::ExportError;
+use super::store::{ExportStore, Merge, blocking};
+use super::table::{Layout, TargetTable};
 use crate::config::SinkConfig;
-use crate::export::{self, ExportError, ExportStore, Layout, Merge, Report, Table};
-
-/// Builds the CSV export sink of `config`.
-pub(super) fn open(config: SinkConfig) -> Result<Arc<dyn Sink>, SinkError> {
-    let Some(path) = config.path.clone().filter(|p| p.as_os_str() != "-") else {
-        return Err(SinkError::Other {
-            sink: config.name.clone(),
-            message: "a csv export needs a file `path` (it reads the file back on the next sync, so `-` cannot work)".into(),
-        });
-    };
-    export::with_store(config, Arc::new(CsvStore { path }))
-}
+use crate::sinks::SinkError;
 
 /// A CSV file holding an export.
-struct CsvStore {
+pub(super) struct CsvStore {
     path: PathBuf,
+}
+
+impl CsvStore {
+    /// The store of the CSV sink `config`.
+    pub(super) fn new(config: &SinkConfig) -> Result<Self, SinkError> {
+        let Some(path) = config.path.clone().filter(|p| p.as_os_str() != "-") else {
+            return Err(SinkError::Other {
+                sink: config.name.clone(),
+                message: "a csv export needs a file `path` (it reads the file back on the next sync, so `-` cannot work)".into(),
+            });
+        };
+        Ok(Self { path })
+    }
 }
 
 #[async_trait]
@@ -43,7 +47,7 @@ impl ExportStore for CsvStore {
 
     async fn transact(&self, columns: &[String], merge: Merge) -> Result<Report, ExportError> {
         let (path, columns) = (self.path.clone(), columns.to_vec());
-        export::blocking(move || {
+        blocking(move || {
             let mut table = read(&path, &columns)?;
             let report = merge(&mut table);
             write_atomically(&path, &table)?;
@@ -54,14 +58,16 @@ impl ExportStore for CsvStore {
 }
 
 /// The table stored at `path` (empty when there is no file yet).
-fn read(path: &Path, columns: &[String]) -> Result<Table, ExportError> {
+fn read(path: &Path, columns: &[String]) -> Result<TargetTable, ExportError> {
     let csv_err = |source| ExportError::Csv {
         path: path.to_owned(),
         source,
     };
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Table::empty(columns)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(TargetTable::empty(columns));
+        }
         Err(source) => {
             return Err(ExportError::Io {
                 path: path.to_owned(),
@@ -79,12 +85,12 @@ fn read(path: &Path, columns: &[String]) -> Result<Table, ExportError> {
         .iter()
         .map(str::to_owned)
         .collect();
-    let mut table = Table::empty(columns);
+    let mut table = TargetTable::empty(columns);
     if stored.iter().all(String::is_empty) {
         return Ok(table);
     }
     let layout = Layout::new(&stored, columns);
-    export::check_layout(&path.display().to_string(), &stored, &layout, columns)?;
+    super::store::check_layout(&path.display().to_string(), &stored, &layout, columns)?;
     for record in reader.records() {
         let record = record.map_err(csv_err)?;
         let fields: Vec<Option<String>> = record.iter().map(|f| Some(f.to_owned())).collect();
@@ -94,7 +100,7 @@ fn read(path: &Path, columns: &[String]) -> Result<Table, ExportError> {
 }
 
 /// Writes `table` to a temporary file beside `path`, syncs it, and renames it over `path`.
-fn write_atomically(path: &Path, table: &Table) -> Result<(), ExportError> {
+fn write_atomically(path: &Path, table: &TargetTable) -> Result<(), ExportError> {
     let io = |p: &Path, source| ExportError::Io {
         path: p.to_owned(),
         source,
@@ -128,7 +134,7 @@ fn write_atomically(path: &Path, table: &Table) -> Result<(), ExportError> {
                 .iter()
                 .map(|v| v.as_deref().unwrap_or(""))
                 .chain([
-                    export::bool_text(row.active),
+                    super::table::bool_text(row.active),
                     row.source.as_str(),
                     row.synced_at.as_str(),
                 ]);
@@ -155,7 +161,7 @@ fn write_atomically(path: &Path, table: &Table) -> Result<(), ExportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::Row;
+    use crate::export::table::Row;
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()
@@ -166,7 +172,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("out/people.csv");
         let columns = names(&["Email", "Name"]);
-        let mut table = Table::empty(&columns);
+        let mut table = TargetTable::empty(&columns);
         table.rows.push(Row {
             values: vec![
                 Some("zoë@example.com".into()),
