@@ -37,6 +37,7 @@
 pub mod connector;
 pub mod context;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod host;

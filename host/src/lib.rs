@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod db;
 pub mod exit;
 pub mod export;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod logging;

@@ -23,6 +23,7 @@ mod client;
 pub mod config;
 mod delta;
 mod error;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod managed;

@@ -19,6 +19,7 @@ mod attributes;
 mod client;
 mod config;
 mod error;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod manifest;
