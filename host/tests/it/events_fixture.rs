@@ -2,15 +2,13 @@
 //! missing, get disabled or renamed, memberships grow) and each sync emits exactly the events
 //! of that change, into SQLite and JSONL, with ids unique per change.
 
-mod events_support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use events_support::{
+use crate::support::events::{
     FILE_SINKS, by_subject, changes_of, config, grant, jsonl_events, sqlite_events, status,
     sync_ok, unique_ids,
 };
-use events_support::{Scratch, count, text};
+use crate::support::events::{Scratch, count, text};
 use serde_json::json;
 
 const BASE: &str = "users = 20\ngroups = 3\nroles = 1\npage_size = 7";
@@ -185,7 +183,7 @@ fn a_failed_sync_emits_no_events_and_the_next_complete_one_emits_them_once() {
         &settings("memberships = 30\nrename_users = [4]\nfail_on = \"list:role\""),
         FILE_SINKS,
     );
-    let out = s.run(&["sync", "-c", c.to_str().unwrap()]);
+    let out = s.output(&["sync", "-c", c.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(sqlite_events(&s).is_empty(), "a failed sync emits nothing");
     assert!(jsonl_events(&s.path("events.jsonl")).is_empty());

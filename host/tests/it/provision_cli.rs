@@ -1,16 +1,14 @@
 //! `idhost provision` through the real connector plugins against their simulators: changes,
 //! idempotent repeats, refusals, dry runs that send nothing, the vault and the audit trail.
 
-mod support;
-
 use std::process::Output;
 
-use support::{Scratch, count, text};
+use crate::support::{Scratch, count, text};
 
 async fn idhost(s: &Scratch, args: &[&str]) -> Output {
-    let mut cmd = support::idhost();
-    cmd.args(args).current_dir(s.dir.path());
-    tokio::task::spawn_blocking(move || cmd.output().expect("idhost runs"))
+    let mut cmd = crate::support::idhost();
+    cmd.args(args).current_dir(s.dir());
+    tokio::task::spawn_blocking(move || idhost_e2e::output_within(cmd, idhost_e2e::DEFAULT_TIMEOUT))
         .await
         .expect("join")
 }

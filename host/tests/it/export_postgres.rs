@@ -1,14 +1,12 @@
 //! The export in PostgreSQL (table `export_<sink>`), through the real binary and the fixture
 //! plugin. Needs Postgres on 127.0.0.1:5432 (user postgres, trust auth, database `test`);
-//! otherwise prints SKIPPED.
-
-mod export_support;
+//! otherwise prints SKIPPED (and fails where `IDHOST_REQUIRE_SERVICES` names `postgres`).
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use export_support::{require_plugin, sync, sync_ok, toml_path};
+use crate::support::export::{require_plugin, sync, sync_ok, toml_path};
 
 const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -38,7 +36,7 @@ EMAIL = "user.emails.primary"
 ID = "upstream_id"
 "Full Name" = "display_name"
 "#,
-        plugins = toml_path(&export_support::plugin_dir()),
+        plugins = toml_path(&crate::support::export::plugin_dir()),
         state = toml_path(&dir.join("state.db")),
     );
     let path = dir.join("idhost.toml");
@@ -66,7 +64,7 @@ async fn rows(client: &tokio_postgres::Client, table: &str) -> Vec<PgRow> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_export_deactivates_missing_users_and_ignores_failed_syncs() {
     if !postgres_answers() {
-        eprintln!("SKIPPED: no PostgreSQL answers on 127.0.0.1:5432");
+        idhost_e2e::services::skip("postgres", "no PostgreSQL answers on 127.0.0.1:5432");
         return;
     }
     require_plugin("fixture_connector", "fixture-connector");

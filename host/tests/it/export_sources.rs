@@ -2,11 +2,9 @@
 //! Entra connectors (real plugins, their simulators on 127.0.0.1:0): the export has no
 //! connector-specific code, so the same people table, keys and deactivation work for them.
 
-mod export_support;
-
 use std::path::{Path, PathBuf};
 
-use export_support::{Csv, plugin_dir, require_plugin, toml_path};
+use crate::support::export::{Csv, plugin_dir, require_plugin, toml_path};
 
 /// A config with `source` (a `[sources.NAME]` block for `name`) and the shipped people export.
 struct Export {
@@ -56,7 +54,7 @@ impl Export {
         let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
         tokio::task::spawn_blocking(move || {
             let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-            export_support::sync_ok(&config, &extra, &[])
+            crate::support::export::sync_ok(&config, &extra, &[])
         })
         .await
         .expect("sync task")

@@ -2,15 +2,13 @@
 //! with the same idempotency key, and events kept (not dropped) when the receiver stays
 //! down, delivered by the next sync with the same ids.
 
-mod events_support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+use crate::support::events::{Scratch, text};
+use crate::support::events::{config, sqlite_events, sync_ok};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use events_support::{Scratch, text};
-use events_support::{config, sqlite_events, sync_ok};
 use hmac::{Hmac, Mac as _};
 use serde_json::Value;
 use sha2::Sha256;
@@ -186,7 +184,7 @@ fn a_webhook_that_stays_down_fails_the_sync_and_the_next_sync_delivers_the_same_
 
     shared.lock().unwrap().down = true;
     let c = config(&s, CHANGED, &sinks(&url, 2));
-    let out = s.run(&["sync", "-c", c.to_str().unwrap()]);
+    let out = s.output(&["sync", "-c", c.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(1), "{log}");
     assert!(
@@ -237,7 +235,7 @@ fn a_4xx_answer_fails_the_delivery_at_once_without_retries() {
     shared.lock().unwrap().reject = true;
     let before = shared.lock().unwrap().seen.len();
     let c = config(&s, CHANGED, &sinks(&url, 6));
-    let out = s.run(&["sync", "-c", c.to_str().unwrap()]);
+    let out = s.output(&["sync", "-c", c.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(1), "{log}");
     assert!(

@@ -1,8 +1,6 @@
 //! `idhost query` over the SQLite sink after a fixture sync.
 
-mod support;
-
-use support::{Scratch, text};
+use crate::support::{Scratch, text};
 
 fn synced() -> (Scratch, String) {
     let s = Scratch::new();
@@ -10,7 +8,7 @@ fn synced() -> (Scratch, String) {
         "\n[sources.dir]\nconnector = \"fixture\"\n[sources.dir.settings]\nusers = 50\ngroups = 5\nmemberships = 20\n\n[sinks.db]\ntype = \"sqlite\"\npath = \"out.db\"\n",
     );
     let config = config.to_string_lossy().into_owned();
-    let out = s.run(&["sync", "-c", &config]);
+    let out = s.output(&["sync", "-c", &config]);
     assert!(out.status.success(), "{}", text(&out));
     (s, config)
 }
@@ -18,7 +16,7 @@ fn synced() -> (Scratch, String) {
 #[test]
 fn who_has_lists_the_members_of_a_group_with_their_names() {
     let (s, config) = synced();
-    let out = s.run(&[
+    let out = s.output(&[
         "query",
         "-c",
         &config,
@@ -41,7 +39,7 @@ fn who_has_lists_the_members_of_a_group_with_their_names() {
 #[test]
 fn access_lists_what_a_principal_holds_and_csv_has_a_header() {
     let (s, config) = synced();
-    let out = s.run(&[
+    let out = s.output(&[
         "query", "-c", &config, "--output", "csv", "access", "user:u2",
     ]);
     assert!(out.status.success(), "{}", text(&out));
@@ -58,7 +56,7 @@ fn access_lists_what_a_principal_holds_and_csv_has_a_header() {
 fn a_config_without_a_sqlite_sink_is_told_how_to_add_one() {
     let s = Scratch::new();
     let config = s.config("\n[sources.dir]\nconnector = \"fixture\"\n");
-    let out = s.run(&[
+    let out = s.output(&[
         "query",
         "-c",
         config.to_str().unwrap(),

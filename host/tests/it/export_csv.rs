@@ -1,11 +1,9 @@
 //! The Oomnitza-style CSV export through the real binary and the fixture plugin: exact rows,
 //! deactivation of missing users, reactivation, modes, failed syncs, several sources.
 
-mod export_support;
-
 use std::path::{Path, PathBuf};
 
-use export_support::{Csv, require_plugin, sync, sync_ok, toml_path};
+use crate::support::export::{Csv, require_plugin, sync, sync_ok, toml_path};
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -51,7 +49,7 @@ USER_ID = "upstream_id"
 DEPARTMENT = "user.department"
 COMPANY = {{ value = "ACME, Inc." }}
 "#,
-            plugins = toml_path(&export_support::plugin_dir()),
+            plugins = toml_path(&crate::support::export::plugin_dir()),
             state = toml_path(&self.dir.join("state.db")),
             csv = toml_path(&self.csv),
         );

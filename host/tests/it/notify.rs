@@ -3,14 +3,12 @@
 //! the source succeeds again, overdue syncs and missed schedules, HMAC signatures, and
 //! incidents that survive a restart.
 
-mod daemon_support;
-
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use daemon_support::{Daemon, plugin_dir, value, workdir};
+use crate::support::daemon::{Daemon, plugin_dir, value, workdir};
 use hmac::Mac as _;
 
 /// One POST the webhook receiver got.

@@ -1,11 +1,9 @@
 //! `idhost run`: schedules fire, `/metrics` is Prometheus text whose counters move, probes
 //! answer, and SIGTERM mid-sync stops within the bound without a half-written snapshot.
 
-mod daemon_support;
-
 use std::time::{Duration, Instant};
 
-use daemon_support::{Daemon, plugin_dir, sqlite_count, value, workdir};
+use crate::support::daemon::{Daemon, plugin_dir, sqlite_count, value, workdir};
 
 fn config(dir: &std::path::Path, sources: &str) -> std::path::PathBuf {
     let text = format!(
@@ -25,7 +23,7 @@ path = "{dir}/out.db"
     path
 }
 
-fn syncs(m: &daemon_support::Metrics, source: &str, status: &str) -> f64 {
+fn syncs(m: &crate::support::daemon::Metrics, source: &str, status: &str) -> f64 {
     value(
         m,
         &format!(r#"idhost_source_syncs_total{{source="{source}",status="{status}"}}"#),
@@ -76,8 +74,9 @@ users = 12
         daemon.dump()
     );
     assert!(syncs(&late, "every2", "succeeded") > syncs(&early, "every2", "succeeded"));
-    let records =
-        |m: &daemon_support::Metrics| value(m, r#"idhost_source_records_total{source="every2"}"#);
+    let records = |m: &crate::support::daemon::Metrics| {
+        value(m, r#"idhost_source_records_total{source="every2"}"#)
+    };
     assert!(records(&late) > records(&early), "records did not move");
     // 30 users + 2 groups + 2 entitlements + their grants per sync.
     assert_eq!(records(&late) % a, 0.0, "same records every sync");
@@ -211,7 +210,7 @@ sleep_ms = 1500
     let mut daemon = Daemon::start(&cfg, &["--shutdown-grace", "10s"]);
     daemon
         .wait_for_log(Duration::from_secs(10), |l| {
-            daemon_support::message(l) == "sync starting"
+            crate::support::daemon::message(l) == "sync starting"
         })
         .expect("sync starts");
     std::thread::sleep(Duration::from_millis(300));
@@ -251,12 +250,11 @@ connector = "fixture"
 type = "pager"
 "#,
     );
-    let out = std::process::Command::new(daemon_support::bin())
-        .args(["run", "-c"])
+    let mut cmd = crate::support::idhost();
+    cmd.args(["run", "-c"])
         .arg(&cfg)
-        .args(["--listen", "127.0.0.1:0"])
-        .output()
-        .expect("runs");
+        .args(["--listen", "127.0.0.1:0"]);
+    let out = idhost_e2e::output_within(cmd, idhost_e2e::DEFAULT_TIMEOUT);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -284,8 +282,10 @@ connector = "fixture"
     let mut daemon = Daemon::spawn(&cfg, &[]);
     assert!(
         daemon
-            .wait_for_log(Duration::from_secs(5), |l| daemon_support::message(l)
-                .contains("coordination database not reachable yet"))
+            .wait_for_log(Duration::from_secs(5), |l| crate::support::daemon::message(
+                l
+            )
+            .contains("coordination database not reachable yet"))
             .is_some(),
         "{}",
         daemon.dump()

@@ -1,58 +1,24 @@
 //! Shared helpers of the export tests: run the real `idhost` binary on a config, read the
 //! CSV target back.
 
-#![allow(dead_code)]
+use std::path::Path;
+use std::process::Output;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-/// The `idhost` binary under test.
-pub(crate) fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_idhost"))
-}
-
-/// Where the plugins are: beside the binary (target/debug).
-pub(crate) fn plugin_dir() -> PathBuf {
-    bin().parent().expect("binary has a directory").to_owned()
-}
+pub(crate) use idhost_e2e::{plugin_dir, toml_path, toml_str};
 
 /// Fails the test with the build command when a plugin is missing (never a silent pass).
-pub(crate) fn require_plugin(lib: &str, package: &str) {
-    let path = plugin_dir().join(format!("lib{lib}.so"));
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p {package}` first",
-        path.display()
-    );
+pub(crate) fn require_plugin(lib: &str, _package: &str) {
+    idhost_e2e::require_plugins(&[lib]);
 }
 
 /// Runs `idhost <args>` with `env`, killing it after 180 s.
 pub(crate) fn idhost(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(bin());
-    cmd.args(args)
-        .env_remove("IDHOST_PLUGIN_DIR")
-        .env("IDHOST_LOG_FORMAT", "pretty")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = idhost_e2e::idhost();
+    cmd.args(args).env("IDHOST_LOG_FORMAT", "pretty");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("idhost starts");
-    let started = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(180) {
-            let _ = child.kill();
-            panic!("idhost {args:?} did not finish within 180 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
+    idhost_e2e::output_within(cmd, idhost_e2e::DEFAULT_TIMEOUT)
 }
 
 /// `idhost sync -c config` (extra args appended); returns (exit code, stderr).
@@ -130,14 +96,4 @@ impl Csv {
         keys.sort();
         keys
     }
-}
-
-/// A TOML string literal.
-pub(crate) fn toml_str(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
-}
-
-/// A path as a TOML string literal.
-pub(crate) fn toml_path(p: &Path) -> String {
-    toml_str(&p.to_string_lossy())
 }

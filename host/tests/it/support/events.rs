@@ -1,7 +1,6 @@
 //! Helpers of the change-event, checkpoint and delivery tests: a fixture source whose upstream
 //! changes between syncs, readers of the events each sink got, and checks for the local
 //! PostgreSQL and NATS servers (a test that needs one and finds none prints `SKIPPED: …`).
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -9,70 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use std::path::PathBuf;
-use std::process::Output;
-
-// The binary and plugin lookup are the ones every host test uses.
-#[path = "../support/mod.rs"]
-mod base;
-pub(crate) use base::{idhost, plugin_dir};
-
-/// A scratch directory holding a config, the state database and the sinks' files.
-pub(crate) struct Scratch {
-    pub(crate) dir: tempfile::TempDir,
-}
-
-impl Scratch {
-    pub(crate) fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
-    }
-
-    pub(crate) fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Writes `idhost.toml`: the built plugins, `state.db`, then `body`.
-    pub(crate) fn config(&self, body: &str) -> PathBuf {
-        let path = self.path("idhost.toml");
-        let text = format!(
-            "plugin_dir = {:?}\nstate_path = {:?}\n{body}",
-            plugin_dir().display().to_string(),
-            self.path("state.db").display().to_string()
-        );
-        std::fs::write(&path, text).expect("write config");
-        path
-    }
-
-    /// Runs `idhost ARGS` in the scratch directory.
-    pub(crate) fn run(&self, args: &[&str]) -> Output {
-        idhost()
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("idhost runs")
-    }
-
-    pub(crate) fn db(&self, name: &str) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.path(name)).expect("open db")
-    }
-}
-
-/// Exit code, stdout and stderr, for assertion messages.
-pub(crate) fn text(output: &Output) -> String {
-    format!(
-        "status: {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// The single number `sql` selects.
-pub(crate) fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
-    db.query_row(sql, [], |r| r.get(0)).expect(sql)
-}
+pub(crate) use idhost_e2e::{Scratch, count, idhost, text};
 
 /// One change event as the tests compare them: kind, subject and changes (ids differ between
 /// two syncs of the same change; they are checked separately).
@@ -109,7 +45,7 @@ records = ["event"]
 pub(crate) fn sync_ok(s: &Scratch, config: &Path, args: &[&str]) -> String {
     let mut all = vec!["sync", "-c", config.to_str().expect("utf-8 path")];
     all.extend_from_slice(args);
-    let out = s.run(&all);
+    let out = s.output(&all);
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
     shown

@@ -3,16 +3,14 @@
 //! same events as a sync nobody interrupted, no event lost or delivered twice; `--restart`
 //! starts over instead.
 
-mod events_support;
-
 use std::collections::BTreeSet;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use events_support::{
+use crate::support::events::{
     FILE_SINKS, changes_of, config, jsonl_events, sqlite_events, sync_ok, unique_ids, wait_for,
 };
-use events_support::{Scratch, count, text};
+use crate::support::events::{Scratch, count, text};
 
 const BASE: &str = "users = 3000\ngroups = 5\nroles = 1\npage_size = 250";
 /// The baseline's memberships; the change adds 100.
@@ -97,9 +95,9 @@ fn committed_pages(s: &Scratch) -> u64 {
 /// Starts the changed sync, which stalls after six committed user pages.
 fn start_stalling(s: &Scratch) -> (Child, std::path::PathBuf) {
     let c = config(s, &format!("{BASE}\n{CHANGE}\n{STALL}"), FILE_SINKS);
-    let child = events_support::idhost()
+    let child = crate::support::events::idhost()
         .args(["sync", "-c", c.to_str().unwrap()])
-        .current_dir(s.dir.path())
+        .current_dir(s.dir())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -161,7 +159,7 @@ fn a_sync_killed_mid_way_resumes_from_its_last_page_and_ends_like_an_uninterrupt
         count(&s.db("out.db"), "SELECT count(*) FROM _staging_resources"),
         0
     );
-    let leftovers: Vec<_> = std::fs::read_dir(s.dir.path())
+    let leftovers: Vec<_> = std::fs::read_dir(s.dir())
         .expect("dir")
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
@@ -211,7 +209,7 @@ fn a_stopped_sync_resumes_and_restart_starts_over_with_the_same_result() {
     assert!(committed_pages(&s) >= 6);
 
     // --restart drops the checkpoint and lists from the first page.
-    let out = s.run(&["sync", "-c", c.to_str().unwrap(), "--restart"]);
+    let out = s.output(&["sync", "-c", c.to_str().unwrap(), "--restart"]);
     let log = text(&out);
     assert!(out.status.success(), "{log}");
     assert!(

@@ -2,12 +2,10 @@
 //! real Clickwrap plugin against the Clickwrap simulator (served in the test on 127.0.0.1:0),
 //! into the Oomnitza-style CSV export.
 
-mod export_support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use export_support::{Csv, plugin_dir, require_plugin, toml_path, toml_str};
+use crate::support::export::{Csv, plugin_dir, require_plugin, toml_path, toml_str};
 use serde_json::Value;
 use sim_clickwrap::{SimConfig, Simulator};
 use sim_common::{Fault, FaultRule};
@@ -101,7 +99,7 @@ impl Oomnitza {
 
     async fn sync(&self) -> (i32, String) {
         let config = self.config.clone();
-        tokio::task::spawn_blocking(move || export_support::sync(&config, &[], &ENV))
+        tokio::task::spawn_blocking(move || crate::support::export::sync(&config, &[], &ENV))
             .await
             .expect("sync task")
     }

@@ -4,16 +4,15 @@
 //! takes its sources over; a replica stopped with SIGTERM hands them over at once.
 //!
 //! Needs Postgres on 127.0.0.1:5432 (user postgres, trust auth, database `test`); prints
-//! "SKIPPED: ..." and passes when it does not answer.
-
-mod daemon_support;
+//! "SKIPPED: ..." and passes when it does not answer (and fails where `IDHOST_REQUIRE_SERVICES`
+//! names `postgres`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use daemon_support::{Daemon, field, message, plugin_dir, value, workdir};
+use crate::support::daemon::{Daemon, field, message, plugin_dir, value, workdir};
 
 const PG: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -45,7 +44,10 @@ fn postgres_answers() -> bool {
     if query("SELECT 1").is_some() {
         return true;
     }
-    eprintln!("SKIPPED: Postgres does not answer on 127.0.0.1:5432 (user postgres, database test)");
+    idhost_e2e::services::skip(
+        "postgres",
+        "Postgres does not answer on 127.0.0.1:5432 (user postgres, database test)",
+    );
     false
 }
 
@@ -237,7 +239,7 @@ fn two_replicas_run_every_slot_once_and_a_killed_replicas_sources_move_over() {
     let victim_id = victim.replica.clone();
     let killed_at = Instant::now();
     victim.kill9();
-    let killed_ms = daemon_support::now_ms();
+    let killed_ms = crate::support::daemon::now_ms();
     wait_until(
         Duration::from_secs(15),
         "the survivor to sync the killed replica's sources",

@@ -1,15 +1,13 @@
 //! Issue 6: the nats sink against the local NATS JetStream (127.0.0.1:4222): the stream is
 //! created, events arrive on `<prefix>.<source>.<kind>` with `Nats-Msg-Id` = event id, and
 //! JetStream drops a redelivery of the same id. Without a server the test prints
-//! `SKIPPED: …` and passes.
-
-mod events_support;
+//! `SKIPPED: …` and passes, unless `IDHOST_REQUIRE_SERVICES` names `nats` (CI), where it fails.
 
 use std::collections::BTreeMap;
 
+use crate::support::events::Scratch;
+use crate::support::events::{config, listening, sqlite_events, sync_ok, unique};
 use async_nats::jetstream;
-use events_support::Scratch;
-use events_support::{config, listening, sqlite_events, sync_ok, unique};
 
 const BASE: &str =
     "users = 20\ngroups = 3\nroles = 1\npage_size = 7\nmemberships = 30\nmissing_users = [7]";
@@ -18,7 +16,7 @@ const CHANGED: &str = "users = 20\ngroups = 3\nroles = 1\npage_size = 7\nmembers
 #[test]
 fn events_are_published_per_kind_with_their_id_as_msg_id_and_deduplicated() {
     if !listening("127.0.0.1:4222") {
-        eprintln!("SKIPPED: no NATS server on 127.0.0.1:4222");
+        idhost_e2e::services::skip("nats", "no NATS server on 127.0.0.1:4222");
         return;
     }
     let stream = unique("IDHOST_T").to_uppercase();

@@ -13,8 +13,6 @@
 //! - `bench_end_to_end_sync_with_events`: the release binary syncing 100k users and 900k
 //!   memberships from the fixture plugin into SQLite, then again with 5% of users changed.
 
-mod events_support;
-
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -211,14 +209,14 @@ async fn bench_events_for_100k_users_with_5_percent_changed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run with --ignored --nocapture on a release build"]
 async fn bench_postgres_snapshot_load_of_1m_grants() {
-    let (client, schema, url) = match events_support::pg_schema("idhost_bench").await {
+    let (client, schema, url) = match crate::support::events::pg_schema("idhost_bench").await {
         Ok(x) => x,
         Err(reason) => {
-            eprintln!("SKIPPED: {reason}");
+            idhost_e2e::services::skip("postgres", &reason);
             return;
         }
     };
-    let _cleanup = events_support::DropSchema(schema.clone());
+    let _cleanup = crate::support::events::DropSchema(schema.clone());
     let text = format!(
         "[sources.bench]\nconnector = \"fixture\"\n[sinks.pg]\ntype = \"postgres\"\nurl = \"{url}\"\n"
     );
@@ -281,7 +279,7 @@ async fn bench_postgres_snapshot_load_of_1m_grants() {
 #[test]
 #[ignore = "benchmark: run with --ignored --nocapture on a release build"]
 fn bench_end_to_end_sync_with_events() {
-    let s = events_support::Scratch::new();
+    let s = crate::support::events::Scratch::new();
     let settings = |extra: &str| {
         format!("users = 100000\ngroups = 1000\nmemberships = 900000\npage_size = 5000\n{extra}")
     };
@@ -312,15 +310,15 @@ records = ["resource", "entitlement", "grant", "event", "sync_run"]
             ),
         ),
     ] {
-        let c = events_support::config(&s, &settings(&extra), sinks);
+        let c = crate::support::events::config(&s, &settings(&extra), sinks);
         let started = Instant::now();
-        events_support::sync_ok(&s, &c, &[]);
+        crate::support::events::sync_ok(&s, &c, &[]);
         let took = started.elapsed().as_secs_f64();
         let db = s.db("out.db");
-        let records = events_support::count(&db, "SELECT count(*) FROM resources")
-            + events_support::count(&db, "SELECT count(*) FROM entitlements")
-            + events_support::count(&db, "SELECT count(*) FROM grants");
-        let events = events_support::count(&db, "SELECT count(*) FROM events");
+        let records = crate::support::events::count(&db, "SELECT count(*) FROM resources")
+            + crate::support::events::count(&db, "SELECT count(*) FROM entitlements")
+            + crate::support::events::count(&db, "SELECT count(*) FROM grants");
+        let events = crate::support::events::count(&db, "SELECT count(*) FROM events");
         println!(
             "end to end, {label}: {records} records in {took:.2}s ({:.0} records/s), {events} events in the sink so far",
             records as f64 / took

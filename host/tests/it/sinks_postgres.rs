@@ -2,17 +2,15 @@
 //! each test works in a schema of its own): snapshots swapped in one transaction, events
 //! appended with an increasing `seq`, and a database that goes down mid-sync failing that
 //! source alone with its previous snapshot intact. Without a server the tests print
-//! `SKIPPED: …` and pass.
-
-mod events_support;
+//! `SKIPPED: …` and pass, unless `IDHOST_REQUIRE_SERVICES` names `postgres` (CI), where they fail.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use events_support::{
+use crate::support::events::{
     PG_URL, by_subject, config, pg_client, pg_schema, sqlite_events, sync_ok, wait_for,
 };
-use events_support::{Scratch, text};
+use crate::support::events::{Scratch, text};
 
 const BASE: &str =
     "users = 20\ngroups = 3\nroles = 1\npage_size = 7\nmemberships = 30\nmissing_users = [7]";
@@ -58,11 +56,11 @@ fn snapshots_and_events_land_in_postgres_with_an_increasing_seq() {
     let (client, schema, url) = match rt.block_on(pg_schema("idhost_pg_events")) {
         Ok(x) => x,
         Err(reason) => {
-            eprintln!("SKIPPED: {reason}");
+            idhost_e2e::services::skip("postgres", &reason);
             return;
         }
     };
-    let _cleanup = events_support::DropSchema(schema.clone());
+    let _cleanup = crate::support::events::DropSchema(schema.clone());
     let s = Scratch::new();
     sync_ok(&s, &config(&s, BASE, &sinks(&url)), &[]);
     let c = config(&s, CHANGED, &sinks(&url));
@@ -238,11 +236,11 @@ fn postgres_down_at_write_time_fails_that_source_and_keeps_its_previous_snapshot
     let (client, schema, _) = match rt.block_on(pg_schema("idhost_pg_down")) {
         Ok(x) => x,
         Err(reason) => {
-            eprintln!("SKIPPED: {reason}");
+            idhost_e2e::services::skip("postgres", &reason);
             return;
         }
     };
-    let _cleanup = events_support::DropSchema(schema.clone());
+    let _cleanup = crate::support::events::DropSchema(schema.clone());
     let proxy = rt.block_on(Proxy::start("127.0.0.1:5432"));
     let url = format!(
         "postgres://postgres@{}/test?options=-csearch_path%3D{schema}",
@@ -294,9 +292,9 @@ records = ["resource", "entitlement", "grant", "event", "sync_run"]
     let c = s.config(&body(&format!(
         "{CHANGED}\nsleep_on = \"list:group:0\"\nsleep_ms = 1500"
     )));
-    let child = events_support::idhost()
+    let child = crate::support::events::idhost()
         .args(["sync", "-c", c.to_str().unwrap()])
-        .current_dir(s.dir.path())
+        .current_dir(s.dir())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -1,11 +1,9 @@
 //! Issue 2: syncing the real fixture plugin into SQLite and JSONL, failures that stay local,
 //! and cancellation that leaves no half-written snapshot.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::{Scratch, count, text};
+use crate::support::{Scratch, count, text};
 
 #[test]
 fn syncs_10k_users_500_groups_50k_memberships_into_sqlite_and_jsonl_with_exact_counts() {
@@ -29,7 +27,7 @@ type = "jsonl"
 path = "out.jsonl"
 "#,
     );
-    let out = s.run(&["sync", "-c", config.to_str().unwrap()]);
+    let out = s.output(&["sync", "-c", config.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     let db = s.db("out.db");
     assert_eq!(
@@ -133,7 +131,7 @@ path = "out.db"
 fn a_panicking_and_a_failing_source_fail_alone_and_keep_their_previous_snapshots() {
     let s = Scratch::new();
     let config = s.config(&three_sources("", ""));
-    let first = s.run(&["sync", "-c", config.to_str().unwrap()]);
+    let first = s.output(&["sync", "-c", config.to_str().unwrap()]);
     assert!(first.status.success(), "{}", text(&first));
     let db = s.db("out.db");
     let snapshot = |source: &str| -> (i64, String) {
@@ -157,7 +155,7 @@ fn a_panicking_and_a_failing_source_fail_alone_and_keep_their_previous_snapshots
         )
         .replace("users = 1234", "users = 1500"),
     );
-    let second = s.run(&["sync", "-c", config.to_str().unwrap()]);
+    let second = s.output(&["sync", "-c", config.to_str().unwrap()]);
     let all = text(&second);
     assert_eq!(second.status.code(), Some(1), "{all}");
     assert!(all.contains("alpha") && all.contains("panicked"), "{all}");
@@ -216,7 +214,7 @@ type = "sqlite"
 path = "out.db"
 "#,
     );
-    let out = s.run(&["sync", "-c", config.to_str().unwrap()]);
+    let out = s.output(&["sync", "-c", config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("handed back page token `same` a second time"),
@@ -229,7 +227,7 @@ path = "out.db"
 fn resources_only_and_source_selection_limit_the_sync() {
     let s = Scratch::new();
     let config = s.config(&three_sources("", ""));
-    let out = s.run(&[
+    let out = s.output(&[
         "sync",
         "-c",
         config.to_str().unwrap(),
@@ -244,7 +242,7 @@ fn resources_only_and_source_selection_limit_the_sync() {
         1
     );
     assert_eq!(count(&db, "SELECT count(*) FROM grants"), 0);
-    let out = s.run(&["sync", "-c", config.to_str().unwrap(), "--source", "gamm"]);
+    let out = s.output(&["sync", "-c", config.to_str().unwrap(), "--source", "gamm"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         text(&out).contains("--source `gamm` is not a source"),
@@ -278,7 +276,7 @@ path = "out.jsonl"
         )
     };
     let config = s.config(&body(""));
-    let first = s.run(&["sync", "-c", config.to_str().unwrap()]);
+    let first = s.output(&["sync", "-c", config.to_str().unwrap()]);
     assert!(first.status.success(), "{}", text(&first));
     let jsonl_before = std::fs::read(s.path("out.jsonl")).expect("jsonl");
 
@@ -286,9 +284,9 @@ path = "out.jsonl"
     let config = s.config(&body(
         "rename_users = [1, 2, 3]\nsleep_on = \"list:user:3\"\nsleep_ms = 20000",
     ));
-    let mut child = support::idhost()
+    let mut child = crate::support::idhost()
         .args(["sync", "-c", config.to_str().unwrap()])
-        .current_dir(s.dir.path())
+        .current_dir(s.dir())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");

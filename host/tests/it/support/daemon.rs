@@ -1,33 +1,15 @@
 //! Helpers for the `idhost run` tests: start the real binary with JSON logs, read its address
 //! from the "ready" line, scrape its endpoints, signal it, and check Prometheus text strictly.
-#![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The `idhost` binary.
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_idhost")
-}
-
-/// Where cargo put the binary and the plugins.
-pub fn plugin_dir() -> PathBuf {
-    let dir = Path::new(bin())
-        .parent()
-        .map(Path::to_owned)
-        .unwrap_or_default();
-    assert!(
-        dir.join("libfixture_connector.so").exists(),
-        "the fixture plugin is missing from {}: run `cargo build -p fixture-connector` first",
-        dir.display()
-    );
-    dir
-}
+pub use idhost_e2e::plugin_dir;
 
 /// A running `idhost run`.
 pub struct Daemon {
@@ -54,7 +36,7 @@ impl Daemon {
 
     /// Starts `idhost run -c config` and waits only until its endpoints listen.
     pub fn spawn(config: &Path, extra: &[&str]) -> Daemon {
-        let mut child = Command::new(bin())
+        let mut child = idhost_e2e::idhost()
             .args(["--log-format", "json", "--log-level", "info"])
             .arg("run")
             .arg("-c")

@@ -1,9 +1,7 @@
 //! Issue 2: plugin loading (good, wrong interface version, not a plugin) and config errors
 //! with their locations, through the real binary.
 
-mod support;
-
-use support::{Scratch, idhost, plugin_dir, text};
+use crate::support::{Scratch, idhost, plugin_dir, text};
 
 fn lib_name(stem: &str) -> String {
     format!(
@@ -15,15 +13,14 @@ fn lib_name(stem: &str) -> String {
 
 #[test]
 fn plugins_lists_the_fixture_and_explains_rejected_files() {
-    let out = idhost()
-        .args([
-            "plugins",
-            "--json",
-            "--plugin-dir",
-            plugin_dir().to_str().unwrap(),
-        ])
-        .output()
-        .expect("runs");
+    let mut cmd = idhost();
+    cmd.args([
+        "plugins",
+        "--json",
+        "--plugin-dir",
+        plugin_dir().to_str().unwrap(),
+    ]);
+    let out = idhost_e2e::output_within(cmd, idhost_e2e::DEFAULT_TIMEOUT);
     assert!(out.status.success(), "{}", text(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let fixture = doc["plugins"]
@@ -79,10 +76,9 @@ fn a_shared_library_without_a_root_module_is_rejected_without_a_crash() {
         dir.join(lib_name("fixture_connector")),
     )
     .expect("copy fixture");
-    let out = idhost()
-        .args(["plugins", "--plugin-dir", dir.to_str().unwrap()])
-        .output()
-        .expect("runs");
+    let mut cmd = idhost();
+    cmd.args(["plugins", "--plugin-dir", dir.to_str().unwrap()]);
+    let out = idhost_e2e::output_within(cmd, idhost_e2e::DEFAULT_TIMEOUT);
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(
@@ -105,7 +101,7 @@ fn a_typo_in_a_settings_key_is_reported_at_its_line_by_the_plugin() {
     let config = s.config(
         "\n[sources.dir]\nconnector = \"fixture\"\n[sources.dir.settings]\nusers = 3\ngrups = 2\n",
     );
-    let out = s.run(&["sync", "-c", config.to_str().unwrap()]);
+    let out = s.output(&["sync", "-c", config.to_str().unwrap()]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(
@@ -118,7 +114,7 @@ fn a_typo_in_a_settings_key_is_reported_at_its_line_by_the_plugin() {
 fn a_typo_in_a_host_key_fails_before_any_plugin_loads() {
     let s = Scratch::new();
     let config = s.config("\n[sources.dir]\nconector = \"fixture\"\n");
-    let out = s.run(&["check", "-c", config.to_str().unwrap()]);
+    let out = s.output(&["check", "-c", config.to_str().unwrap()]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(2), "{all}");
     assert!(
@@ -131,7 +127,7 @@ fn a_typo_in_a_host_key_fails_before_any_plugin_loads() {
 fn a_missing_variable_is_reported_at_its_reference() {
     let s = Scratch::new();
     let config = s.config("\n[sources.dir]\nconnector = \"fixture\"\n[sources.dir.settings]\ntoken = \"${IDHOST_TEST_SURELY_UNSET}\"\n");
-    let out = s.run(&["check", "-c", config.to_str().unwrap()]);
+    let out = s.output(&["check", "-c", config.to_str().unwrap()]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(2), "{all}");
     assert!(
@@ -146,7 +142,7 @@ fn a_missing_variable_is_reported_at_its_reference() {
 fn an_unknown_connector_is_reported_at_its_name_with_the_available_ones() {
     let s = Scratch::new();
     let config = s.config("\n[sources.dir]\nconnector = \"fixtur\"\n");
-    let out = s.run(&["check", "-c", config.to_str().unwrap()]);
+    let out = s.output(&["check", "-c", config.to_str().unwrap()]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(3), "{all}");
     assert!(
@@ -165,7 +161,7 @@ fn check_opens_and_validates_each_source() {
     let config = s.config(
         "\n[sources.good]\nconnector = \"fixture\"\n\n[sources.bad]\nconnector = \"fixture\"\n[sources.bad.settings]\nfail_on = \"validate\"\nfail_kind = \"unauthenticated\"\n",
     );
-    let out = s.run(&["check", "-c", config.to_str().unwrap()]);
+    let out = s.output(&["check", "-c", config.to_str().unwrap()]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(
@@ -184,20 +180,19 @@ fn plugin_logs_reach_the_host_with_secrets_redacted() {
     let config = s.config(
         "\n[sources.dir]\nconnector = \"fixture\"\n[sources.dir.settings]\ntoken = \"${IDHOST_TEST_TOKEN}\"\n[sinks.db]\ntype = \"sqlite\"\npath = \"out.db\"\n",
     );
-    let out = support::idhost()
-        .args([
-            "--log-level",
-            "debug",
-            "--log-format",
-            "json",
-            "sync",
-            "-c",
-            config.to_str().unwrap(),
-        ])
-        .env("IDHOST_TEST_TOKEN", "sk-live-0123456789")
-        .current_dir(s.dir.path())
-        .output()
-        .expect("runs");
+    let mut cmd = crate::support::idhost();
+    cmd.args([
+        "--log-level",
+        "debug",
+        "--log-format",
+        "json",
+        "sync",
+        "-c",
+        config.to_str().unwrap(),
+    ])
+    .env("IDHOST_TEST_TOKEN", "sk-live-0123456789")
+    .current_dir(s.dir());
+    let out = idhost_e2e::output_within(cmd, idhost_e2e::DEFAULT_TIMEOUT);
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(

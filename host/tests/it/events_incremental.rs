@@ -2,12 +2,12 @@
 //! last snapshot, so every sink still receives a complete snapshot, and the diff emits the
 //! events of the delta and nothing else.
 
-mod events_support;
-
 use std::collections::BTreeSet;
 
-use events_support::{FILE_SINKS, by_subject, config, grant, sqlite_events, status, sync_ok};
-use events_support::{Scratch, count, text};
+use crate::support::events::{
+    FILE_SINKS, by_subject, config, grant, sqlite_events, status, sync_ok,
+};
+use crate::support::events::{Scratch, count, text};
 use serde_json::json;
 
 const BASE: &str =
@@ -143,10 +143,10 @@ fn a_delta_without_a_snapshot_to_apply_it_to_asks_for_a_full_sync() {
     let c = config(&s, BASE, FILE_SINKS);
     sync_ok(&s, &c, &[]);
     // Lose the snapshot but keep the connector's cursor (as an old state file would).
-    s.db("state.db")
+    s.db_writable("state.db")
         .execute_batch("DELETE FROM snapshots")
         .expect("delete");
-    let out = s.run(&["sync", "-c", c.to_str().unwrap()]);
+    let out = s.output(&["sync", "-c", c.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("run `idhost sync --full --source dir`"),
