@@ -2,7 +2,7 @@
 //! exact body under the configured secret, sent as `X-Idhost-Signature: sha256=<hex>` so a
 //! receiver can check both who sent it and that it arrived whole.
 
-use hmac::{Hmac, Mac as _};
+use hmac::{Hmac, KeyInit as _, Mac as _};
 use sha2::Sha256;
 
 /// `sha256=<hex>` of `body` under `key`.

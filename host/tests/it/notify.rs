@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::daemon::{Daemon, plugin_dir, value, workdir};
-use hmac::Mac as _;
+use hmac::{KeyInit as _, Mac as _};
 
 /// One POST the webhook receiver got.
 #[derive(Debug, Clone)]

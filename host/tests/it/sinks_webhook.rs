@@ -9,7 +9,7 @@ use crate::support::events::{Scratch, text};
 use crate::support::events::{config, sqlite_events, sync_ok};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use hmac::{Hmac, Mac as _};
+use hmac::{Hmac, KeyInit as _, Mac as _};
 use serde_json::Value;
 use sha2::Sha256;
 
