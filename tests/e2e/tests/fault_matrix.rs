@@ -12,25 +12,25 @@
 //! | 429 without Retry-After | ironclad.rs `rate_limit_429_without_retry_after_is_retried_with_backoff` |
 //! | 500 burst | ironclad.rs `burst_of_three_500s_on_a_user_page_is_retried` |
 //! | 502 burst | here `entra_502_burst` |
-//! | 503 burst | here `clickwrap_503_burst`; host/tests/http_policy.rs `retries_a_503_burst_for_reads_but_not_a_500_for_a_post` |
+//! | 503 burst | here `clickwrap_503_burst`; host/tests/it/http_policy.rs `retries_a_503_burst_for_reads_but_not_a_500_for_a_post` |
 //! | 503 that never ends | here `ironclad_503_forever_fails_cleanly` |
 //! | connection reset | here `ironclad_connection_reset` |
 //! | slow response beyond `request_timeout_secs = 1` | here `clickwrap_one_slow_response` (retried), `clickwrap_every_response_slow_fails_cleanly` |
 //! | token expiry mid-sync | ironclad.rs `token_expiring_after_the_first_user_page_is_refreshed_and_the_sync_is_complete`; here `entra_token_expiry_mid_sync`, `clickwrap_token_expiry_mid_sync` |
 //! | token revocation mid-sync | here `ironclad_token_revocation_mid_sync` |
 //! | malformed JSON | ironclad.rs `malformed_user_page_fails_the_source_cleanly_and_keeps_the_previous_snapshot`; here `entra_malformed_batch` |
-//! | truncated body | here `clickwrap_truncated_body`; host/tests/http_policy.rs `a_truncated_body_is_an_error_not_a_short_page` |
+//! | truncated body | here `clickwrap_truncated_body`; host/tests/it/http_policy.rs `a_truncated_body_is_an_error_not_a_short_page` |
 //! | wrong content type | here `entra_wrong_content_type` |
-//! | page token that repeats | host/tests/sync_fixture.rs `a_repeated_page_token_fails_the_listing_instead_of_looping` (fixture `repeat_token_on`) |
+//! | page token that repeats | host/tests/it/sync_fixture.rs `a_repeated_page_token_fails_the_listing_instead_of_looping` (fixture `repeat_token_on`) |
 //! | empty page with has_more / nextLink | here `clickwrap_empty_page_with_has_more`, `entra_empty_page_with_next_link` |
 //! | user with no email | here `clickwrap_user_without_email` |
 //! | 20 MB response | here `clickwrap_20_mb_response` |
-//! | plugin panics | host/tests/sync_fixture.rs `a_panicking_and_a_failing_source_fail_alone_and_keep_their_previous_snapshots` |
+//! | plugin panics | host/tests/it/sync_fixture.rs `a_panicking_and_a_failing_source_fail_alone_and_keep_their_previous_snapshots` |
 //! | plugin hangs (awaits forever, or blocks its thread) past `call_timeout_secs` | here `fixture_plugin_hang`, `fixture_plugin_blocking_its_thread` |
 //! | sink fails mid-write: SQLite locked by another writer (read-only mode does not stop root) | here `sqlite_sink_locked_by_another_writer_fails_cleanly` |
-//! | sink fails mid-write: Postgres down | host/tests/sinks_postgres.rs `postgres_down_at_write_time_fails_that_source_and_keeps_its_previous_snapshot` |
-//! | SIGTERM mid-sync, resumed | host/tests/checkpoints_resume.rs `a_stopped_sync_resumes_and_restart_starts_over_with_the_same_result`; host/tests/sync_fixture.rs `sigterm_mid_sync_leaves_the_previous_snapshot_whole`; host/tests/daemon.rs `sigterm_mid_sync_cancels_within_the_bound_and_leaves_no_partial_snapshot` |
-//! | SIGKILL mid-sync, resumed | host/tests/checkpoints_resume.rs `a_sync_killed_mid_way_resumes_from_its_last_page_and_ends_like_an_uninterrupted_one` |
+//! | sink fails mid-write: Postgres down | host/tests/it/sinks_postgres.rs `postgres_down_at_write_time_fails_that_source_and_keeps_its_previous_snapshot` |
+//! | SIGTERM mid-sync, resumed | host/tests/it/checkpoints_resume.rs `a_stopped_sync_resumes_and_restart_starts_over_with_the_same_result`; host/tests/it/sync_fixture.rs `sigterm_mid_sync_leaves_the_previous_snapshot_whole`; host/tests/it/daemon.rs `sigterm_mid_sync_cancels_within_the_bound_and_leaves_no_partial_snapshot` |
+//! | SIGKILL mid-sync, resumed | host/tests/it/checkpoints_resume.rs `a_sync_killed_mid_way_resumes_from_its_last_page_and_ends_like_an_uninterrupted_one` |
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
