@@ -41,7 +41,7 @@ pub fn append(path: &Path, record: &AuditRecord) -> Result<(), AuditError> {
         path: path.to_owned(),
         source,
     };
-    let conn = crate::db::open(path).map_err(wrap)?;
+    let mut conn = crate::db::open(path).map_err(wrap)?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS audit (
              id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL,
@@ -49,20 +49,24 @@ pub fn append(path: &Path, record: &AuditRecord) -> Result<(), AuditError> {
              dry_run INTEGER NOT NULL, result TEXT NOT NULL, detail TEXT NOT NULL);",
     )
     .map_err(wrap)?;
-    conn.execute(
-        "INSERT INTO audit (at, actor, source, operation, target, dry_run, result, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            record.at,
-            record.actor,
-            record.source,
-            record.operation,
-            record.target,
-            record.dry_run,
-            record.result,
-            record.detail
-        ],
-    )
+    // On disk before the command goes on: the intent row precedes the upstream write it
+    // records, and must survive a power cut that the write itself survives.
+    crate::db::durably(&mut conn, |conn| {
+        conn.execute(
+            "INSERT INTO audit (at, actor, source, operation, target, dry_run, result, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                record.at,
+                record.actor,
+                record.source,
+                record.operation,
+                record.target,
+                record.dry_run,
+                record.result,
+                record.detail
+            ],
+        )
+    })
     .map(drop)
     .map_err(wrap)
 }

@@ -72,9 +72,9 @@ impl LocalStore {
 
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+        f: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
-        Ok(self.db.blocking(move |conn| f(conn)).await?)
+        Ok(self.db.blocking(f).await?)
     }
 }
 
@@ -114,12 +114,15 @@ impl ScheduleStore for LocalStore {
 
     async fn claim(&self, source: &str, slot: i64) -> Result<bool, StoreError> {
         let source = source.to_owned();
+        // Durable: a slot claimed and then lost to a power cut would run twice.
         self.blocking(move |conn| {
-            conn.execute(
-                "INSERT INTO daemon_schedule (source, last_slot_ms) VALUES (?1, ?2)
+            crate::db::durably(conn, |conn| {
+                conn.execute(
+                    "INSERT INTO daemon_schedule (source, last_slot_ms) VALUES (?1, ?2)
                  ON CONFLICT (source) DO UPDATE SET last_slot_ms = excluded.last_slot_ms",
-                params![source, slot],
-            )
+                    params![source, slot],
+                )
+            })
             .map(|_| true)
         })
         .await

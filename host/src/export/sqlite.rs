@@ -74,19 +74,25 @@ impl ExportStore for SqliteStore {
                 path: path.clone(),
                 source,
             };
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(err)?;
-            let stored = ensure_table(&tx, &table, &columns).map_err(err)?;
-            let mut rows = load(&tx, &table, &stored).map_err(err)?;
-            let layout = Layout::new(&stored, &columns);
-            check_layout(&target, &stored, &layout, &columns)?;
-            let mut loaded = TargetTable::empty(&columns);
-            loaded.rows = rows.drain(..).map(|fields| layout.row(&fields)).collect();
-            let report = merge(&mut loaded);
-            replace(&tx, &table, &loaded).map_err(err)?;
-            tx.commit().map_err(err)?;
-            Ok(report)
+            // The merged table is the sink's commit: on disk when the host records the
+            // delivery (`crate::db::durably`). A layout the mapping cannot use rolls back.
+            crate::db::durably(&mut conn, |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let stored = ensure_table(&tx, &table, &columns)?;
+                let mut rows = load(&tx, &table, &stored)?;
+                let layout = Layout::new(&stored, &columns);
+                if let Err(refused) = check_layout(&target, &stored, &layout, &columns) {
+                    return Ok(Err(refused));
+                }
+                let mut loaded = TargetTable::empty(&columns);
+                loaded.rows = rows.drain(..).map(|fields| layout.row(&fields)).collect();
+                let report = merge(&mut loaded);
+                replace(&tx, &table, &loaded)?;
+                tx.commit()?;
+                Ok(Ok(report))
+            })
+            .map_err(err)?
         })
         .await
     }
