@@ -49,6 +49,10 @@ pub fn open(path: &Path) -> Result<Connection, rusqlite::Error> {
         // If this fails, the open below fails too, naming the file.
         let _ = std::fs::create_dir_all(dir);
     }
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the one place a writable connection is opened"
+    )]
     let conn = Connection::open(path)?;
     conn.execute_batch(PRAGMAS)?;
     Ok(conn)

@@ -4,6 +4,15 @@
 //!
 //! They run the real `idhost` binary and load the real plugins from `target/debug`, so the
 //! workspace is built first: `cargo build --workspace && cargo test --workspace`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests reach sinks, databases and simulators the way an outside client would"
+)]
 
 mod support;
 

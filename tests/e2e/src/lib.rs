@@ -46,6 +46,11 @@
 //! assert_eq!(db.count("SELECT count(*) FROM sync_runs WHERE source = 'f'", []), 1);
 //! # }
 //! ```
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 mod db;
 mod http;

@@ -1,5 +1,10 @@
 //! Issue 8: `idhost bench --scale 0.01` runs every scenario quickly (real binary, real plugins,
 //! in-process simulators) and prints one table row per scenario.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use std::time::Duration;
 

@@ -1,5 +1,10 @@
 //! Issue 7: `idhost demo` as a user runs it — a subprocess in an empty working directory,
 //! small sizes — syncs the three simulated upstreams into `idhost-demo.db` and says so.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use std::collections::BTreeMap;
 

@@ -31,6 +31,15 @@
 //! | sink fails mid-write: Postgres down | host/tests/it/sinks_postgres.rs `postgres_down_at_write_time_fails_that_source_and_keeps_its_previous_snapshot` |
 //! | SIGTERM mid-sync, resumed | host/tests/it/checkpoints_resume.rs `a_stopped_sync_resumes_and_restart_starts_over_with_the_same_result`; host/tests/it/sync_fixture.rs `sigterm_mid_sync_leaves_the_previous_snapshot_whole`; host/tests/it/daemon.rs `sigterm_mid_sync_cancels_within_the_bound_and_leaves_no_partial_snapshot` |
 //! | SIGKILL mid-sync, resumed | host/tests/it/checkpoints_resume.rs `a_sync_killed_mid_way_resumes_from_its_last_page_and_ends_like_an_uninterrupted_one` |
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests reach sinks, databases and simulators the way an outside client would"
+)]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

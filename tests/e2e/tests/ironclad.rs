@@ -4,6 +4,11 @@
 //!
 //! (A read-only source refusing `idhost provision … grant` before any request is covered by
 //! host/tests/it/provision_cli.rs.)
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -14,6 +14,11 @@
 //! `Debug` of every connector's settings struct is checked in each connector's own
 //! tests/settings_debug.rs (one test binary cannot link two plugins: their abi_stable root
 //! module symbols collide).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;

@@ -1,4 +1,9 @@
 //! Behaviour of the simulated Clickwrap REST API, driven through `Router::oneshot`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
