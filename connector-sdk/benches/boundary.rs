@@ -9,6 +9,11 @@
 //! process), an empty call across the boundary, a page of 1,000 users crossing from plugin to
 //! host, and the same page's JSON encode + decode done in-process, so the overhead beyond
 //! encoding is the difference of the last two rows.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -388,12 +388,29 @@ pub struct Changes {
 
 /// A connector that lists identity data. Write plain `async fn`s; the SDK does the rest.
 ///
-/// ```ignore
+/// ```no_run
+/// use idhost_connector_sdk::prelude::*;
+///
+/// struct Acme;
+///
 /// impl Connector for Acme {
-///     type Settings = AcmeSettings;
-///     fn manifest() -> Manifest { /* ... */ }
-///     async fn open(settings: AcmeSettings, ctx: Context) -> Result<Self, ConnectorError> { /* ... */ }
-///     async fn list(&self, rtype: &str, page: PageToken) -> Result<Page<Resource>, ConnectorError> { /* ... */ }
+///     type Settings = ();
+///     fn manifest() -> Manifest {
+///         Manifest {
+///             name: "acme".into(),
+///             version: "1.0.0".into(),
+///             description: String::new(),
+///             resource_types: vec![ResourceTypeSpec::new("user", "Acme users")],
+///             capabilities: Vec::new(),
+///             config_keys: Vec::new(),
+///         }
+///     }
+///     async fn open(_settings: (), _ctx: Context) -> Result<Self, ConnectorError> {
+///         Ok(Acme)
+///     }
+///     async fn list(&self, _rtype: &str, _page: PageToken) -> Result<Page<Resource>, ConnectorError> {
+///         Ok(Page::last(vec![Resource::new("user", "42", "Alex Doe")]))
+///     }
 /// }
 /// idhost_connector_sdk::export_connector!(Acme);
 /// ```

@@ -3,27 +3,66 @@
 //! Write an idhost connector plugin in plain async Rust. Implement [`Connector`] (and, to change
 //! the upstream, [`Provisioner`]), then export it:
 //!
-//! ```ignore
+//! ```no_run
 //! use idhost_connector_sdk::prelude::*;
 //!
-//! pub struct Acme { ctx: Context, base_url: String }
+//! pub struct Acme {
+//!     ctx: Context,
+//!     base_url: String,
+//! }
 //!
 //! #[derive(serde::Deserialize)]
-//! pub struct AcmeSettings { base_url: String }
+//! pub struct AcmeSettings {
+//!     base_url: String,
+//! }
+//!
+//! /// One page of the upstream's user list, as its docs show it.
+//! #[derive(serde::Deserialize)]
+//! struct UserPage {
+//!     users: Vec<AcmeUser>,
+//!     next: Option<String>,
+//! }
+//!
+//! #[derive(serde::Deserialize)]
+//! struct AcmeUser {
+//!     id: String,
+//!     name: String,
+//! }
 //!
 //! impl Connector for Acme {
 //!     type Settings = AcmeSettings;
-//!     fn manifest() -> Manifest { /* name, resource types, capabilities, settings */ }
+//!
+//!     fn manifest() -> Manifest {
+//!         Manifest {
+//!             name: "acme".into(),
+//!             version: env!("CARGO_PKG_VERSION").into(),
+//!             description: "Acme users".into(),
+//!             resource_types: vec![ResourceTypeSpec::new("user", "Acme users")],
+//!             capabilities: Vec::new(),
+//!             config_keys: vec![ConfigKey::required("base_url", "The API's origin")],
+//!         }
+//!     }
+//!
 //!     async fn open(settings: AcmeSettings, ctx: Context) -> Result<Self, ConnectorError> {
 //!         Ok(Acme { ctx, base_url: settings.base_url })
 //!     }
-//!     async fn list(&self, rtype: &str, page: PageToken) -> Result<Page<Resource>, ConnectorError> {
-//!         let res = self.ctx.http().get(format!("{}/users", self.base_url)).send().await?;
-//!         /* map the upstream JSON to `Resource`s */
+//!
+//!     async fn list(&self, _rtype: &str, page: PageToken) -> Result<Page<Resource>, ConnectorError> {
+//!         let url = match page.as_str() {
+//!             Some(next) => next.to_owned(),
+//!             None => format!("{}/users", self.base_url),
+//!         };
+//!         let answer: UserPage = self.ctx.http().get(url).send().await?.json()?;
+//!         let users = answer
+//!             .users
+//!             .iter()
+//!             .map(|u| Resource::new("user", &u.id, u.name.clone()))
+//!             .collect();
+//!         Ok(Page::new(users, answer.next))
 //!     }
 //! }
 //!
-//! export_connector!(Acme);            // or export_connector!(Acme, provisioner);
+//! export_connector!(Acme); // or export_connector!(Acme, provisioner);
 //! ```
 //!
 //! Build the crate as a `cdylib` and drop the library into the host's plugin directory.
@@ -37,6 +76,7 @@
 pub mod connector;
 pub mod context;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod host;

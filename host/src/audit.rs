@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, params};
+use rusqlite::params;
 use serde::Serialize;
 
 /// One attempted change.
@@ -41,32 +41,32 @@ pub fn append(path: &Path, record: &AuditRecord) -> Result<(), AuditError> {
         path: path.to_owned(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let conn = Connection::open(path).map_err(wrap)?;
+    let mut conn = crate::db::open(path).map_err(wrap)?;
     conn.execute_batch(
-        "PRAGMA busy_timeout = 10000;
-         CREATE TABLE IF NOT EXISTS audit (
+        "CREATE TABLE IF NOT EXISTS audit (
              id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL,
              source TEXT NOT NULL, operation TEXT NOT NULL, target TEXT NOT NULL,
              dry_run INTEGER NOT NULL, result TEXT NOT NULL, detail TEXT NOT NULL);",
     )
     .map_err(wrap)?;
-    conn.execute(
-        "INSERT INTO audit (at, actor, source, operation, target, dry_run, result, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            record.at,
-            record.actor,
-            record.source,
-            record.operation,
-            record.target,
-            record.dry_run,
-            record.result,
-            record.detail
-        ],
-    )
+    // On disk before the command goes on: the intent row precedes the upstream write it
+    // records, and must survive a power cut that the write itself survives.
+    crate::db::durably(&mut conn, |conn| {
+        conn.execute(
+            "INSERT INTO audit (at, actor, source, operation, target, dry_run, result, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                record.at,
+                record.actor,
+                record.source,
+                record.operation,
+                record.target,
+                record.dry_run,
+                record.result,
+                record.detail
+            ],
+        )
+    })
     .map(drop)
     .map_err(wrap)
 }

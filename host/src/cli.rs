@@ -1,6 +1,8 @@
 //! Command-line interface (DESIGN §6). Every flag has an `IDHOST_*` environment twin.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -158,7 +160,7 @@ pub enum ProvisionOp {
         #[arg(long)]
         resource: String,
         /// FIELD=VALUE (repeatable); VALUE is JSON when it parses as JSON.
-        #[arg(long = "set", value_parser = crate::commands::parse_set_arg, required = true)]
+        #[arg(long = "set", value_parser = parse_set, required = true)]
         set: Vec<(String, serde_json::Value)>,
     },
     /// Delete a resource.
@@ -308,10 +310,10 @@ pub enum Command {
     /// Daemon: sync each source on its schedule; serve /healthz, /readyz and /metrics; notify on
     /// failures; stop gracefully on SIGTERM.
     #[command(after_long_help = crate::help::RUN)]
-    Run(crate::commands::run::RunArgs),
+    Run(RunArgs),
     /// Measure syncs against the simulators (injected latency) and sinks against their lower bounds.
     #[command(after_long_help = crate::help::BENCH)]
-    Bench(crate::commands::bench::BenchArgs),
+    Bench(BenchArgs),
     /// Answer questions from the SQLite sink: resources, entitlements, grants, access, who-has,
     /// people, orphans, diff. Needs no credential.
     #[command(after_long_help = crate::help::QUERY)]
@@ -393,4 +395,100 @@ pub enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration like `20s` or `5m`: {e}"))
+}
+
+/// `idhost run` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Address of the `/healthz`, `/readyz` and `/metrics` server (`0.0.0.0:9464` in a container).
+    #[arg(long, env = "IDHOST_LISTEN", default_value = "127.0.0.1:9464")]
+    pub listen: SocketAddr,
+    /// After SIGTERM, how long running syncs may go on before they are cancelled (keep it below
+    /// Kubernetes' terminationGracePeriodSeconds minus 10 s).
+    #[arg(long, env = "IDHOST_SHUTDOWN_GRACE", default_value = "20s", value_parser = duration)]
+    pub shutdown_grace: Duration,
+    /// Most random delay before a scheduled sync (at most a tenth of the source's interval).
+    #[arg(long, env = "IDHOST_MAX_JITTER", default_value = "5m", value_parser = duration)]
+    pub max_jitter: Duration,
+}
+
+/// One scenario of `idhost bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Entra: 100k users, 10k groups, 1M memberships.
+    Entra,
+    /// Ironclad: 50k users, 2k groups, under 600 requests/min.
+    Ironclad,
+    /// Clickwrap: 20k users.
+    Clickwrap,
+    /// The three above in one concurrent sync.
+    All,
+    /// Fixture plugin → SQLite sink, 1M grants.
+    Sqlite,
+    /// Fixture plugin → Postgres sink (127.0.0.1:5432, database `test`), 1M grants.
+    Postgres,
+    /// Fixture plugin → JSONL sink, 1M grants.
+    Jsonl,
+    /// Cost of one page crossing the plugin boundary (fixture plugin, 10 vs 1000 per page).
+    Plugin,
+}
+
+/// `idhost bench` arguments.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Scenarios to run (repeatable; default: all of them).
+    #[arg(long = "scenario", value_enum)]
+    pub scenarios: Vec<Scenario>,
+    /// Multiplies every dataset size (0.01 for a quick run).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Latency each simulator adds to every answer, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub latency_ms: u64,
+    /// Postgres URL for the `postgres` scenario.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub postgres_url: String,
+}
+
+/// A `--set` value: JSON when it parses as JSON (`true`, `12`, `null`, `"x"`), text otherwise.
+fn parse_set(text: &str) -> Result<(String, serde_json::Value), String> {
+    let (key, value) = text.split_once('=').ok_or_else(|| {
+        format!("`--set {text}`: expected FIELD=VALUE, e.g. --set title=\"Vice President\"")
+    })?;
+    if key.trim().is_empty() {
+        return Err(format!("`--set {text}`: the field name is empty"));
+    }
+    let value =
+        serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+    Ok((key.trim().to_owned(), value))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    #[test]
+    fn set_values_parse_as_json_or_text() {
+        assert_eq!(
+            parse_set("title=Counsel"),
+            Ok(("title".into(), json!("Counsel")))
+        );
+        assert_eq!(
+            parse_set("active=false"),
+            Ok(("active".into(), json!(false)))
+        );
+        assert_eq!(
+            parse_set("manager=null"),
+            Ok(("manager".into(), Value::Null))
+        );
+        assert!(parse_set("novalue").is_err());
+        assert!(parse_set("=x").is_err());
+    }
 }

@@ -1,5 +1,5 @@
 //! Fuzzing support: the entry points of the host's fuzz targets (`fuzz/fuzz_targets/`), shared
-//! with the tests that replay their stored corpus (`host/tests/fuzz_corpus.rs`). Not part of the
+//! with the tests that replay their stored corpus (`host/tests/it/fuzz_corpus.rs`). Not part of the
 //! crate's API.
 
 use std::path::Path;

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use idhost_connector_sdk::host::{self, LoadError, PluginLibrary};
 
+use crate::config::Config;
+
 /// The plugins found in one directory.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -33,6 +35,32 @@ fn is_library(path: &Path) -> bool {
 }
 
 impl Registry {
+    /// The plugins for `config`: discovered in the directory [`resolve_dir`] picks from the
+    /// `--plugin-dir` flag and the config. Files that fail to load fail only the sources that
+    /// need them: they are logged (at debug level, or as warnings when a source's connector is
+    /// missing; `idhost plugins` prints every one).
+    pub fn for_config(
+        flag: Option<&Path>,
+        config: Option<&Config>,
+    ) -> Result<Self, DiscoveryError> {
+        let dir = resolve_dir(flag, config.and_then(|c| c.plugin_dir.as_deref()));
+        let registry = Self::discover(&dir)?;
+        for err in &registry.errors {
+            tracing::debug!("{err}");
+        }
+        let missing = config.is_some_and(|c| {
+            c.sources
+                .iter()
+                .any(|s| registry.get(&s.connector).is_none())
+        });
+        if missing {
+            for err in &registry.errors {
+                tracing::warn!("{err}");
+            }
+        }
+        Ok(registry)
+    }
+
     /// Loads every library in `dir` (not recursively).
     pub fn discover(dir: &Path) -> Result<Self, DiscoveryError> {
         let entries = std::fs::read_dir(dir).map_err(|source| DiscoveryError {

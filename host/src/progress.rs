@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::sinks::RunStatus;
+use crate::record::RunStatus;
 
 /// The progress display of a command. Cheap to clone.
 #[derive(Clone, Debug)]

@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 /// What the last snapshot says about an entitlement.
@@ -28,12 +28,11 @@ fn synced(state_path: &Path, source: &str, entitlement: &str) -> Option<Synced> 
     if !state_path.exists() {
         return None;
     }
-    let conn = Connection::open_with_flags(
-        state_path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| tracing::debug!(error = %e, "state database not readable; grant not pre-checked"))
-    .ok()?;
+    let conn = crate::db::open_read_only(state_path)
+        .map_err(
+            |e| tracing::debug!(error = %e, "state database not readable; grant not pre-checked"),
+        )
+        .ok()?;
     let row: Option<(String, Option<String>)> = conn
         .query_row(
             "SELECT e.record, r.record FROM snapshots s
@@ -128,7 +127,7 @@ mod tests {
 
     fn state(dir: &Path, entitlement: &str, resource: &str) -> std::path::PathBuf {
         let path = dir.join("state.db");
-        let conn = Connection::open(&path).expect("creates");
+        let conn = crate::db::open(&path).expect("creates");
         conn.execute_batch(
             "CREATE TABLE snapshots (source TEXT, gen INTEGER, sync_id TEXT, finished_at TEXT);
              CREATE TABLE snap_resources (source TEXT, gen INTEGER, id TEXT, type TEXT, status TEXT, record TEXT);

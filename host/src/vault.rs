@@ -30,9 +30,7 @@ pub fn store(
         // An existing file keeps its mode on open: tighten it in case someone loosened it.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
-    let at = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let at = crate::clock::now_rfc3339();
     let line = serde_json::json!({
         "at": at, "source": source, "login": login, "password": password.expose_secret(),
     });

@@ -29,6 +29,7 @@
 mod client;
 pub mod config;
 mod error;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod manifest;

@@ -2,6 +2,11 @@
 //! through the entry point the fuzz target calls, so `cargo test` checks every stored
 //! input (crash regressions included) without nightly or cargo-fuzz. A missing or empty corpus
 //! fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use std::path::Path;
 

@@ -30,6 +30,7 @@ pub mod config;
 mod consistency;
 mod delta;
 mod error;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod ids;

@@ -1,5 +1,10 @@
 //! The example config `config/entra.toml` stays valid and documents every setting, and the
 //! manifest lists every setting the connector accepts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use idhost_connector_sdk::Connector;
 use idhost_connector_sdk::testing::{self, TestServices};

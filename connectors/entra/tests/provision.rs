@@ -1,4 +1,9 @@
 //! Grants and revokes against sim-graph, each checked in the simulator's state afterwards.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 mod common;
 

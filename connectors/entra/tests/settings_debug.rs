@@ -1,5 +1,10 @@
 //! `Debug` of the settings struct (what a `{:?}` in a log or a panic would print) never shows
 //! the client secret. Issue 8, secrets.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use idhost_entra::config::EntraSettings;
 

@@ -1,4 +1,9 @@
 //! Full listings against sim-graph: compliance, exact counts, toggles, paging of large groups.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 mod common;
 

@@ -1,5 +1,10 @@
 //! Throttling inside `$batch`: the simulator's resource-unit bucket answers inner 429s with
 //! `Retry-After`; the connector re-sends just those reads and loses no page.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 mod common;
 

@@ -20,6 +20,7 @@ mod client;
 mod config;
 mod error;
 mod filter;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod manifest;

@@ -1,4 +1,9 @@
 //! The example config `config/ironclad.toml` stays valid and documents every setting.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use idhost_connector_sdk::Connector;
 use idhost_connector_sdk::testing::{self, TestServices};

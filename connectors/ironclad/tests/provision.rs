@@ -1,4 +1,9 @@
 //! Provisioning against the Ironclad simulator, checking the simulator's state afterwards.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 mod common;
 

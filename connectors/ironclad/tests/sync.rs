@@ -1,4 +1,9 @@
 //! Listing users and groups against the Ironclad simulator.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 mod common;
 

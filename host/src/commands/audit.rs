@@ -7,8 +7,8 @@ use anyhow::{Context as _, anyhow};
 use rusqlite::{Connection, OpenFlags, params};
 use serde_json::Value;
 
-use crate::app::{CommandError, Outcome};
 use crate::cli::OutputFormat;
+use crate::exit::{CommandError, Outcome};
 use crate::inspect::output::{self, Rows};
 
 /// The JSON keys of `idhost audit`.

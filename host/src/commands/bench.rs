@@ -25,45 +25,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::app::{CommandError, Outcome};
-
-/// One scenario of `idhost bench`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Scenario {
-    /// Entra: 100k users, 10k groups, 1M memberships.
-    Entra,
-    /// Ironclad: 50k users, 2k groups, under 600 requests/min.
-    Ironclad,
-    /// Clickwrap: 20k users.
-    Clickwrap,
-    /// The three above in one concurrent sync.
-    All,
-    /// Fixture plugin → SQLite sink, 1M grants.
-    Sqlite,
-    /// Fixture plugin → Postgres sink (127.0.0.1:5432, database `test`), 1M grants.
-    Postgres,
-    /// Fixture plugin → JSONL sink, 1M grants.
-    Jsonl,
-    /// Cost of one page crossing the plugin boundary (fixture plugin, 10 vs 1000 per page).
-    Plugin,
-}
-
-/// `idhost bench` arguments.
-#[derive(Debug, clap::Args)]
-pub struct BenchArgs {
-    /// Scenarios to run (repeatable; default: all of them).
-    #[arg(long = "scenario", value_enum)]
-    pub scenarios: Vec<Scenario>,
-    /// Multiplies every dataset size (0.01 for a quick run).
-    #[arg(long, default_value_t = 1.0)]
-    pub scale: f64,
-    /// Latency each simulator adds to every answer, in milliseconds.
-    #[arg(long, default_value_t = 20)]
-    pub latency_ms: u64,
-    /// Postgres URL for the `postgres` scenario.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
-    pub postgres_url: String,
-}
+use crate::cli::{BenchArgs, Scenario};
+use crate::exit::{CommandError, Outcome};
 
 /// One printed row.
 #[derive(Debug, Default)]
@@ -210,7 +173,7 @@ async fn sync_once(
     })
     .map(Arc::new)
     .context("the bench's own config")?;
-    let registry = super::discover(flag, Some(&config)).map_err(|e| e.error)?;
+    let registry = crate::plugins::Registry::for_config(flag, Some(&config))?;
     for source in &config.sources {
         if registry.get(&source.connector).is_none() {
             anyhow::bail!(

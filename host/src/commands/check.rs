@@ -5,12 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use idhost_connector_sdk::SourceInfo;
-use tokio_util::sync::CancellationToken;
 
-use crate::app::{CommandError, Outcome};
+use crate::exit::{CommandError, Outcome};
 use crate::metrics::SourceMetrics;
-use crate::progress::Progress;
-use crate::sync::SyncEnv;
+use crate::sync::{EnvSetup, SyncEnv};
 
 pub(crate) async fn run(
     path: &Path,
@@ -27,16 +25,7 @@ pub(crate) async fn run(
         config.sources.len(),
         config.sinks.len()
     );
-    let registry = super::discover(flag, Some(&config))?;
-    let env = SyncEnv::build(
-        config.clone(),
-        registry,
-        false,
-        Progress::hidden(),
-        CancellationToken::new(),
-    )
-    .await
-    .map_err(CommandError::failed)?;
+    let env = SyncEnv::open(config.clone(), flag, EnvSetup::connectors_only()).await?;
     let mut outcome = Outcome::Success;
     for source in &config.sources {
         let info = SourceInfo {
@@ -102,21 +91,12 @@ async fn offline(path: &Path, flag: Option<&Path>) -> Result<Outcome, CommandErr
     for unresolved in &config.unresolved {
         println!("  not resolved offline: {}", unresolved.problem);
     }
-    let registry = super::discover(flag, Some(&config))?;
     // The connectors open against a throwaway state database: an offline check leaves no file.
     let scratch = tempfile::tempdir()
         .map_err(|e| CommandError::failed(anyhow::anyhow!("a scratch directory: {e}")))?;
     let mut scratch_config = config.clone();
     scratch_config.state_path = scratch.path().join("state.db");
-    let env = SyncEnv::build(
-        Arc::new(scratch_config),
-        registry,
-        false,
-        Progress::hidden(),
-        CancellationToken::new(),
-    )
-    .await
-    .map_err(CommandError::failed)?;
+    let env = SyncEnv::open(Arc::new(scratch_config), flag, EnvSetup::connectors_only()).await?;
     let mut outcome = Outcome::Success;
     let fail = |outcome: &mut Outcome, worse: Outcome| {
         if *outcome == Outcome::Success || worse == Outcome::Plugin {

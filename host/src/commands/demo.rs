@@ -6,12 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
-use crate::app::{CommandError, Outcome};
+use crate::exit::{CommandError, Outcome};
 use crate::progress::Progress;
-use crate::sinks::RunStatus;
-use crate::sync::{SyncEnv, SyncOptions};
+use crate::record::RunStatus;
+use crate::sync::{EnvSetup, SyncEnv, SyncOptions};
 
 /// The demo's config template, compiled in so `idhost demo` works from any directory.
 const DEMO_CONFIG: &str = include_str!("../../../config/demo.toml");
@@ -91,16 +89,6 @@ pub(crate) async fn run(
     let config = crate::config::load(&config_path)
         .map(Arc::new)
         .map_err(CommandError::usage)?;
-    let registry = super::discover(flag, Some(&config))?;
-    for source in &config.sources {
-        if registry.get(&source.connector).is_none() {
-            return Err(CommandError::plugin(anyhow::anyhow!(
-                "the demo needs the `{}` plugin, which is not in {}: build the workspace first (`cargo build --workspace --release`) or pass --plugin-dir",
-                source.connector,
-                registry.dir.display()
-            )));
-        }
-    }
     let db_path = config
         .sinks
         .iter()
@@ -114,11 +102,19 @@ pub(crate) async fn run(
             let _ = std::fs::remove_file(PathBuf::from(p));
         }
     }
-    let cancel = CancellationToken::new();
+    let setup = EnvSetup::syncing(progress);
+    let cancel = setup.cancel.clone();
     super::sync::cancel_on_signal(cancel.clone());
-    let env = SyncEnv::build(config.clone(), registry, true, progress, cancel.clone())
-        .await
-        .map_err(CommandError::failed)?;
+    let env = SyncEnv::open(config.clone(), flag, setup).await?;
+    for source in &config.sources {
+        if env.registry.get(&source.connector).is_none() {
+            return Err(CommandError::plugin(anyhow::anyhow!(
+                "the demo needs the `{}` plugin, which is not in {}: build the workspace first (`cargo build --workspace --release`) or pass --plugin-dir",
+                source.connector,
+                env.registry.dir.display()
+            )));
+        }
+    }
     eprintln!(
         "idhost demo: syncing Ironclad ({} users), Entra ID ({} users) and Clickwrap ({} users) from their simulators into {} ({} holds the config)",
         size.ironclad_users,

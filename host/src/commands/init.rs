@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 
-use crate::app::{CommandError, Outcome};
+use crate::exit::{CommandError, Outcome};
 
 /// The shipped examples, by connector name.
 const EXAMPLES: [(&str, &str); 3] = [

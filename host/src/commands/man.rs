@@ -6,8 +6,8 @@ use std::path::Path;
 use anyhow::anyhow;
 use clap::CommandFactory as _;
 
-use crate::app::{CommandError, Outcome};
 use crate::cli::Cli;
+use crate::exit::{CommandError, Outcome};
 
 pub(crate) fn run(dir: Option<&Path>) -> Result<Outcome, CommandError> {
     let command = Cli::command();

@@ -1,8 +1,11 @@
-//! The subcommands.
+//! The subcommands, one file each; [`run`] dispatches. `demo` and `bench` (and the simulators
+//! they start) are compiled only with the default `demo` feature.
 
 mod audit;
-pub mod bench;
+#[cfg(feature = "demo")]
+mod bench;
 mod check;
+#[cfg(feature = "demo")]
 mod demo;
 mod demo_story;
 mod init;
@@ -11,27 +14,20 @@ mod plugins;
 mod provision;
 mod query;
 mod review;
-pub mod run;
+mod run;
 mod summary;
 mod sync;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context as _;
-
-use crate::app::{CommandError, Outcome};
 use crate::cli::{Cli, Command, OutputFormat};
-use crate::config::{self, Config};
-use crate::plugins::{Registry, resolve_dir};
+use crate::config::Config;
+use crate::exit::{CommandError, Outcome};
+use crate::plugins::Registry;
 use crate::progress::Progress;
 
 pub use summary::{changes_and_orphans, summary_table};
-
-/// clap value parser for `--set FIELD=VALUE`.
-pub fn parse_set_arg(text: &str) -> Result<(String, serde_json::Value), String> {
-    provision::parse_set(text)
-}
 
 /// Runs one command.
 pub async fn run(cli: Cli, progress: Progress) -> Result<Outcome, CommandError> {
@@ -42,6 +38,7 @@ pub async fn run(cli: Cli, progress: Progress) -> Result<Outcome, CommandError> 
             .map_err(|e| CommandError::usage(anyhow::anyhow!(e)))
     };
     match cli.command {
+        #[cfg(feature = "demo")]
         Command::Demo {
             keep,
             ironclad_users,
@@ -62,7 +59,12 @@ pub async fn run(cli: Cli, progress: Progress) -> Result<Outcome, CommandError> 
             provision::run(needs_config(config)?, plugin_dir, args, format(false)?).await
         }
         Command::Run(args) => run::run(needs_config(config)?, args, plugin_dir).await,
+        #[cfg(feature = "demo")]
         Command::Bench(args) => bench::run(plugin_dir, args).await,
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { .. } => Err(not_built_in("demo")),
+        #[cfg(not(feature = "demo"))]
+        Command::Bench(_) => Err(not_built_in("bench")),
         Command::Query { args } => query::run(needs_config(config)?, args, format(false)?),
         Command::Review { sources, sink } => review::run(
             needs_config(config)?,
@@ -133,36 +135,24 @@ fn needs_config(config: Option<&Path>) -> Result<&Path, CommandError> {
 
 /// Loads and validates the config (exit code 2 on error).
 pub(crate) fn load_config(path: &Path) -> Result<Arc<Config>, CommandError> {
-    config::load(path)
-        .map(Arc::new)
-        .map_err(CommandError::usage)
+    Ok(Arc::new(crate::config::load(path)?))
 }
 
-/// Discovers plugins for `config` (exit code 3 if the directory is unreadable). Files that
-/// fail to load are reported; they fail only the sources that need them.
+/// Discovers plugins for `config` (exit code 3 if the directory is unreadable).
 pub(crate) fn discover(
     flag: Option<&Path>,
     config: Option<&Config>,
 ) -> Result<Arc<Registry>, CommandError> {
-    let dir = resolve_dir(flag, config.and_then(|c| c.plugin_dir.as_deref()));
-    let registry = Registry::discover(&dir)
-        .context("cannot list plugins")
-        .map_err(CommandError::plugin)?;
-    let needed: Vec<&str> = config
-        .map(|c| c.sources.iter().map(|s| s.connector.as_str()).collect())
-        .unwrap_or_default();
-    // A broken file nobody asked for is worth a debug line, not a failure (`idhost plugins`
-    // prints every one); it is shown as a warning when a source's connector is missing.
-    for err in &registry.errors {
-        tracing::debug!("{err}");
-    }
-    for name in needed {
-        if registry.get(name).is_none() {
-            for err in &registry.errors {
-                tracing::warn!("{err}");
-            }
-            break;
-        }
-    }
-    Ok(Arc::new(registry))
+    Registry::for_config(flag, config)
+        .map(Arc::new)
+        .map_err(|e| CommandError::plugin(anyhow::Error::new(e)))
+}
+
+/// The error of `idhost demo` and `idhost bench` in a build without the `demo` feature: a usage
+/// error (exit code 2), since the binary cannot do what was asked and retrying will not help.
+#[cfg(not(feature = "demo"))]
+fn not_built_in(command: &str) -> CommandError {
+    CommandError::usage(anyhow::anyhow!(
+        "`idhost {command}` is not built in: this idhost was built without the `demo` feature (the upstream simulators it needs); a default build has it (`cargo build -p idhost --release`)"
+    ))
 }

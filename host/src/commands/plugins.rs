@@ -4,8 +4,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::app::{CommandError, Outcome};
 use crate::cli::OutputFormat;
+use crate::exit::{CommandError, Outcome};
 use crate::inspect::output::Rows;
 
 #[derive(Serialize)]

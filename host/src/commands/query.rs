@@ -8,9 +8,9 @@ use anyhow::anyhow;
 use rusqlite::params;
 use serde_json::Value;
 
-use crate::app::{CommandError, Outcome};
 use crate::cli::{OutputFormat, QueryArgs, QueryOp};
 use crate::config::{Config, Resolve};
+use crate::exit::{CommandError, Outcome};
 use crate::inspect::InspectError;
 use crate::inspect::access::{self, SinkGraph};
 use crate::inspect::db::SinkDb;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 
-use crate::app::{CommandError, Outcome};
+use crate::exit::{CommandError, Outcome};
 use crate::inspect::db::{SinkDb, choose};
 use crate::inspect::review::{self, Format};
 

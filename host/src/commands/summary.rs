@@ -20,7 +20,7 @@ pub fn summary_table(outcomes: &[SourceOutcome]) -> String {
         "SECONDS"
     );
     for o in outcomes {
-        let style = if o.status == crate::sinks::RunStatus::Succeeded {
+        let style = if o.status == crate::record::RunStatus::Succeeded {
             crate::color::Style::Green
         } else {
             crate::color::Style::Red

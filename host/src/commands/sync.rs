@@ -5,11 +5,11 @@ use std::path::Path;
 use anyhow::anyhow;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{CommandError, Outcome};
 use crate::cli::OutputFormat;
+use crate::exit::{CommandError, Outcome};
 use crate::progress::Progress;
-use crate::sinks::RunStatus;
-use crate::sync::{SyncEnv, SyncOptions};
+use crate::record::RunStatus;
+use crate::sync::{EnvSetup, SyncEnv, SyncOptions};
 
 /// Cancels `token` on Ctrl-C or SIGTERM, so every sync stops between pages and aborts cleanly.
 pub(crate) fn cancel_on_signal(token: CancellationToken) {
@@ -57,12 +57,9 @@ pub(crate) async fn run(
             )));
         }
     }
-    let registry = super::discover(flag, Some(&config))?;
-    let cancel = CancellationToken::new();
-    cancel_on_signal(cancel.clone());
-    let env = SyncEnv::build(config.clone(), registry, true, progress, cancel)
-        .await
-        .map_err(CommandError::failed)?;
+    let setup = EnvSetup::syncing(progress);
+    cancel_on_signal(setup.cancel.clone());
+    let env = SyncEnv::open(config.clone(), flag, setup).await?;
     let outcomes = crate::sync::run(&env, &options).await;
     env.progress.close();
     let orphans = super::summary::orphans_after_sync(&config);

@@ -1,3 +1,5 @@
+use std::path::PathBuf;
+
 use super::*;
 
 fn parse_with(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use rand::seq::SliceRandom as _;
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::{Mutex, RwLock, watch};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use super::store::{ScheduleStore, SourceState, StoreError};
@@ -89,12 +89,9 @@ pub(crate) struct PgCoordinator {
 }
 
 fn pg(context: &str, err: &tokio_postgres::Error) -> StoreError {
-    // tokio-postgres errors never include the connection string.
-    let mut message = format!("{context}: {err}");
-    if let Some(db) = err.as_db_error() {
-        message = format!("{context}: {} ({})", db.message(), db.code().code());
+    StoreError::Postgres {
+        message: format!("{context}: {}", crate::pg::error_text(err)),
     }
-    StoreError::Postgres { message }
 }
 
 impl PgCoordinator {
@@ -134,18 +131,15 @@ impl PgCoordinator {
         {
             return Ok(client.clone());
         }
-        let connect = tokio_postgres::connect(self.url.expose_secret(), NoTls);
-        let (client, connection) = tokio::time::timeout(self.lease / 4, connect)
+        let config = crate::pg::parse_url(self.url.expose_secret())
+            .map_err(|message| StoreError::Postgres { message })?;
+        let connect = crate::pg::connect(&config, "coordination database");
+        let (client, _driver) = tokio::time::timeout(self.lease / 4, connect)
             .await
             .map_err(|_| StoreError::Postgres {
                 message: format!("connecting timed out after {:?}", self.lease / 4),
             })?
             .map_err(|e| pg("connecting", &e))?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::warn!(error = %err, "coordination database connection ended");
-            }
-        });
         if !self.schema_ready.load(Ordering::Relaxed) {
             client
                 .batch_execute(SCHEMA)

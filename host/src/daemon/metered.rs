@@ -12,7 +12,8 @@ use async_trait::async_trait;
 
 use crate::config::SinkConfig;
 use crate::metrics::{DaemonMetrics, SinkMetrics};
-use crate::sinks::{Batch, ChangeEvent, Sink, SinkError, SinkSession, SyncRun};
+use crate::record::{Batch, ChangeEvent, SyncRun};
+use crate::sinks::{Sink, SinkError, SinkSession};
 
 /// Wraps every sink of `sinks` with counters in `metrics`.
 pub(crate) fn wrap(sinks: Vec<Arc<dyn Sink>>, metrics: &DaemonMetrics) -> Vec<Arc<dyn Sink>> {
@@ -99,7 +100,7 @@ mod tests {
     use std::sync::atomic::AtomicBool;
 
     use super::*;
-    use crate::sinks::{Counts, RunStatus};
+    use crate::record::{Counts, RunStatus};
 
     /// Records which calls reached it.
     struct Probe {

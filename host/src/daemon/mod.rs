@@ -27,13 +27,13 @@ use anyhow::Context as _;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{CommandError, Outcome};
+use crate::config::Config;
+use crate::exit::{CommandError, Outcome};
 use crate::metrics::DaemonMetrics;
 use crate::notify::Notifier;
 use crate::progress::Progress;
 use crate::schedule::Schedule;
-use crate::state::StateStore;
-use crate::sync::SyncEnv;
+use crate::sync::{EnvSetup, SyncEnv};
 use lease::{PgCoordinator, SourceLease};
 use store::{LocalStore, ScheduleStore};
 
@@ -45,8 +45,8 @@ pub const ABORT_BOUND: Duration = Duration::from_secs(10);
 /// How the daemon runs.
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
-    /// Config file.
-    pub config: PathBuf,
+    /// The validated config.
+    pub config: Arc<Config>,
     /// `--plugin-dir`.
     pub plugin_dir: Option<PathBuf>,
     /// Address of the health and metrics server.
@@ -59,7 +59,7 @@ pub struct DaemonOptions {
 
 /// Runs the daemon until a stop signal; `Ok(Success)` after a graceful stop.
 pub async fn run(options: DaemonOptions) -> Result<Outcome, CommandError> {
-    let config = crate::commands::load_config(&options.config)?;
+    let config = options.config.clone();
     let mut signals = shutdown::install()
         .context("cannot install the SIGTERM handler")
         .map_err(CommandError::failed)?;
@@ -80,6 +80,7 @@ pub async fn run(options: DaemonOptions) -> Result<Outcome, CommandError> {
         .map_err(CommandError::failed)?;
     let address = listener.local_addr().unwrap_or(options.listen);
     tracing::info!(listen = %address, "idhost run: listening");
+    let hard = CancellationToken::new();
     let server_stop = CancellationToken::new();
     let server = tokio::spawn(
         axum::serve(listener, server::app(status.clone()))
@@ -87,20 +88,24 @@ pub async fn run(options: DaemonOptions) -> Result<Outcome, CommandError> {
             .into_future(),
     );
 
-    let registry = crate::commands::discover(options.plugin_dir.as_deref(), Some(&config))?;
-    let sinks = crate::sinks::build(&config.sinks)
-        .await
-        .map_err(CommandError::failed)?;
-    let sinks = metered::wrap(sinks, &metrics);
-    let state = StateStore::open(&config.state_path).map_err(CommandError::failed)?;
-    let client = crate::services::http::build_client().map_err(CommandError::failed)?;
+    let env = SyncEnv::open(
+        config.clone(),
+        options.plugin_dir.as_deref(),
+        EnvSetup {
+            sinks: true,
+            progress: Progress::hidden(),
+            cancel: hard.clone(),
+        },
+    )
+    .await?
+    .layer_sinks(|sinks| metered::wrap(sinks, &metrics));
+    let client = env.client.clone();
     let notifier = Arc::new(
         Notifier::start(&config.notify, client.clone(), metrics.clone())
             .map_err(CommandError::usage)?,
     );
     let replica = lease::replica_id();
     let stop = CancellationToken::new();
-    let hard = CancellationToken::new();
 
     let mut leases = std::collections::BTreeMap::new();
     for source in &config.sources {
@@ -142,15 +147,7 @@ pub async fn run(options: DaemonOptions) -> Result<Outcome, CommandError> {
     }
 
     let shared = Arc::new(scheduler::Shared {
-        env: SyncEnv {
-            config: config.clone(),
-            registry,
-            sinks: Arc::new(sinks),
-            state,
-            client,
-            progress: Progress::hidden(),
-            cancel: hard.clone(),
-        },
+        env,
         store,
         metrics: metrics.clone(),
         notifier: notifier.clone(),

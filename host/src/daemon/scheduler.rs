@@ -15,8 +15,8 @@ use super::store::ScheduleStore;
 use crate::config::{NotifyEvent, SourceConfig};
 use crate::metrics::DaemonMetrics;
 use crate::notify::{Incidents, Notification, Notifier};
+use crate::record::RunStatus;
 use crate::schedule::Schedule;
-use crate::sinks::RunStatus;
 use crate::sync::{SyncEnv, SyncOptions};
 
 /// What every source's scheduler shares.
@@ -118,10 +118,10 @@ pub(crate) async fn run_source(
         let mut incidents = state.incidents;
         // Act for the source while the lease holds.
         loop {
-            let due = slots::next_due(&schedule, last, slots::now_ms());
-            let wait =
-                Duration::from_millis(u64::try_from(due.slot - slots::now_ms()).unwrap_or(0))
-                    + slots::jitter(&schedule, shared.max_jitter);
+            let due = slots::next_due(&schedule, last, crate::clock::now_ms());
+            let wait = Duration::from_millis(
+                u64::try_from(due.slot - crate::clock::now_ms()).unwrap_or(0),
+            ) + slots::jitter(&schedule, shared.max_jitter);
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = lapsed(&mut valid) => break,
@@ -171,12 +171,12 @@ async fn sync_slot(
         let detail = format!(
             "{} scheduled sync(s) before {} did not run (the previous sync was still running, or no replica held the source)",
             due.skipped,
-            slots::rfc3339(due.slot)
+            crate::clock::ms_rfc3339(due.slot)
         );
         if let Some(incident) = incidents.open(
             NotifyEvent::ScheduleMissed,
             &detail,
-            &crate::notify::now_rfc3339(),
+            &crate::clock::now_rfc3339(),
         ) {
             shared.notifier.send(Notification::opened(
                 &incident,
@@ -189,7 +189,7 @@ async fn sync_slot(
             ));
         }
     }
-    tracing::info!(source = %name, slot = %slots::rfc3339(due.slot), slot_ms = due.slot, skipped = due.skipped, replica = %replica, "sync starting");
+    tracing::info!(source = %name, slot = %crate::clock::ms_rfc3339(due.slot), slot_ms = due.slot, skipped = due.skipped, replica = %replica, "sync starting");
     let cancel = shared.hard.child_token();
     let env = SyncEnv {
         cancel: cancel.clone(),
@@ -211,10 +211,10 @@ async fn sync_slot(
                 shared.metrics.add_overdue(name);
                 let detail = format!(
                     "a sync started at {} is still running after its deadline of {}",
-                    slots::rfc3339(slots::now_ms() - i64::try_from(source.deadline.as_millis()).unwrap_or(0)),
+                    crate::clock::ms_rfc3339(crate::clock::now_ms() - i64::try_from(source.deadline.as_millis()).unwrap_or(0)),
                     humantime::format_duration(source.deadline)
                 );
-                if let Some(incident) = incidents.open(NotifyEvent::SyncOverdue, &detail, &crate::notify::now_rfc3339()) {
+                if let Some(incident) = incidents.open(NotifyEvent::SyncOverdue, &detail, &crate::clock::now_rfc3339()) {
                     shared.notifier.send(Notification::opened(&incident, NotifyEvent::SyncOverdue, name, &source.connector, None, None, replica));
                     let _ = shared.store.save_incidents(name, incidents).await;
                 }
@@ -257,7 +257,7 @@ async fn sync_slot(
             if let Some(incident) = incidents.open(
                 NotifyEvent::SyncFailed,
                 &detail,
-                &crate::notify::now_rfc3339(),
+                &crate::clock::now_rfc3339(),
             ) {
                 shared.notifier.send(Notification::opened(
                     &incident,

@@ -4,11 +4,11 @@
 //! over — go on with the same schedule and the same incidents.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension as _, params};
 
+use crate::db::{Db, DbError};
 use crate::notify::Incidents;
 
 /// A store failure, naming the database.
@@ -54,49 +54,39 @@ pub(crate) trait ScheduleStore: Send + Sync {
 
 /// The single-replica store: table `daemon_schedule` in the state database.
 pub(crate) struct LocalStore {
-    path: PathBuf,
-    conn: Arc<Mutex<Connection>>,
+    db: Db,
 }
 
 impl LocalStore {
     /// Opens (creating) the table in the database at `path`.
     pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
-        let wrap = |source| StoreError::Sqlite {
-            path: path.to_owned(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let conn = Connection::open(path).map_err(wrap)?;
-        conn.execute_batch(
-            "PRAGMA busy_timeout = 10000;
-             CREATE TABLE IF NOT EXISTS daemon_schedule (
-                 source TEXT PRIMARY KEY, last_slot_ms INTEGER, incidents TEXT NOT NULL DEFAULT '{}');",
-        )
-        .map_err(wrap)?;
-        Ok(Self {
-            path: path.to_owned(),
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        let db = Db::open(path)?;
+        db.with_conn(|conn| {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS daemon_schedule (
+                     source TEXT PRIMARY KEY, last_slot_ms INTEGER, incidents TEXT NOT NULL DEFAULT '{}');",
+            )
+        })?;
+        Ok(Self { db })
     }
 
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+        f: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let conn = self.conn.clone();
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&conn)
-        })
-        .await
-        .map_err(|e| StoreError::Sqlite {
-            path: path.clone(),
-            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-        })?
-        .map_err(|source| StoreError::Sqlite { path, source })
+        Ok(self.db.blocking(f).await?)
+    }
+}
+
+impl From<DbError> for StoreError {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::Sqlite { path, source } => StoreError::Sqlite { path, source },
+            DbError::Task { path, message } => StoreError::Sqlite {
+                path,
+                source: rusqlite::Error::ToSqlConversionFailure(message.into()),
+            },
+        }
     }
 }
 
@@ -124,12 +114,15 @@ impl ScheduleStore for LocalStore {
 
     async fn claim(&self, source: &str, slot: i64) -> Result<bool, StoreError> {
         let source = source.to_owned();
+        // Durable: a slot claimed and then lost to a power cut would run twice.
         self.blocking(move |conn| {
-            conn.execute(
-                "INSERT INTO daemon_schedule (source, last_slot_ms) VALUES (?1, ?2)
+            crate::db::durably(conn, |conn| {
+                conn.execute(
+                    "INSERT INTO daemon_schedule (source, last_slot_ms) VALUES (?1, ?2)
                  ON CONFLICT (source) DO UPDATE SET last_slot_ms = excluded.last_slot_ms",
-                params![source, slot],
-            )
+                    params![source, slot],
+                )
+            })
             .map(|_| true)
         })
         .await

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 
 use super::plan::{Plan, Staged};
-use super::table::{Row, Table};
+use super::table::{Row, TargetTable};
 use crate::config::ExportMode;
 
 /// How many record ids a report keeps per kind of problem.
@@ -76,7 +76,7 @@ pub(crate) struct Report {
 /// Applies `records` (one sync of `sync.source`, in arrival order) to `table`.
 pub(crate) fn apply(
     plan: &Plan,
-    table: &mut Table,
+    table: &mut TargetTable,
     records: Vec<Staged>,
     sync: SyncInfo<'_>,
 ) -> Report {
@@ -180,7 +180,7 @@ fn sample(ids: &mut Vec<String>, id: String) {
 struct Index(Vec<HashMap<String, usize>>);
 
 impl Index {
-    fn new(plan: &Plan, table: &Table) -> Self {
+    fn new(plan: &Plan, table: &TargetTable) -> Self {
         let mut index = Index(vec![HashMap::new(); plan.keys.len()]);
         for (i, row) in table.rows.iter().enumerate() {
             index.insert(plan, &row.values, i);

@@ -23,7 +23,7 @@
 use idhost_connector_sdk::Resource;
 use serde_json::Value;
 
-use crate::config::RecordFilter;
+use crate::route::RecordFilter;
 
 /// A parsed field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,7 +309,7 @@ mod tests {
     use serde_json::json;
 
     fn all() -> RecordFilter {
-        RecordFilter::default_for(SinkKind::Csv)
+        SinkKind::Csv.default_records()
     }
 
     fn user() -> Resource {

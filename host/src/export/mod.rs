@@ -19,7 +19,7 @@
 //! The pieces, each independent of the others: `fields` (field paths, parsed when the sink is
 //! built), `plan` (the checked settings), `engine` (the merge rules: keys, modes, deactivation,
 //! reactivation; no storage), `store` (the atomic load-merge-save contract) with its backends:
-//! CSV (`sinks/csv.rs`), SQLite and PostgreSQL (`sqlite`, `postgres`), and `sink` (the
+//! CSV (`csv`), SQLite and PostgreSQL (`sqlite`, `postgres`), and `sink` (the
 //! `Sink`/`SinkSession` glue: records are staged per sync and merged only on commit).
 //!
 //! Decisions:
@@ -40,6 +40,7 @@
 //! - Column order is the order the mapping table lists its columns in (the config parser keeps
 //!   TOML tables in file order), then the tracking columns: stable across runs.
 
+mod csv;
 mod engine;
 mod error;
 mod fields;
@@ -55,18 +56,15 @@ use std::sync::Arc;
 use crate::config::{SinkConfig, SinkKind};
 use crate::sinks::{Sink, SinkError};
 
-pub(crate) use engine::Report;
 pub use error::ExportError;
-pub(crate) use store::{ExportStore, Merge, blocking, check_layout};
-#[cfg(test)]
-pub(crate) use table::Row;
-pub(crate) use table::{Layout, Table, bool_text};
+use store::ExportStore;
 
-/// Builds the export sink of `config` (a `sqlite` or `postgres` sink with a `mapping`); the
-/// `csv` sink builds itself through [`with_store`].
+/// Builds the export sink of `config`: a `csv` sink, or a `sqlite` or `postgres` sink with a
+/// `mapping`.
 pub async fn open(config: SinkConfig) -> Result<Arc<dyn Sink>, SinkError> {
     let plan = compile(&config)?;
     let store: Arc<dyn ExportStore> = match config.kind {
+        SinkKind::Csv => Arc::new(csv::CsvStore::new(&config)?),
         SinkKind::Sqlite => Arc::new(
             sqlite::SqliteStore::open(&config)
                 .await
@@ -85,15 +83,6 @@ pub async fn open(config: SinkConfig) -> Result<Arc<dyn Sink>, SinkError> {
             });
         }
     };
-    Ok(Arc::new(sink::ExportSink::new(config, plan, store)))
-}
-
-/// The export sink of `config` over `store`; fails when the mapping can never work.
-pub(crate) fn with_store(
-    config: SinkConfig,
-    store: Arc<dyn ExportStore>,
-) -> Result<Arc<dyn Sink>, SinkError> {
-    let plan = compile(&config)?;
     Ok(Arc::new(sink::ExportSink::new(config, plan, store)))
 }
 

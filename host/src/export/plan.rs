@@ -6,7 +6,8 @@ use idhost_connector_sdk::{Resource, Status};
 use super::error::ExportError;
 use super::fields::FieldPath;
 use super::table::TRACKING;
-use crate::config::{ColumnSource, ExportMode, RecordFilter, SinkConfig};
+use crate::config::{ColumnSource, ExportMode, SinkConfig};
+use crate::route::RecordFilter;
 
 /// Where one mapped column's value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

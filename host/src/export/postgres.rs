@@ -8,17 +8,14 @@
 //! fails only the syncs that reach it. TLS is not offered by this build: use a loopback or
 //! otherwise protected connection.
 
-use std::str::FromStr as _;
-
 use async_trait::async_trait;
-use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use super::engine::Report;
 use super::error::ExportError;
 use super::sqlite::quote;
 use super::store::{ExportStore, Merge, check_layout};
-use super::table::{ACTIVE, Layout, SOURCE, SYNCED_AT, Table, header};
+use super::table::{ACTIVE, Layout, SOURCE, SYNCED_AT, TargetTable, header};
 use crate::config::SinkConfig;
 
 /// Longest identifier PostgreSQL keeps (longer ones are silently truncated).
@@ -36,27 +33,9 @@ impl PostgresStore {
     pub(crate) fn new(sink: &SinkConfig) -> Result<Self, ExportError> {
         let table = format!("export_{}", sink.name);
         let url = sink.url.as_deref().unwrap_or_default();
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| {
-            ExportError::Config(format!(
-                "sink `{}`: `url` is not a PostgreSQL connection string like `postgres://user@127.0.0.1:5432/db` ({e})",
-                sink.name
-            ))
-        })?;
-        let hosts: Vec<String> = config
-            .get_hosts()
-            .iter()
-            .map(|h| match h {
-                tokio_postgres::config::Host::Tcp(name) => name.clone(),
-                #[cfg(unix)]
-                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
-            })
-            .collect();
-        let port = config.get_ports().first().copied().unwrap_or(5432);
-        let target = format!(
-            "postgres://{}:{port}/{} table {table}",
-            hosts.join(","),
-            config.get_dbname().unwrap_or("")
-        );
+        let config = crate::pg::parse_url(url)
+            .map_err(|message| ExportError::Config(format!("sink `{}`: {message}", sink.name)))?;
+        let target = format!("{} table {table}", crate::pg::describe(&config));
         let names = sink
             .export
             .iter()
@@ -79,24 +58,7 @@ impl PostgresStore {
     }
 
     fn err(&self, e: &tokio_postgres::Error) -> ExportError {
-        let message = match e.as_db_error() {
-            Some(db) => {
-                let mut m = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
-                if let Some(detail) = db.detail() {
-                    m.push_str(&format!(" ({detail})"));
-                }
-                m
-            }
-            None => {
-                let mut m = e.to_string();
-                let mut cause = std::error::Error::source(e);
-                while let Some(c) = cause {
-                    m.push_str(&format!(": {c}"));
-                    cause = c.source();
-                }
-                m
-            }
-        };
+        let message = crate::pg::error_text(e);
         ExportError::Postgres {
             target: self.target.clone(),
             message,
@@ -111,14 +73,9 @@ impl ExportStore for PostgresStore {
     }
 
     async fn transact(&self, columns: &[String], merge: Merge) -> Result<Report, ExportError> {
-        let (mut client, connection) =
-            self.config.connect(NoTls).await.map_err(|e| self.err(&e))?;
-        let target = self.target.clone();
-        let driver = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(target = %target, error = %e, "PostgreSQL connection ended with an error");
-            }
-        });
+        let (mut client, driver) = crate::pg::connect(&self.config, &self.target)
+            .await
+            .map_err(|e| self.err(&e))?;
         let result = async {
             let t = quote(&self.table);
             let tx = client.transaction().await.map_err(|e| self.err(&e))?;
@@ -168,7 +125,7 @@ impl ExportStore for PostgresStore {
                 .map_err(|e| self.err(&e))?;
             let layout = Layout::new(&stored, columns);
             check_layout(&self.target, &stored, &layout, columns)?;
-            let mut table = Table::empty(columns);
+            let mut table = TargetTable::empty(columns);
             table.rows = rows
                 .iter()
                 .map(|r| {
@@ -196,7 +153,7 @@ impl ExportStore for PostgresStore {
 async fn insert(
     tx: &tokio_postgres::Transaction<'_>,
     quoted_table: &str,
-    table: &Table,
+    table: &TargetTable,
 ) -> Result<(), tokio_postgres::Error> {
     if table.rows.is_empty() {
         return Ok(());

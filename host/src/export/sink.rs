@@ -10,7 +10,8 @@ use super::engine::{self, Report, SyncInfo};
 use super::plan::{Plan, Staged};
 use super::store::ExportStore;
 use crate::config::SinkConfig;
-use crate::sinks::{Batch, RunStatus, Sink, SinkError, SinkSession, SyncRun};
+use crate::record::{Batch, RunStatus, SyncRun};
+use crate::sinks::{Sink, SinkError, SinkSession};
 
 /// An export sink over any store.
 pub(crate) struct ExportSink {

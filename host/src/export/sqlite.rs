@@ -8,22 +8,21 @@
 //! table, empty.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, params_from_iter, types::ValueRef};
+use rusqlite::{params_from_iter, types::ValueRef};
 
 use super::engine::Report;
 use super::error::ExportError;
 use super::store::{ExportStore, Merge, blocking, check_layout};
-use super::table::{ACTIVE, Layout, SOURCE, SYNCED_AT, Table, header};
+use super::table::{ACTIVE, Layout, SOURCE, SYNCED_AT, TargetTable, header};
 use crate::config::SinkConfig;
+use crate::db::Db;
 
 /// An export table in a SQLite file.
 pub(crate) struct SqliteStore {
-    path: PathBuf,
     table: String,
-    conn: Arc<Mutex<Connection>>,
+    db: Db,
 }
 
 /// `"name"`, with quotes doubled.
@@ -38,28 +37,23 @@ impl SqliteStore {
             .path
             .clone()
             .unwrap_or_else(|| PathBuf::from("idhost.db"));
-        let p = path.clone();
-        let conn = blocking(move || {
-            let err = |source| ExportError::Sqlite {
-                path: p.clone(),
-                source,
-            };
-            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let db = blocking(move || {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|source| ExportError::Io {
                     path: dir.to_owned(),
                     source,
                 })?;
             }
-            let conn = Connection::open(&p).map_err(err)?;
-            conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 30000;")
-                .map_err(err)?;
-            Ok(conn)
+            let conn = crate::db::open(&path).map_err(|source| ExportError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
+            Ok(Db::from_connection(&path, conn))
         })
         .await?;
         Ok(Self {
-            path,
             table: format!("export_{}", config.name),
-            conn: Arc::new(Mutex::new(conn)),
+            db,
         })
     }
 }
@@ -67,36 +61,38 @@ impl SqliteStore {
 #[async_trait]
 impl ExportStore for SqliteStore {
     fn target(&self) -> String {
-        format!("{} table {}", self.path.display(), self.table)
+        format!("{} table {}", self.db.path().display(), self.table)
     }
 
     async fn transact(&self, columns: &[String], merge: Merge) -> Result<Report, ExportError> {
-        let (conn, path, table, columns) = (
-            self.conn.clone(),
-            self.path.clone(),
-            self.table.clone(),
-            columns.to_vec(),
-        );
+        let (db, table, columns) = (self.db.clone(), self.table.clone(), columns.to_vec());
         let target = self.target();
         blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let path = db.path().to_owned();
+            let mut conn = db.lock();
             let err = |source| ExportError::Sqlite {
                 path: path.clone(),
                 source,
             };
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(err)?;
-            let stored = ensure_table(&tx, &table, &columns).map_err(err)?;
-            let mut rows = load(&tx, &table, &stored).map_err(err)?;
-            let layout = Layout::new(&stored, &columns);
-            check_layout(&target, &stored, &layout, &columns)?;
-            let mut loaded = Table::empty(&columns);
-            loaded.rows = rows.drain(..).map(|fields| layout.row(&fields)).collect();
-            let report = merge(&mut loaded);
-            replace(&tx, &table, &loaded).map_err(err)?;
-            tx.commit().map_err(err)?;
-            Ok(report)
+            // The merged table is the sink's commit: on disk when the host records the
+            // delivery (`crate::db::durably`). A layout the mapping cannot use rolls back.
+            crate::db::durably(&mut conn, |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let stored = ensure_table(&tx, &table, &columns)?;
+                let mut rows = load(&tx, &table, &stored)?;
+                let layout = Layout::new(&stored, &columns);
+                if let Err(refused) = check_layout(&target, &stored, &layout, &columns) {
+                    return Ok(Err(refused));
+                }
+                let mut loaded = TargetTable::empty(&columns);
+                loaded.rows = rows.drain(..).map(|fields| layout.row(&fields)).collect();
+                let report = merge(&mut loaded);
+                replace(&tx, &table, &loaded)?;
+                tx.commit()?;
+                Ok(Ok(report))
+            })
+            .map_err(err)?
         })
         .await
     }
@@ -188,7 +184,7 @@ fn load(
 fn replace(
     tx: &rusqlite::Transaction<'_>,
     name: &str,
-    table: &Table,
+    table: &TargetTable,
 ) -> Result<(), rusqlite::Error> {
     tx.execute(&format!("DELETE FROM {}", quote(name)), [])?;
     let cols: Vec<String> = table.header().iter().map(|c| quote(c)).collect();

@@ -6,10 +6,10 @@ use async_trait::async_trait;
 
 use super::engine::Report;
 use super::error::ExportError;
-use super::table::{Layout, Table};
+use super::table::{Layout, TargetTable};
 
 /// The merge a store runs on its loaded rows.
-pub(crate) type Merge = Box<dyn FnOnce(&mut Table) -> Report + Send>;
+pub(crate) type Merge = Box<dyn FnOnce(&mut TargetTable) -> Report + Send>;
 
 /// Storage of an export target.
 #[async_trait]

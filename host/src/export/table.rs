@@ -13,7 +13,7 @@ pub(crate) const TRACKING: [&str; 3] = [ACTIVE, SOURCE, SYNCED_AT];
 /// One row of the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Row {
-    /// Mapped column values, in [`Table::columns`] order; `None` is empty.
+    /// Mapped column values, in [`TargetTable::columns`] order; `None` is empty.
     pub(crate) values: Vec<Option<String>>,
     /// Tracking: active.
     pub(crate) active: bool,
@@ -25,14 +25,14 @@ pub(crate) struct Row {
 
 /// The whole target.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Table {
+pub(crate) struct TargetTable {
     /// Mapped column names, in order.
     pub(crate) columns: Vec<String>,
     /// Rows in stored order (new rows are appended, so the order is stable across runs).
     pub(crate) rows: Vec<Row>,
 }
 
-impl Table {
+impl TargetTable {
     /// An empty target with these mapped columns.
     pub(crate) fn empty(columns: &[String]) -> Self {
         Self {

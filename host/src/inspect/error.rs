@@ -61,7 +61,7 @@ impl InspectError {
     }
 }
 
-impl From<InspectError> for crate::app::CommandError {
+impl From<InspectError> for crate::exit::CommandError {
     fn from(err: InspectError) -> Self {
         if err.is_usage() {
             Self::usage(err)

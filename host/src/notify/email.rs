@@ -9,7 +9,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 use secrecy::ExposeSecret as _;
 
-use super::{Notification, NotifyError};
+use super::error::NotifyError;
+use super::notice::Notification;
 use crate::config::{EmailTarget, SmtpTls};
 
 pub(super) struct Mailer {

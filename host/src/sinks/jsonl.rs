@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt as _;
 
-use super::{Batch, ChangeEvent, Sink, SinkError, SinkSession, SyncRun, wire_object};
+use super::sink::{Sink, SinkError, SinkSession};
 use crate::config::SinkConfig;
+use crate::record::{Batch, ChangeEvent, SyncRun, wire_object};
 
 /// The JSONL sink.
 pub struct JsonlSink {

@@ -19,8 +19,9 @@ use async_nats::jetstream::{self, context::Publish, context::PublishAckFuture};
 use async_trait::async_trait;
 use sha2::{Digest as _, Sha256};
 
-use super::{Batch, ChangeEvent, Sink, SinkError, SinkSession, SyncRun, wire_object};
+use super::sink::{Sink, SinkError, SinkSession};
 use crate::config::SinkConfig;
+use crate::record::{Batch, ChangeEvent, SyncRun, wire_object};
 
 /// Most messages awaiting their ack at once.
 const IN_FLIGHT: usize = 256;

@@ -19,17 +19,17 @@
 //!
 //! TLS is not offered by this build: use a loopback or otherwise protected connection.
 
-use std::str::FromStr as _;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use idhost_connector_sdk::Resource;
+use tokio_postgres::Client;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, NoTls};
 
-use super::{Batch, ChangeEvent, Sink, SinkError, SinkSession, SyncRun};
+use super::sink::{Sink, SinkError, SinkSession};
 use crate::config::SinkConfig;
+use crate::record::{Batch, ChangeEvent, SyncRun};
 
 /// Schema migrations, applied in order; `idhost_schema.version` is how many ran.
 const MIGRATIONS: &[&str] = &[r#"
@@ -89,14 +89,12 @@ impl PostgresSink {
     /// and tried again when a sync begins, so it fails only the sources routed to it.
     pub async fn open(config: SinkConfig) -> Result<Self, SinkError> {
         let url = config.url.clone().unwrap_or_default();
-        let pg = tokio_postgres::Config::from_str(&url).map_err(|e| SinkError::Other {
+        let pg = crate::pg::parse_url(&url).map_err(|message| SinkError::Other {
             sink: config.name.clone(),
-            message: format!(
-                "`url` is not a PostgreSQL connection string like `postgres://user@127.0.0.1:5432/db` ({e})"
-            ),
+            message,
         })?;
         let sink = Self {
-            target: describe(&pg),
+            target: crate::pg::describe(&pg),
             config,
             pg,
             migrated: tokio::sync::Mutex::new(false),
@@ -116,17 +114,9 @@ impl PostgresSink {
     }
 
     async fn connect(&self) -> Result<Client, SinkError> {
-        let (client, connection) = self
-            .pg
-            .connect(NoTls)
+        let (client, _driver) = crate::pg::connect(&self.pg, &self.target)
             .await
-            .map_err(|e| self.error(format!("cannot connect: {}", pg_message(&e))))?;
-        let sink = self.config.name.clone();
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(sink = %sink, error = %err, "PostgreSQL connection ended");
-            }
-        });
+            .map_err(|e| self.error(format!("cannot connect: {}", crate::pg::error_text(&e))))?;
         Ok(client)
     }
 
@@ -138,7 +128,10 @@ impl PostgresSink {
         }
         let mut client = self.connect().await?;
         let fail = |e: tokio_postgres::Error| {
-            self.error(format!("migrating the schema: {}", pg_message(&e)))
+            self.error(format!(
+                "migrating the schema: {}",
+                crate::pg::error_text(&e)
+            ))
         };
         let tx = client.transaction().await.map_err(fail)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&(EVENTS_LOCK + 1)])
@@ -179,41 +172,6 @@ impl PostgresSink {
     }
 }
 
-/// `postgres://host:port/db`, without user or password.
-fn describe(pg: &tokio_postgres::Config) -> String {
-    let hosts: Vec<String> = pg
-        .get_hosts()
-        .iter()
-        .map(|h| match h {
-            tokio_postgres::config::Host::Tcp(name) => name.clone(),
-            #[cfg(unix)]
-            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
-        })
-        .collect();
-    let port = pg.get_ports().first().copied().unwrap_or(5432);
-    format!(
-        "postgres://{}:{port}/{}",
-        hosts.join(","),
-        pg.get_dbname().unwrap_or("")
-    )
-}
-
-/// The server's own message when there is one (tokio-postgres' Display says only "db error").
-fn pg_message(err: &tokio_postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => {
-            let mut text = err.to_string();
-            let mut source = std::error::Error::source(err);
-            while let Some(cause) = source {
-                text.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            text
-        }
-    }
-}
-
 #[async_trait]
 impl Sink for PostgresSink {
     fn config(&self) -> &SinkConfig {
@@ -223,10 +181,12 @@ impl Sink for PostgresSink {
     async fn begin(&self, source: &str, sync_id: &str) -> Result<Box<dyn SinkSession>, SinkError> {
         self.migrate().await?;
         let client = self.connect().await?;
-        client
-            .batch_execute(STAGING)
-            .await
-            .map_err(|e| self.error(format!("creating staging tables: {}", pg_message(&e))))?;
+        client.batch_execute(STAGING).await.map_err(|e| {
+            self.error(format!(
+                "creating staging tables: {}",
+                crate::pg::error_text(&e)
+            ))
+        })?;
         Ok(Box::new(PostgresSession {
             client,
             shared: Arc::new(Shared {
@@ -275,7 +235,11 @@ impl PostgresSession {
         SinkError::Remote {
             sink: self.shared.sink.clone(),
             url: self.shared.target.clone(),
-            message: format!("{what} (source `{}`): {}", self.source, pg_message(err)),
+            message: format!(
+                "{what} (source `{}`): {}",
+                self.source,
+                crate::pg::error_text(err)
+            ),
         }
     }
 

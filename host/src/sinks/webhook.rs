@@ -24,12 +24,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use hmac::{Hmac, Mac as _};
 use secrecy::ExposeSecret as _;
 use sha2::{Digest as _, Sha256};
 
-use super::{Batch, ChangeEvent, Sink, SinkError, SinkSession, SyncRun, wire_object};
+use super::sink::{Sink, SinkError, SinkSession};
 use crate::config::SinkConfig;
+use crate::record::{Batch, ChangeEvent, SyncRun, wire_object};
 use crate::retry::{Attempt, Decision, Outcome, RetryPolicy};
 
 /// Longest backoff step between two attempts.
@@ -213,14 +213,10 @@ impl WebhookSession {
     /// POSTs `body` until it is accepted or the attempts run out.
     async fn deliver(&self, body: Vec<u8>, key: &str, count: usize) -> Result<(), SinkError> {
         let s = &self.settings;
-        let signature = s.secret.as_ref().and_then(|secret| {
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).ok()?;
-            mac.update(&body);
-            Some(format!(
-                "sha256={}",
-                hex::encode(mac.finalize().into_bytes())
-            ))
-        });
+        let signature = s
+            .secret
+            .as_ref()
+            .map(|secret| crate::sign::signature(secret.expose_secret().as_bytes(), &body));
         let body = bytes::Bytes::from(body);
         let mut attempt = Attempt {
             number: 0,

@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
+use super::ctx::{Ctx, Stop};
 use super::listing::write_all;
-use super::source::{Ctx, Stop};
-use crate::sinks::{RoutedSession, RunStatus, SyncRun};
-use crate::snapshot::{Checkpoint, Table};
+use crate::record::{RunStatus, SyncRun};
+use crate::route::RoutedSession;
+use crate::state::{Checkpoint, RecordTable};
 
 /// Records read from the state database per step (replay, carry-over, events).
 const CHUNK: usize = 2000;
@@ -23,7 +24,7 @@ pub(super) async fn replay(
         return Ok(());
     }
     let mut replayed = 0u64;
-    for table in Table::ALL {
+    for table in RecordTable::ALL {
         let mut after = String::new();
         loop {
             let (batch, last) = ctx
@@ -57,7 +58,7 @@ pub(super) async fn carry_over(
 ) -> Result<(), Stop> {
     let state = &ctx.env.state;
     let mut carried = 0u64;
-    for table in Table::ALL {
+    for table in RecordTable::ALL {
         let mut after = String::new();
         loop {
             let (batch, last) = ctx
@@ -138,7 +139,7 @@ async fn deliver_one(
             .and_then(|r| r.map_err(Stop::failed)),
         Err(stop) => {
             let mut failed = (*run).clone();
-            failed.finished_at = crate::snapshot::now_rfc3339();
+            failed.finished_at = crate::clock::now_rfc3339();
             (failed.status, failed.error) = match &stop {
                 Stop::Cancelled => (RunStatus::Cancelled, Some("cancelled by a signal".into())),
                 Stop::Failed(m) => (RunStatus::Failed, Some(m.clone())),

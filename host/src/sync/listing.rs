@@ -14,9 +14,11 @@ use idhost_connector_sdk::host::ConnectorInstance;
 use idhost_connector_sdk::{ConnectorError, Page, PageToken, Resource, SourceInfo};
 
 use super::call::{PluginCall, bounded};
-use super::source::{Ctx, Stop, open_connector, resource_types};
-use crate::sinks::{Batch, RoutedSession};
-use crate::snapshot::Checkpoint;
+use super::connector::{open_connector, resource_types};
+use super::ctx::{Ctx, Stop};
+use crate::record::Batch;
+use crate::route::RoutedSession;
+use crate::state::Checkpoint;
 
 /// Lists what `cp` has not listed yet.
 pub(super) async fn list(

@@ -1,6 +1,11 @@
 //! Issue 5, the connector side through the host: `idhost sync` with the real Clickwrap plugin
 //! against sim-clickwrap, into SQLite, every user's seven Oomnitza fields compared with the
 //! simulator's user.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use std::collections::BTreeSet;
 

@@ -2,6 +2,11 @@
 //! three levels of nesting and a cycle, checked against a membership closure computed here from
 //! the Graph simulator's own data (independently of the host's code); the review of formula-like
 //! names from Ironclad to CSV and XLSX; volatile fields; and a delete of a deleted user.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Read as _;

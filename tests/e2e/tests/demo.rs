@@ -2,6 +2,11 @@
 //! small sizes — syncs the three simulated upstreams into `idhost-demo.db` and says so.
 //! Issue 16: it writes `idhost-demo.toml`, changes the upstreams and syncs again, and every
 //! "Try next" hint it prints runs afterwards with no simulator and no credential.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use std::collections::BTreeMap;
 

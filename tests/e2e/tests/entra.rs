@@ -10,6 +10,11 @@
 //!
 //! National cloud selection is unit-tested in the connector. The delta tests need a host that
 //! applies incremental pages (issue 6).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

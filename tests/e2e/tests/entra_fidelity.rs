@@ -3,6 +3,11 @@
 //! v1.0 member lists without service principals, group kinds Graph refuses writes to, role
 //! assignments that need a filter and carry a scope, every 40X delta-expiry answer, throttling.
 //! Each test pins one outcome and reads the simulator's request log for what reached Graph.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,12 @@
 //! misbehaving mid-sync (expired token, 429 without Retry-After, a 500 burst, a malformed page).
 //!
 //! (A read-only source refusing `idhost provision … grant` before any request is covered by
-//! host/tests/provision_cli.rs.)
+//! host/tests/it/provision_cli.rs.)
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use std::collections::BTreeSet;
 use std::time::Duration;

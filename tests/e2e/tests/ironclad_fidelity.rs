@@ -3,6 +3,11 @@
 //! per client, per-minute limits answered 429 without `Retry-After`, custom attributes only in
 //! the company's custom schema, `name` required, and offset paging that shifts when a user is
 //! deleted between pages.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

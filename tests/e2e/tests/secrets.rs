@@ -14,6 +14,11 @@
 //! `Debug` of every connector's settings struct is checked in each connector's own
 //! tests/settings_debug.rs (one test binary cannot link two plugins: their abi_stable root
 //! module symbols collide).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
@@ -26,7 +31,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use idhost_e2e::{Run, Scratch, http, idhost_path, require_plugins, toml_str};
+use idhost_e2e::{Run, Scratch, http, require_plugins, toml_str};
 use rusqlite::{Connection, OpenFlags, types::ValueRef};
 use sim_common::RunningServer;
 
@@ -166,7 +171,7 @@ async fn daemon_metrics(s: &Scratch, config: &Path, sources: usize, hay: &mut Ha
         .and_then(|c| c.query_row("SELECT count(*) FROM sync_runs", [], |r| r.get::<_, i64>(0)))
         .expect("sync_runs after the syncs") as usize;
     let port = free_port();
-    let child = tokio::process::Command::new(idhost_path())
+    let child = tokio::process::Command::from(idhost_e2e::idhost())
         .args(["--log-level", "debug", "--log-format", "json", "run", "-c"])
         .arg(config)
         .args([

@@ -1,4 +1,9 @@
 //! Behaviour of the simulated Clickwrap REST API, driven through `Router::oneshot`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -6,11 +11,9 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sim_clickwrap::{SimConfig, Simulator};
 use sim_common::{Fault, FaultRule};
-use tower::ServiceExt;
 
 const TOKEN: &str = "clickwrap-static-token";
 
@@ -28,21 +31,11 @@ struct Reply {
 }
 
 async fn send(router: &Router, request: Request<Body>) -> Reply {
-    let response = router.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    let answer = idhost_e2e::oneshot::send(router, request).await;
     Reply {
-        status,
-        headers,
-        body,
+        status: answer.status,
+        body: answer.json_or_text(),
+        headers: answer.headers,
     }
 }
 

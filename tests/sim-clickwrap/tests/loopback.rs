@@ -1,4 +1,13 @@
 //! The simulator served on 127.0.0.1 and used the way a connector would: token, then pages.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests reach sinks, databases and simulators the way an outside client would"
+)]
 
 use serde_json::Value;
 use sim_clickwrap::{SimConfig, Simulator};

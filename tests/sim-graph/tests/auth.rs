@@ -1,4 +1,9 @@
 //! Token endpoint (client credentials) and bearer checks on Graph calls.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 mod common;
 

@@ -1,4 +1,9 @@
 //! `users/delta` and `groups/delta` (concepts/delta-query-overview.md, delta-query-groups.md).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 mod common;
 

@@ -1,5 +1,10 @@
 //! The simulator's answers have the shapes of the examples in Microsoft's docs
 //! (`tests/resources/*.json`, sources in `tests/resources/README.md`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 mod common;
 

@@ -2,6 +2,11 @@
 //! wrong thing fails here first (issue 13, points 1–6): service principals missing from v1.0
 //! member lists, group kinds Graph refuses writes to, undocumented filters, role assignment
 //! listing rules, replication lag, every documented delta-expiry answer, and the throttle scopes.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 mod common;
 

@@ -1,4 +1,13 @@
 //! End to end over 127.0.0.1 with reqwest, and the large-tenant budget.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests reach sinks, databases and simulators the way an outside client would"
+)]
 
 use std::time::Instant;
 

@@ -1,4 +1,9 @@
 //! Provisioning writes: `$ref` members/owners, app role assignments, role assignments.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 mod common;
 

@@ -1,4 +1,9 @@
 //! What every SCIM call must carry, and what every answer carries.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 mod common;
 

@@ -1,4 +1,9 @@
 //! The seeded company: deterministic, and quick to build and page at benchmark scale.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 mod common;
 

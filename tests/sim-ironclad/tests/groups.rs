@@ -1,4 +1,9 @@
 //! `/scim/v2/Groups`: listing, create, membership PATCH, replace, delete.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 mod common;
 

@@ -1,4 +1,13 @@
 //! End to end over real loopback HTTP, the way a connector talks to Ironclad.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests reach sinks, databases and simulators the way an outside client would"
+)]
 
 use serde_json::{Value, json};
 use sim_ironclad::{SimConfig, Simulator};

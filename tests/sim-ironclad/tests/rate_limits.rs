@@ -1,4 +1,9 @@
 //! The documented per-account limits (developer.ironcladapp.com/reference/clm-api-rate-limits).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
+)]
 
 mod common;
 

@@ -36,7 +36,7 @@ fn sync(source: &str, at: &str) -> SyncInfo<'static> {
     }
 }
 
-fn emails(t: &Table) -> Vec<(String, bool)> {
+fn emails(t: &TargetTable) -> Vec<(String, bool)> {
     t.rows
         .iter()
         .map(|r| (r.values[0].clone().unwrap_or_default(), r.active))
@@ -48,7 +48,7 @@ const MODE: &str = "sync_key = \"EMAIL\"\ndeactivate_missing = true";
 #[test]
 fn first_sync_creates_rows_in_record_order_with_tracking_columns() {
     let p = plan(MODE);
-    let mut t = Table::empty(&p.names());
+    let mut t = TargetTable::empty(&p.names());
     let r = apply(
         &p,
         &mut t,
@@ -66,7 +66,7 @@ fn first_sync_creates_rows_in_record_order_with_tracking_columns() {
 #[test]
 fn missing_rows_are_deactivated_and_come_back_reactivated() {
     let p = plan(MODE);
-    let mut t = Table::empty(&p.names());
+    let mut t = TargetTable::empty(&p.names());
     apply(
         &p,
         &mut t,
@@ -101,7 +101,7 @@ fn missing_rows_are_deactivated_and_come_back_reactivated() {
 #[test]
 fn an_incomplete_sync_deactivates_nobody() {
     let p = plan(MODE);
-    let mut t = Table::empty(&p.names());
+    let mut t = TargetTable::empty(&p.names());
     apply(
         &p,
         &mut t,
@@ -118,7 +118,7 @@ fn an_incomplete_sync_deactivates_nobody() {
 #[test]
 fn deactivation_touches_only_rows_last_written_by_the_syncing_source() {
     let p = plan(MODE);
-    let mut t = Table::empty(&p.names());
+    let mut t = TargetTable::empty(&p.names());
     apply(
         &p,
         &mut t,
@@ -153,7 +153,7 @@ fn deactivation_touches_only_rows_last_written_by_the_syncing_source() {
 #[test]
 fn records_without_a_key_are_reported_and_skipped() {
     let p = plan(MODE);
-    let mut t = Table::empty(&p.names());
+    let mut t = TargetTable::empty(&p.names());
     let r = apply(
         &p,
         &mut t,
@@ -168,7 +168,7 @@ fn records_without_a_key_are_reported_and_skipped() {
 #[test]
 fn duplicates_in_one_sync_keep_the_first_record() {
     let p = plan(MODE);
-    let mut t = Table::empty(&p.names());
+    let mut t = TargetTable::empty(&p.names());
     let r = apply(
         &p,
         &mut t,
@@ -186,7 +186,7 @@ fn duplicates_in_one_sync_keep_the_first_record() {
 #[test]
 fn secondary_keys_find_rows_and_the_first_key_that_matches_wins() {
     let p = plan("sync_key = [\"EMAIL\", \"ID\"]\ndeactivate_missing = true");
-    let mut t = Table::empty(&p.names());
+    let mut t = TargetTable::empty(&p.names());
     apply(
         &p,
         &mut t,
@@ -230,7 +230,7 @@ fn secondary_keys_find_rows_and_the_first_key_that_matches_wins() {
 #[test]
 fn create_only_adds_rows_and_leaves_existing_values() {
     let p = plan("sync_key = \"EMAIL\"\nmode = \"create_only\"\ndeactivate_missing = true");
-    let mut t = Table::empty(&p.names());
+    let mut t = TargetTable::empty(&p.names());
     apply(
         &p,
         &mut t,
@@ -254,7 +254,7 @@ fn create_only_adds_rows_and_leaves_existing_values() {
 #[test]
 fn update_only_updates_and_adds_no_rows() {
     let p = plan("sync_key = \"EMAIL\"\nmode = \"update_only\"");
-    let mut t = Table::empty(&p.names());
+    let mut t = TargetTable::empty(&p.names());
     let r = apply(
         &p,
         &mut t,
@@ -283,7 +283,7 @@ fn update_only_updates_and_adds_no_rows() {
 #[test]
 fn a_disabled_record_makes_its_row_inactive_without_deactivate_missing() {
     let p = plan("sync_key = \"EMAIL\"");
-    let mut t = Table::empty(&p.names());
+    let mut t = TargetTable::empty(&p.names());
     apply(
         &p,
         &mut t,

@@ -5,10 +5,8 @@
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::Value;
 use sim_graph::{SimConfig, Simulator};
-use tower::ServiceExt;
 
 /// Host every in-process request claims; links must point back at it.
 pub const HOST: &str = "graph.test";
@@ -61,17 +59,12 @@ pub struct Harness {
 }
 
 pub async fn raw(app: &Router, request: Request<Body>) -> Answer {
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let answer = idhost_e2e::oneshot::send(app, request).await;
     Answer {
-        status,
-        headers,
-        body,
-        text,
+        status: answer.status,
+        headers: answer.headers,
+        body: answer.body,
+        text: answer.text,
     }
 }
 

@@ -4,10 +4,8 @@
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sim_ironclad::{SimConfig, Simulator};
-use tower::ServiceExt;
 
 pub const ADMIN: &str = "it-admin@example.com";
 pub const LEGACY: &str = "ironclad-legacy-token";
@@ -51,30 +49,11 @@ impl Harness {
     }
 
     pub async fn send(&self, request: Request<Body>) -> Answer {
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("router is infallible");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
+        let answer = idhost_e2e::oneshot::send(&self.router, request).await;
         Answer {
-            status,
-            headers,
-            body,
+            status: answer.status,
+            body: answer.json_or_text(),
+            headers: answer.headers,
         }
     }
 

@@ -1,0 +1,223 @@
+//! The operations of `idhost provision`: what each asks of the connector and what it reports.
+
+use std::path::Path;
+
+use anyhow::anyhow;
+use idhost_connector_sdk::host::ConnectorInstance;
+use idhost_connector_sdk::{
+    AccountInfo, Capability, Changes, ConnectorError, CredentialOptions, EntitlementRef, GrantRef,
+    ResourceRef, ResourceSpec,
+};
+use serde_json::{Value, json};
+
+use crate::cli::ProvisionOp;
+use crate::exit::CommandError;
+
+impl ProvisionOp {
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            ProvisionOp::Grant { .. } => "grant",
+            ProvisionOp::Revoke { .. } => "revoke",
+            ProvisionOp::CreateAccount { .. } => "create-account",
+            ProvisionOp::CreateGroup { .. } => "create-group",
+            ProvisionOp::Update { .. } => "update",
+            ProvisionOp::Delete { .. } => "delete",
+        }
+    }
+
+    pub(super) fn capability(&self) -> Capability {
+        match self {
+            ProvisionOp::Grant { .. } => Capability::Grant,
+            ProvisionOp::Revoke { .. } => Capability::Revoke,
+            ProvisionOp::CreateAccount { .. } => Capability::CreateAccount,
+            ProvisionOp::CreateGroup { .. } => Capability::CreateResource,
+            ProvisionOp::Update { .. } => Capability::Update,
+            ProvisionOp::Delete { .. } => Capability::Delete,
+        }
+    }
+
+    pub(super) fn target(&self) -> String {
+        match self {
+            ProvisionOp::Grant {
+                entitlement,
+                principal,
+            } => format!("{entitlement} → {principal}"),
+            ProvisionOp::Revoke { grant } => grant.clone(),
+            ProvisionOp::CreateAccount { login, .. } => login.clone(),
+            ProvisionOp::CreateGroup { name, .. } => name.clone(),
+            ProvisionOp::Update { resource, .. } | ProvisionOp::Delete { resource } => {
+                resource.clone()
+            }
+        }
+    }
+}
+
+/// Performs `op` through `instance`; the result word (`changed`, `already`) and the detail the
+/// audit row and the output carry. A generated password goes to the vault at `vault_path`
+/// under `source`.
+pub(super) async fn perform(
+    instance: &ConnectorInstance,
+    op: &ProvisionOp,
+    source: &str,
+    vault_path: &Path,
+    http: &crate::services::http::HostHttp,
+    dry_run: bool,
+) -> Result<(String, Value), ConnectorError> {
+    Ok(match op {
+        ProvisionOp::Grant {
+            entitlement,
+            principal,
+        } => {
+            let e = parse_ref(
+                "--entitlement",
+                entitlement,
+                EntitlementRef::try_parse,
+                "<type>:<id>:<slug>",
+            )
+            .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
+            let p = parse_ref(
+                "--principal",
+                principal,
+                ResourceRef::try_parse,
+                "<type>:<id>",
+            )
+            .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
+            let outcome = instance.grant(&e, &p).await?;
+            let result = if outcome.already {
+                "already"
+            } else {
+                "changed"
+            };
+            (
+                result.to_owned(),
+                json!({ "grant": outcome.grant.id, "already": outcome.already }),
+            )
+        }
+        ProvisionOp::Revoke { grant } => {
+            let g = parse_ref(
+                "--grant",
+                grant,
+                GrantRef::try_parse,
+                "<type>:<id>:<slug>:<principal type>:<principal id>",
+            )
+            .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
+            let outcome = instance.revoke(&g).await?;
+            let result = if outcome.already {
+                "already"
+            } else {
+                "changed"
+            };
+            (
+                result.to_owned(),
+                json!({ "grant": grant, "already": outcome.already }),
+            )
+        }
+        ProvisionOp::CreateAccount {
+            login,
+            email,
+            given_name,
+            family_name,
+            display_name,
+            profile,
+            generate_password,
+        } => {
+            let info = AccountInfo {
+                login: login.clone(),
+                email: email.clone(),
+                given_name: given_name.clone(),
+                family_name: family_name.clone(),
+                display_name: display_name.clone(),
+                profile: parse_profile(profile.as_deref())
+                    .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?,
+            };
+            let created = instance
+                .create_account(
+                    info,
+                    CredentialOptions {
+                        generate_password: *generate_password,
+                    },
+                )
+                .await?;
+            let mut detail = json!({ "resource": created.resource.id });
+            if let Some(password) = &created.password {
+                crate::vault::store(vault_path, source, login, password).map_err(|e| {
+                    ConnectorError::internal(format!(
+                        "the account was created but its password could not be written to the vault {}: {e}",
+                        vault_path.display()
+                    ))
+                })?;
+                detail["password"] = json!(format!("written to {}", vault_path.display()));
+            }
+            ("changed".to_owned(), detail)
+        }
+        ProvisionOp::CreateGroup { name, profile } => {
+            let spec = ResourceSpec {
+                display_name: name.clone(),
+                profile: parse_profile(profile.as_deref())
+                    .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?,
+            };
+            let created = instance.create_resource("group", spec).await?;
+            ("changed".to_owned(), json!({ "resource": created.id }))
+        }
+        ProvisionOp::Update { resource, set } => {
+            let r = parse_ref(
+                "--resource",
+                resource,
+                ResourceRef::try_parse,
+                "<type>:<id>",
+            )
+            .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
+            let changes = Changes {
+                set: set.iter().cloned().collect(),
+            };
+            instance.update(&r, changes).await?;
+            (
+                "changed".to_owned(),
+                json!({ "resource": resource, "fields": set.iter().map(|(k, _)| k).collect::<Vec<_>>() }),
+            )
+        }
+        ProvisionOp::Delete { resource } => {
+            let r = parse_ref(
+                "--resource",
+                resource,
+                ResourceRef::try_parse,
+                "<type>:<id>",
+            )
+            .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
+            instance.delete(&r).await?;
+            // A DELETE answered 404: the resource was gone already, which is what the caller
+            // wanted; say so rather than claim a change.
+            let already = !dry_run
+                && http
+                    .last_write()
+                    .is_some_and(|(method, status)| method == "DELETE" && status == 404);
+            let word = if already { "already" } else { "changed" };
+            (
+                word.to_owned(),
+                json!({ "resource": resource, "already": already }),
+            )
+        }
+    })
+}
+
+fn parse_ref<T>(
+    what: &str,
+    text: &str,
+    parse: fn(&str) -> Result<T, idhost_connector_sdk::IdError>,
+    example: &str,
+) -> Result<T, CommandError> {
+    parse(text)
+        .map_err(|err| CommandError::usage(anyhow!("{what}: {err} (the form is `{example}`)")))
+}
+
+fn parse_profile(profile: Option<&str>) -> Result<serde_json::Map<String, Value>, CommandError> {
+    match profile {
+        None => Ok(Default::default()),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(CommandError::usage(anyhow!(
+                "--profile must be a JSON object, e.g. '{{\"title\": \"Counsel\"}}'; got `{text}`"
+            ))),
+        },
+    }
+}

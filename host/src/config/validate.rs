@@ -1,0 +1,118 @@
+//! The whole file, raw to validated: every source, sink, notify target and `[coordination]`,
+//! with every error collected (not just the first) before any is reported.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use super::daemon::Coordination;
+use super::error::{ConfigError, Located};
+use super::identity::IdentityConfig;
+use super::notify::NotifyTarget;
+use super::raw::RawConfig;
+use super::sink::SinkConfig;
+use super::source::SourceConfig;
+use super::text::SourceText;
+use super::validator::Validator;
+
+/// A validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file's text, to locate later errors (e.g. settings a plugin rejects).
+    pub text: SourceText,
+    /// Plugin directory from the file.
+    pub plugin_dir: Option<PathBuf>,
+    /// State database.
+    pub state_path: PathBuf,
+    /// Sources, in name order.
+    pub sources: Vec<SourceConfig>,
+    /// Sinks, in name order.
+    pub sinks: Vec<SinkConfig>,
+    /// Failure notification targets of `idhost run`, in name order.
+    pub notify: Vec<NotifyTarget>,
+    /// Replica coordination of `idhost run`, if configured.
+    pub coordination: Option<Coordination>,
+    /// Correlation of accounts across sources (`[identity]`), if configured.
+    pub identity: Option<IdentityConfig>,
+    /// References left unresolved by a lenient load ([`Resolve`]), in file order.
+    pub unresolved: Vec<Unresolved>,
+}
+
+/// Which `${VAR}` and `${file:}` references a load resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolve {
+    /// Every one; an unset variable or unreadable file is an error (sync, run, provision).
+    All,
+    /// Those that can be resolved; the others are recorded in [`Config::unresolved`] and their
+    /// values left out (`check --offline`).
+    Available,
+    /// Only sink paths: commands that read what syncs wrote (`query`, `review`, `audit`) never
+    /// read a credential, so they run with none set.
+    SinkPaths,
+}
+
+/// A reference a lenient load left unresolved.
+#[derive(Debug, Clone)]
+pub struct Unresolved {
+    /// The source whose settings hold it, if it is in a source's settings.
+    pub source: Option<String>,
+    /// Why, located in the file.
+    pub problem: Located,
+}
+
+impl Validator<'_> {
+    pub(super) fn validate(
+        mut self,
+        raw: RawConfig,
+        text: &SourceText,
+    ) -> Result<Config, ConfigError> {
+        let plugin_dir = raw.plugin_dir.as_ref().map(|p| self.resolve(p.get_ref()));
+        let state_path = match &raw.state_path {
+            Some(p) => self.resolve(p.get_ref()),
+            None => self.base_dir.join("idhost-state.db"),
+        };
+        let mut sources = Vec::new();
+        for (name, source) in &raw.sources {
+            if let Some(s) = self.source(name, source) {
+                sources.push(s);
+            }
+        }
+        // Every declared source counts, valid or not, so one bad source does not also fail its sinks.
+        let source_names: BTreeSet<String> =
+            raw.sources.keys().map(|k| k.get_ref().clone()).collect();
+        let mut sinks = Vec::new();
+        let mut notify = Vec::new();
+        for (name, target) in &raw.notify {
+            if let Some(t) = self.notify_target(name, target, &source_names) {
+                notify.push(t);
+            }
+        }
+        let coordination = self.coordination(raw.coordination.as_ref());
+        let identity = self.identity(raw.identity.as_ref(), &source_names);
+        for (name, sink) in &raw.sinks {
+            if let Some(s) = self.sink(name, sink, &source_names) {
+                sinks.push(s);
+            }
+        }
+        if raw.sources.is_empty() {
+            self.errors.push(
+                text.unlocated(
+                    "no sources: add a `[sources.NAME]` table with `connector = \"...\"`",
+                ),
+            );
+        }
+        if !self.errors.is_empty() {
+            return Err(ConfigError::Invalid(self.errors));
+        }
+        Ok(Config {
+            text: text.clone(),
+            plugin_dir,
+            state_path,
+            sources,
+            sinks,
+            notify,
+            coordination,
+            identity,
+            unresolved: self.unresolved,
+        })
+    }
+}
