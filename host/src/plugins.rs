@@ -142,3 +142,9 @@ pub fn resolve_dir(flag: Option<&Path>, config: Option<&Path>) -> PathBuf {
     }
     PathBuf::from("/usr/lib/idhost/plugins")
 }
+
+impl From<DiscoveryError> for crate::exit::CommandError {
+    fn from(err: DiscoveryError) -> Self {
+        crate::exit::CommandError::plugin(anyhow::Error::new(err).context("cannot list plugins"))
+    }
+}

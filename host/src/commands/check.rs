@@ -18,7 +18,7 @@ pub(crate) async fn run(
     if offline {
         return self::offline(path, flag).await;
     }
-    let config = super::load_config(path)?;
+    let config = std::sync::Arc::new(crate::config::load(path)?);
     println!(
         "{}: config is valid ({} sources, {} sinks)",
         path.display(),

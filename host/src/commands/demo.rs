@@ -128,7 +128,7 @@ pub(crate) async fn run(
     let servers = [ironclad_server, graph_server, clickwrap_server];
     if first.iter().any(|o| o.status != RunStatus::Succeeded) {
         env.progress.close();
-        eprintln!("\n{}", super::summary_table(&first));
+        eprintln!("\n{}", super::summary::summary_table(&first));
         return Ok(shutdown(servers, Outcome::Failed).await);
     }
     env.progress.suspend(|| {
@@ -165,8 +165,8 @@ pub(crate) async fn run(
     let orphans = super::summary::orphans_after_sync(&config);
     eprintln!(
         "\n{}{}",
-        super::summary_table(&outcomes),
-        super::changes_and_orphans(&outcomes, orphans.as_ref())
+        super::summary::summary_table(&outcomes),
+        super::summary::changes_and_orphans(&outcomes, orphans.as_ref())
     );
     let c = DEMO_CONFIG_FILE;
     println!("Try next:");

@@ -139,7 +139,7 @@ pub(crate) fn run(
     let text = match EXAMPLES.iter().find(|(name, _)| *name == connector) {
         Some((_, text)) => shipped(text),
         None => {
-            let registry = super::discover(plugin_dir, None)?;
+            let registry = crate::plugins::Registry::for_config(plugin_dir, None)?;
             match registry.get(connector) {
                 Some(plugin) => from_manifest(plugin.manifest()),
                 None => {

@@ -16,7 +16,7 @@ pub(crate) fn run(dir: Option<&Path>) -> Result<Outcome, CommandError> {
         clap_mangen::Man::new(command)
             .render(&mut page)
             .map_err(|e| CommandError::failed(anyhow!("rendering the man page: {e}")))?;
-        super::write_stdout(&page)?;
+        super::output::write_stdout(&page)?;
         return Ok(Outcome::Success);
     };
     std::fs::create_dir_all(dir)

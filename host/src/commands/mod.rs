@@ -10,6 +10,7 @@ mod demo;
 mod demo_story;
 mod init;
 mod man;
+mod output;
 mod plugins;
 mod provision;
 mod query;
@@ -19,12 +20,9 @@ mod summary;
 mod sync;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use crate::cli::{Cli, Command, OutputFormat};
-use crate::config::Config;
 use crate::exit::{CommandError, Outcome};
-use crate::plugins::Registry;
 use crate::progress::Progress;
 
 pub use summary::{changes_and_orphans, summary_table};
@@ -105,22 +103,10 @@ pub async fn run(cli: Cli, progress: Progress) -> Result<Outcome, CommandError> 
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut command, "idhost", &mut script);
-            write_stdout(&script)?;
+            output::write_stdout(&script)?;
             Ok(Outcome::Success)
         }
         Command::Man { dir } => man::run(dir.as_deref()),
-    }
-}
-
-/// Writes `bytes` to stdout; a reader that went away (`| head`) is not an error.
-pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), CommandError> {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CommandError::failed(
-            anyhow::anyhow!("writing to stdout: {e}"),
-        )),
-        _ => Ok(()),
     }
 }
 
@@ -131,21 +117,6 @@ fn needs_config(config: Option<&Path>) -> Result<&Path, CommandError> {
             "this command needs a config file: pass -c FILE (or set IDHOST_CONFIG); `idhost init <connector>` writes one"
         ))
     })
-}
-
-/// Loads and validates the config (exit code 2 on error).
-pub(crate) fn load_config(path: &Path) -> Result<Arc<Config>, CommandError> {
-    Ok(Arc::new(crate::config::load(path)?))
-}
-
-/// Discovers plugins for `config` (exit code 3 if the directory is unreadable).
-pub(crate) fn discover(
-    flag: Option<&Path>,
-    config: Option<&Config>,
-) -> Result<Arc<Registry>, CommandError> {
-    Registry::for_config(flag, config)
-        .map(Arc::new)
-        .map_err(|e| CommandError::plugin(anyhow::Error::new(e)))
 }
 
 /// The error of `idhost demo` and `idhost bench` in a build without the `demo` feature: a usage

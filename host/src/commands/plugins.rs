@@ -20,7 +20,7 @@ struct PluginRow<'a> {
 }
 
 pub(crate) fn run(flag: Option<&Path>, format: OutputFormat) -> Result<Outcome, CommandError> {
-    let registry = super::discover(flag, None)?;
+    let registry = crate::plugins::Registry::for_config(flag, None)?;
     let rows: Vec<PluginRow<'_>> = registry
         .plugins()
         .map(|p| {

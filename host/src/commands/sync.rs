@@ -46,7 +46,7 @@ pub(crate) async fn run(
             "the sync summary is a table or JSON: --output table or json, not csv"
         )));
     }
-    let config = super::load_config(path)?;
+    let config = std::sync::Arc::new(crate::config::load(path)?);
     for wanted in &options.sources {
         if !config.sources.iter().any(|s| &s.name == wanted) {
             let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
@@ -86,8 +86,8 @@ pub(crate) async fn run(
     } else {
         eprint!(
             "\n{}{}",
-            super::summary_table(&outcomes),
-            super::changes_and_orphans(&outcomes, orphans.as_ref())
+            super::summary::summary_table(&outcomes),
+            super::summary::changes_and_orphans(&outcomes, orphans.as_ref())
         );
     }
     let missing_plugin = outcomes

@@ -9,19 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use serde::Deserialize;
 use toml::Spanned;
-
-/// `[identity]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawIdentity {
-    /// The source whose users are the people.
-    pub(crate) authoritative: Spanned<String>,
-    /// Correlation rules, in order.
-    #[serde(default, rename = "match")]
-    pub(crate) rules: Option<Spanned<Vec<String>>>,
-}
 
 /// One correlation rule: which account attribute must equal the person's (case-insensitively,
 /// after trimming).
@@ -66,10 +54,10 @@ pub struct IdentityConfig {
     pub rules: Vec<MatchRule>,
 }
 
-impl super::Validator<'_> {
+impl super::validator::Validator<'_> {
     pub(super) fn identity(
         &mut self,
-        raw: Option<&Spanned<RawIdentity>>,
+        raw: Option<&Spanned<super::raw::RawIdentity>>,
         sources: &BTreeSet<String>,
     ) -> Option<IdentityConfig> {
         let raw = raw?.get_ref();

@@ -31,8 +31,9 @@ pub use notify::{EmailTarget, NotifyEvent, NotifyKind, NotifyTarget, SmtpTls};
 pub use sink::{SinkConfig, SinkKind};
 pub use source::{DEFAULT_CALL_TIMEOUT_SECS, SourceConfig};
 pub use text::SourceText;
-pub use validate::{Config, Resolve, Unresolved};
+pub use validate::Config;
 use validator::Validator;
+pub use validator::{Resolve, Unresolved};
 
 /// Reads and validates `path`, expanding `${VAR}` from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

@@ -30,7 +30,7 @@ pub(crate) struct RawConfig {
     pub(crate) coordination: Option<Spanned<RawCoordination>>,
     /// Correlation of accounts across sources (`idhost query people`, `orphans`).
     #[serde(default)]
-    pub(crate) identity: Option<Spanned<super::identity::RawIdentity>>,
+    pub(crate) identity: Option<Spanned<RawIdentity>>,
 }
 
 /// `[sources.NAME]`.
@@ -193,4 +193,15 @@ pub(crate) struct RawCoordination {
     /// How long a replica's claim on a source lasts without renewal, in seconds.
     #[serde(default)]
     pub(crate) lease_secs: Option<Spanned<u64>>,
+}
+
+/// `[identity]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIdentity {
+    /// The source whose users are the people.
+    pub(crate) authoritative: Spanned<String>,
+    /// Correlation rules, in order.
+    #[serde(default, rename = "match")]
+    pub(crate) rules: Option<Spanned<Vec<String>>>,
 }

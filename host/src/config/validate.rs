@@ -5,14 +5,14 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::daemon::Coordination;
-use super::error::{ConfigError, Located};
+use super::error::ConfigError;
 use super::identity::IdentityConfig;
 use super::notify::NotifyTarget;
 use super::raw::RawConfig;
 use super::sink::SinkConfig;
 use super::source::SourceConfig;
 use super::text::SourceText;
-use super::validator::Validator;
+use super::validator::{Unresolved, Validator};
 
 /// A validated config.
 #[derive(Debug, Clone)]
@@ -35,28 +35,6 @@ pub struct Config {
     pub identity: Option<IdentityConfig>,
     /// References left unresolved by a lenient load ([`Resolve`]), in file order.
     pub unresolved: Vec<Unresolved>,
-}
-
-/// Which `${VAR}` and `${file:}` references a load resolves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resolve {
-    /// Every one; an unset variable or unreadable file is an error (sync, run, provision).
-    All,
-    /// Those that can be resolved; the others are recorded in [`Config::unresolved`] and their
-    /// values left out (`check --offline`).
-    Available,
-    /// Only sink paths: commands that read what syncs wrote (`query`, `review`, `audit`) never
-    /// read a credential, so they run with none set.
-    SinkPaths,
-}
-
-/// A reference a lenient load left unresolved.
-#[derive(Debug, Clone)]
-pub struct Unresolved {
-    /// The source whose settings hold it, if it is in a source's settings.
-    pub source: Option<String>,
-    /// Why, located in the file.
-    pub problem: Located,
 }
 
 impl Validator<'_> {

@@ -8,7 +8,28 @@ use toml::Spanned;
 use super::error::Located;
 use super::interpolate;
 use super::text::SourceText;
-use super::validate::{Resolve, Unresolved};
+
+/// Which `${VAR}` and `${file:}` references a load resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolve {
+    /// Every one; an unset variable or unreadable file is an error (sync, run, provision).
+    All,
+    /// Those that can be resolved; the others are recorded in [`Config::unresolved`] and their
+    /// values left out (`check --offline`).
+    Available,
+    /// Only sink paths: commands that read what syncs wrote (`query`, `review`, `audit`) never
+    /// read a credential, so they run with none set.
+    SinkPaths,
+}
+
+/// A reference a lenient load left unresolved.
+#[derive(Debug, Clone)]
+pub struct Unresolved {
+    /// The source whose settings hold it, if it is in a source's settings.
+    pub source: Option<String>,
+    /// Why, located in the file.
+    pub problem: Located,
+}
 
 pub(super) struct Validator<'a> {
     pub(super) text: &'a SourceText,
