@@ -33,12 +33,19 @@ pub(crate) async fn run(
     keep: bool,
     progress: Progress,
 ) -> Result<Outcome, CommandError> {
+    // The demo's scripted change edits a user's title as an admin's SCIM client would, so the
+    // simulated company's API application is registered for `scim.users.updateUsers` beside the
+    // setup guide's five (idhost's read-only demo source still asks for its defaults only).
+    let ironclad_defaults = sim_ironclad::SimConfig::default();
+    let mut registered_scopes = ironclad_defaults.registered_scopes.clone();
+    registered_scopes.push("scim.users.updateUsers".to_owned());
     let ironclad = sim_ironclad::Simulator::new(sim_ironclad::SimConfig {
         users: size.ironclad_users,
         groups: (size.ironclad_users / 40).max(2),
         members_per_group: 25,
         latency: size.latency,
-        ..sim_ironclad::SimConfig::default()
+        registered_scopes,
+        ..ironclad_defaults
     });
     let graph = sim_graph::Simulator::new(sim_graph::SimConfig {
         users: size.entra_users,

@@ -404,7 +404,7 @@ path = \"out.db\"
 fn review_writes_one_row_per_effective_grant_and_neutralises_formulas() {
     let (s, c) = synced("");
     // A display name an upstream could hold: a formula.
-    s.db("out.db")
+    s.db_writable("out.db")
         .execute(
             "UPDATE resources SET display_name = '=HYPERLINK(\"http://x\",\"y\")' WHERE source = 'dir' AND id = 'user:u1'",
             [],

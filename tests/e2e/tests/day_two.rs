@@ -287,11 +287,17 @@ async fn effective_access_follows_three_levels_of_nesting_and_a_cycle_like_the_s
 /// Ironclad SCIM with a formula-like display name; `(sim, server, config path)`.
 async fn ironclad(s: &Scratch) -> (sim_ironclad::Simulator, RunningServer, String) {
     require_plugins(&["idhost_ironclad"]);
+    // The test edits users as an admin's SCIM client would: the API application is
+    // registered for `scim.users.updateUsers` too (idhost's source asks for its defaults).
+    let defaults = sim_ironclad::SimConfig::default();
+    let mut registered_scopes = defaults.registered_scopes.clone();
+    registered_scopes.push("scim.users.updateUsers".to_owned());
     let sim = sim_ironclad::Simulator::new(sim_ironclad::SimConfig {
         users: 20,
         groups: 2,
         members_per_group: 5,
-        ..sim_ironclad::SimConfig::default()
+        registered_scopes,
+        ..defaults
     });
     let server = sim.serve(0).await.expect("serve sim-ironclad");
     let c = sim.config();

@@ -29,6 +29,9 @@ pub enum FaultAction {
     MalformedJson,
     /// 200 with the real answer cut in half.
     TruncatedBody,
+    /// The real answer followed by this many bytes of JSON whitespace (RFC 8259 §2 allows any
+    /// amount between tokens): a valid body of unusual size.
+    PaddedBody(usize),
     /// 200 with the real body but `content-type: text/html`.
     WrongContentType,
     /// Wait this long before answering normally.
@@ -331,6 +334,17 @@ pub async fn fault_layer(State(faults): State<Faults>, request: Request, next: N
             let mut parts = parts;
             parts.headers.remove("content-length");
             Response::from_parts(parts, Body::from(cut))
+        }
+        Some(FaultAction::PaddedBody(extra)) => {
+            let real = next.run(request).await;
+            let (mut parts, body) = real.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            let mut padded = bytes.to_vec();
+            padded.resize(padded.len() + extra, b' ');
+            parts.headers.remove("content-length");
+            Response::from_parts(parts, Body::from(padded))
         }
         Some(FaultAction::WrongContentType) => {
             let mut real = next.run(request).await;
