@@ -60,6 +60,10 @@ pub fn open(path: &Path) -> Result<Connection, rusqlite::Error> {
 
 /// Opens the existing database at `path` read-only (it is never created).
 pub fn open_read_only(path: &Path) -> Result<Connection, rusqlite::Error> {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the one place a read-only connection is opened"
+    )]
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,

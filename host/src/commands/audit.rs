@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context as _, anyhow};
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::params;
 use serde_json::Value;
 
 use crate::cli::OutputFormat;
@@ -36,7 +36,7 @@ pub(crate) fn run(
     let state = &config.state_path;
     let mut rows = Rows::new(&COLUMNS);
     if state.exists() {
-        let conn = Connection::open_with_flags(state, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        let conn = crate::db::open_read_only(state)
             .with_context(|| format!("cannot open the state database {}", state.display()))
             .map_err(CommandError::failed)?;
         let has_audit: bool = conn

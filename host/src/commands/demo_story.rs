@@ -16,7 +16,7 @@
 use std::path::Path;
 
 use anyhow::{Context as _, anyhow, bail};
-use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 use serde_json::{Value, json};
 
 /// Where the simulators are and how to sign in (the simulators' demo credentials).
@@ -100,7 +100,7 @@ async fn send(request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Va
 
 /// Makes the change and says what the hints should show.
 pub(crate) async fn change(db_path: &Path, up: &Upstreams<'_>) -> anyhow::Result<Story> {
-    let conn = Connection::open_with_flags(db_path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    let conn = crate::db::open_read_only(db_path)
         .with_context(|| format!("reading {}", db_path.display()))?;
     // A user in a group that is itself a member of another group.
     let (nested_user, outer_entitlement): (String, String) = conn

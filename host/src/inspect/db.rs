@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::InspectError;
 use crate::config::{Config, SinkConfig, SinkKind};
@@ -56,12 +56,8 @@ impl SinkDb {
             .path
             .clone()
             .unwrap_or_else(|| PathBuf::from("idhost.db"));
-        let opened = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .and_then(|conn| {
-            conn.execute_batch("PRAGMA busy_timeout = 10000; BEGIN;")?;
+        let opened = crate::db::open_read_only(&path).and_then(|conn| {
+            conn.execute_batch("BEGIN;")?;
             // The first read fixes the snapshot every later read of this command sees.
             conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
                 r.get::<_, i64>(0)

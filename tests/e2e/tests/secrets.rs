@@ -15,6 +15,10 @@
 //! tests/settings_debug.rs (one test binary cannot link two plugins: their abi_stable root
 //! module symbols collide).
 #![allow(
+    clippy::disallowed_methods,
+    reason = "the tests read the databases idhost wrote the way an outside client would"
+)]
+#![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     reason = "test code: a failed unwrap or expect is a failed assertion, with its message"
