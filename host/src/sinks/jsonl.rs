@@ -79,9 +79,9 @@ impl Sink for JsonlSink {
                     .map(Path::to_owned)
                     .unwrap_or_else(|| PathBuf::from("."));
                 std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-                remove_stale_staging(&dir, source);
+                remove_stale_staging(&dir, &self.config.name, source);
                 let file = tempfile::Builder::new()
-                    .prefix(&format!(".idhost-{source}-{sync_id}-"))
+                    .prefix(&format!(".idhost-{}.{source}-{sync_id}-", self.config.name))
                     .suffix(".jsonl.part")
                     .tempfile_in(&dir)
                     .map_err(|e| io(&dir, e))?;
@@ -99,9 +99,11 @@ impl Sink for JsonlSink {
     }
 }
 
-/// Deletes `.idhost-<source>-<sync id>-*.jsonl.part` files in `dir` (left by a killed run).
-fn remove_stale_staging(dir: &Path, source: &str) {
-    let prefix = format!(".idhost-{source}-");
+/// Deletes `.idhost-<sink>.<source>-<sync id>-*.jsonl.part` files in `dir` (left by a killed
+/// run). The sink's name is in it (names have no `.`), so two JSONL sinks writing to one
+/// directory never take each other's staging.
+fn remove_stale_staging(dir: &Path, sink: &str, source: &str) {
+    let prefix = format!(".idhost-{sink}.{source}-");
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

@@ -88,6 +88,10 @@ CREATE INDEX IF NOT EXISTS events_sync ON events (source, sync_id, seq);
 CREATE TABLE IF NOT EXISTS sync_deliveries (
     source TEXT NOT NULL, sync_id TEXT NOT NULL, sink TEXT NOT NULL, delivered_at TEXT NOT NULL,
     PRIMARY KEY (source, sync_id, sink));
+CREATE TABLE IF NOT EXISTS sink_positions (
+    source TEXT NOT NULL, sink TEXT NOT NULL, seq INTEGER NOT NULL,
+    dropped INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL,
+    PRIMARY KEY (source, sink)) WITHOUT ROWID;
 "#;
 
 /// The state database. Cheap to clone.
