@@ -16,7 +16,9 @@ pub fn main() -> ExitCode {
     crate::color::init(cli.color);
     let json_output = cli.output.as_deref().is_some_and(|o| o.trim() == "json");
     let progress = match &cli.command {
-        Command::Sync { json, .. } => Progress::new(!json && !json_output),
+        Command::Sync { json, .. } | Command::Approve { json, .. } => {
+            Progress::new(!json && !json_output)
+        }
         Command::Demo { .. } => Progress::new(true),
         _ => Progress::hidden(),
     };

@@ -375,9 +375,25 @@ pub enum Command {
         #[arg(long)]
         full: bool,
         /// Start over instead of resuming a sync that was interrupted (by a crash, a stop or a
-        /// failure); its undelivered events are dropped and recomputed by this sync.
+        /// failure), or one held by `max_removals`. A sync that had finished listing keeps its
+        /// events: they are delivered with this one's.
         #[arg(long)]
         restart: bool,
+        /// Accept what this sync removes, beyond the source's `max_removals` (a held sync is
+        /// dropped and the source listed again).
+        #[arg(long)]
+        allow_removals: bool,
+        /// Same as `--output json`: the summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Commit a source's sync held by the mass-removal brake (`max_removals`), as listed,
+    /// without listing again: its events, every sink's writes and the snapshot.
+    #[command(after_long_help = crate::help::APPROVE)]
+    Approve {
+        /// The source whose held sync to commit.
+        #[arg(long)]
+        source: String,
         /// Same as `--output json`: the summary as JSON on stdout.
         #[arg(long)]
         json: bool,

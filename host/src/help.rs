@@ -149,7 +149,20 @@ pub(crate) const SYNC: &str = "\
 Examples:
   idhost sync -c idhost.toml
   idhost sync -c idhost.toml --source legal --resources-only
-  idhost sync -c idhost.toml --full -o json";
+  idhost sync -c idhost.toml --full -o json
+  idhost sync -c idhost.toml --source corp --allow-removals   # accept a mass removal (max_removals)";
+
+/// `idhost approve --help`.
+pub(crate) const APPROVE: &str = "\
+A sync whose complete listing removes more of the previous snapshot's resources, or of its
+grants, than the source's `max_removals` allows (default \"20%\", and more than 10) is held:
+nothing is written and no event is sent. `idhost approve` commits that held sync exactly as
+if it had passed (its events, every sink's writes, the snapshot) without listing again.
+
+Examples:
+  idhost sync -c idhost.toml                      # corp: held (exit code 1)
+  idhost approve -c idhost.toml --source corp     # commit what was listed
+  idhost sync -c idhost.toml --restart --source corp   # or drop it and list again";
 
 /// `idhost completions --help`.
 pub(crate) const COMPLETIONS: &str = "\

@@ -100,6 +100,9 @@ pub struct DaemonMetrics {
     sources: Mutex<BTreeMap<String, SourceTotals>>,
     sinks: Mutex<BTreeMap<String, std::sync::Arc<SinkMetrics>>>,
     notifications: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Per (source, sink): events in the outbox the sink has not taken, and events it lost
+    /// past the outbox's cap.
+    sink_lag: Mutex<BTreeMap<(String, String), (u64, u64)>>,
 }
 
 impl DaemonMetrics {
@@ -166,6 +169,15 @@ impl DaemonMetrics {
         });
     }
 
+    /// How far behind each sink that takes `source`'s events is, after one of its syncs.
+    pub fn set_sink_lag(&self, source: &str, lag: &[crate::state::SinkLag]) {
+        let mut all = self.sink_lag.lock().unwrap_or_else(|p| p.into_inner());
+        all.retain(|(s, _), _| s != source);
+        for l in lag {
+            all.insert((source.to_owned(), l.sink.clone()), (l.events, l.dropped));
+        }
+    }
+
     /// One notification delivery to `target`, `sent` or `failed`.
     pub fn notification(&self, target: &str, outcome: &'static str) {
         let mut n = self.notifications.lock().unwrap_or_else(|p| p.into_inner());
@@ -192,13 +204,42 @@ impl DaemonMetrics {
                 }
             }
         };
+        let lag = self
+            .sink_lag
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        out.family(
+            "idhost_sink_lag_events",
+            "gauge",
+            "Change events of a source waiting in the outbox for a sink that has not taken them.",
+        );
+        for ((source, sink), (events, _)) in &lag {
+            out.sample(
+                "idhost_sink_lag_events",
+                &[("source", source), ("sink", sink)],
+                *events as f64,
+            );
+        }
+        out.family(
+            "idhost_sink_dropped_events",
+            "gauge",
+            "Change events a sink never received: dropped from the outbox past its cap.",
+        );
+        for ((source, sink), (_, dropped)) in &lag {
+            out.sample(
+                "idhost_sink_dropped_events",
+                &[("source", source), ("sink", sink)],
+                *dropped as f64,
+            );
+        }
         out.family(
             "idhost_source_syncs_total",
             "counter",
-            "Syncs finished, by outcome (succeeded, failed, cancelled).",
+            "Syncs finished, by outcome (succeeded, failed, cancelled, held).",
         );
         for (source, totals) in &sources {
-            for status in ["succeeded", "failed", "cancelled"] {
+            for status in ["succeeded", "failed", "cancelled", "held"] {
                 let n = totals.syncs.get(status).copied().unwrap_or(0);
                 out.sample(
                     "idhost_source_syncs_total",

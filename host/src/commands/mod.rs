@@ -88,6 +88,7 @@ pub async fn run(cli: Cli, progress: Progress) -> Result<Outcome, CommandError> 
             resources_only,
             full,
             restart,
+            allow_removals,
             json,
         } => {
             let options = crate::sync::SyncOptions {
@@ -95,6 +96,17 @@ pub async fn run(cli: Cli, progress: Progress) -> Result<Outcome, CommandError> 
                 resources_only,
                 full,
                 restart,
+                allow_removals,
+                approve: false,
+            };
+            let format = format(json)?;
+            sync::run(needs_config(config)?, plugin_dir, options, format, progress).await
+        }
+        Command::Approve { source, json } => {
+            let options = crate::sync::SyncOptions {
+                sources: vec![source],
+                approve: true,
+                ..Default::default()
             };
             let format = format(json)?;
             sync::run(needs_config(config)?, plugin_dir, options, format, progress).await

@@ -1,4 +1,6 @@
-//! `idhost sync -c FILE [--source S]… [--resources-only] [--full]`.
+//! `idhost sync -c FILE [--source S]… [--resources-only] [--full] [--restart]
+//! [--allow-removals]`, and `idhost approve -c FILE --source S` (the same run, committing the
+//! source's held sync instead of listing).
 
 use std::path::Path;
 
@@ -72,6 +74,13 @@ pub(crate) async fn run(
                     "source": o.source, "connector": o.connector, "sync_id": o.sync_id,
                     "status": o.status, "counts": o.counts, "error": o.error,
                     "changes": o.counts.changes,
+                    "removals": o.removals.map(|r| serde_json::json!({
+                        "resources": r.resources, "resources_before": r.resources_before,
+                        "grants": r.grants, "grants_before": r.grants_before,
+                    })),
+                    "sinks_behind": o.sink_lag.iter().filter(|l| l.events > 0 || l.dropped > 0)
+                        .map(|l| serde_json::json!({"sink": l.sink, "events": l.events, "dropped": l.dropped}))
+                        .collect::<Vec<_>>(),
                     "orphans": orphans.as_ref().and_then(|m| m.get(&o.source)).map(|r| r.values().sum::<u64>()),
                     "requests": o.metrics.requests(), "retries": o.metrics.retries(),
                     "seconds": o.elapsed.as_secs_f64(),

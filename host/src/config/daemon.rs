@@ -199,7 +199,7 @@ lease_secs = 20
             ),
             (
                 "[notify.a]\ntype = \"webhook\"\nurl = \"https://h.example.com\"\nevents = [\"failed\"]\n",
-                "events entries must be among `sync_failed`, `sync_overdue`, `schedule_missed`, `recovered`; got `failed`",
+                "events entries must be among `sync_failed`, `sync_overdue`, `schedule_missed`, `recovered`, `sync_held`, `sink_behind`; got `failed`",
             ),
             (
                 "[notify.a]\ntype = \"email\"\nhost = \"mail.example.com\"\nfrom = \"idhost@example.com\"\n",

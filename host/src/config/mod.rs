@@ -29,7 +29,7 @@ pub use export::{ColumnSource, ExportConfig, ExportMode};
 pub use identity::{IdentityConfig, MatchRule};
 pub use notify::{EmailTarget, NotifyEvent, NotifyKind, NotifyTarget, SmtpTls};
 pub use sink::{SinkConfig, SinkKind};
-pub use source::{DEFAULT_CALL_TIMEOUT_SECS, SourceConfig};
+pub use source::{DEFAULT_CALL_TIMEOUT_SECS, RemovalLimit, SourceConfig};
 pub use text::SourceText;
 pub use validate::Config;
 use validator::Validator;

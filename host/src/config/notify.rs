@@ -23,15 +23,21 @@ pub enum NotifyEvent {
     ScheduleMissed,
     /// A source with an open incident synced successfully again.
     Recovered,
+    /// A complete sync was held by the mass-removal brake (`max_removals`), once per held sync.
+    SyncHeld,
+    /// A sink fell behind: the outbox holds change events it has not taken.
+    SinkBehind,
 }
 
 impl NotifyEvent {
     /// Every event, in config order.
-    pub const ALL: [NotifyEvent; 4] = [
+    pub const ALL: [NotifyEvent; 6] = [
         NotifyEvent::SyncFailed,
         NotifyEvent::SyncOverdue,
         NotifyEvent::ScheduleMissed,
         NotifyEvent::Recovered,
+        NotifyEvent::SyncHeld,
+        NotifyEvent::SinkBehind,
     ];
 
     /// The name in `events = [...]` and on the wire.
@@ -41,6 +47,8 @@ impl NotifyEvent {
             NotifyEvent::SyncOverdue => "sync_overdue",
             NotifyEvent::ScheduleMissed => "schedule_missed",
             NotifyEvent::Recovered => "recovered",
+            NotifyEvent::SyncHeld => "sync_held",
+            NotifyEvent::SinkBehind => "sink_behind",
         }
     }
 

@@ -68,6 +68,9 @@ pub(crate) struct RawSource {
     /// seconds, retries and rate-limit waits included.
     #[serde(default)]
     pub(crate) call_timeout_secs: Option<u64>,
+    /// The mass-removal brake (DESIGN §7.1): `"20%"` (default), a count, or `"off"`.
+    #[serde(default)]
+    pub(crate) max_removals: Option<Spanned<toml::Value>>,
     /// Handed to the plugin, validated by it.
     #[serde(default)]
     pub(crate) settings: Option<Spanned<toml::Table>>,

@@ -48,6 +48,88 @@ pub struct SourceConfig {
     pub secrets: Vec<String>,
     /// Whether the settings allow plain `http://` to non-loopback hosts.
     pub allow_insecure_http: bool,
+    /// The settings as written, before `${...}` interpolation (secret values never in it):
+    /// what the checkpoint's config hash covers, so rotating a secret changes nothing.
+    pub settings_template: String,
+    /// The mass-removal brake (`max_removals`, DESIGN §7.1).
+    pub max_removals: RemovalLimit,
+}
+
+/// `max_removals`: how much of the previous snapshot a complete sync may remove before it
+/// is held for `idhost approve` (resources and grants counted separately, and only when more
+/// than [`RemovalLimit::FLOOR`] of them go).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RemovalLimit {
+    /// `"off"`: never held.
+    Off,
+    /// An integer: at most this many.
+    Count(u64),
+    /// `"N%"`: at most this share of the previous snapshot's resources (or grants).
+    Percent(f64),
+}
+
+impl Default for RemovalLimit {
+    fn default() -> Self {
+        RemovalLimit::Percent(20.0)
+    }
+}
+
+impl RemovalLimit {
+    /// A removal of at most this many is never held, whatever the limit.
+    pub const FLOOR: u64 = 10;
+
+    /// The most removals allowed out of `before` records (`None`: no limit).
+    pub fn allowed(self, before: u64) -> Option<u64> {
+        match self {
+            RemovalLimit::Off => None,
+            RemovalLimit::Count(n) => Some(n),
+            // Rounded down: 20% of 12 allows 2.
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss,
+                reason = "a share of a record count, rounded down"
+            )]
+            RemovalLimit::Percent(p) => Some(((before as f64) * p / 100.0).floor() as u64),
+        }
+    }
+
+    /// Whether removing `removed` of `before` records holds the sync.
+    pub fn holds(self, removed: u64, before: u64) -> bool {
+        removed > Self::FLOOR && self.allowed(before).is_some_and(|max| removed > max)
+    }
+
+    /// As written in the config (`20%`, `50`, `off`).
+    pub fn describe(self) -> String {
+        match self {
+            RemovalLimit::Off => "off".to_owned(),
+            RemovalLimit::Count(n) => n.to_string(),
+            RemovalLimit::Percent(p) => format!("{p}%"),
+        }
+    }
+
+    /// Parses a `max_removals` value.
+    pub fn parse(value: &toml::Value) -> Result<Self, String> {
+        let bad = |shown: String| {
+            format!(
+                "`max_removals` must be a share like \"20%\", a count like 50, or \"off\"; got {shown}"
+            )
+        };
+        match value {
+            toml::Value::Integer(n) => u64::try_from(*n)
+                .map(RemovalLimit::Count)
+                .map_err(|_| bad(n.to_string())),
+            toml::Value::String(s) if s.trim().eq_ignore_ascii_case("off") => Ok(RemovalLimit::Off),
+            toml::Value::String(s) => s
+                .trim()
+                .strip_suffix('%')
+                .and_then(|n| n.trim().parse::<f64>().ok())
+                .filter(|p| (0.0..=100.0).contains(p))
+                .map(RemovalLimit::Percent)
+                .ok_or_else(|| bad(format!("\"{s}\""))),
+            other => Err(bad(other.to_string())),
+        }
+    }
 }
 
 impl Validator<'_> {
@@ -92,6 +174,21 @@ impl Validator<'_> {
         };
         let _ = settings_from;
         self.settings_of = None;
+        let settings_template = raw
+            .settings
+            .as_ref()
+            .map(|t| toml::Value::Table(t.get_ref().clone()).to_string())
+            .unwrap_or_default();
+        let max_removals = match &raw.max_removals {
+            None => RemovalLimit::default(),
+            Some(value) => match RemovalLimit::parse(value.get_ref()) {
+                Ok(limit) => limit,
+                Err(message) => {
+                    self.errors.push(self.text.at(value.span().start, message));
+                    RemovalLimit::default()
+                }
+            },
+        };
         let allow_insecure_http = settings
             .get("allow_insecure_http")
             .and_then(serde_json::Value::as_bool)
@@ -121,6 +218,8 @@ impl Validator<'_> {
             settings,
             secrets,
             allow_insecure_http,
+            settings_template,
+            max_removals,
         })
     }
 }

@@ -272,6 +272,57 @@ async fn sync_slot(
         }
         // Stopped by us (shutdown or a lapsed lease): not the source's fault.
         RunStatus::Cancelled => {}
+        // Held by the brake: one notice per held sync (the incident stays open while the
+        // source's later runs report the same held sync, and closes when it is approved).
+        RunStatus::Held => {
+            let detail = outcome
+                .error
+                .clone()
+                .unwrap_or_else(|| "sync held by the mass-removal brake".to_owned());
+            if let Some(incident) =
+                incidents.open(NotifyEvent::SyncHeld, &detail, &crate::clock::now_rfc3339())
+            {
+                shared.notifier.send(Notification::opened(
+                    &incident,
+                    NotifyEvent::SyncHeld,
+                    name,
+                    &source.connector,
+                    Some(&outcome.sync_id),
+                    None,
+                    replica,
+                ));
+            }
+        }
+    }
+    shared.metrics.set_sink_lag(name, &outcome.sink_lag);
+    let behind: Vec<String> = outcome
+        .sink_lag
+        .iter()
+        .filter(|l| l.events > 0 || l.dropped > 0)
+        .map(|l| {
+            if l.dropped > 0 {
+                format!("sink `{}` is {} events behind and lost {} (past the outbox's cap; it needs a backfill)", l.sink, l.events, l.dropped)
+            } else {
+                format!("sink `{}` is {} events behind (they wait in the outbox for it)", l.sink, l.events)
+            }
+        })
+        .collect();
+    if !behind.is_empty()
+        && let Some(incident) = incidents.open(
+            NotifyEvent::SinkBehind,
+            &behind.join("; "),
+            &crate::clock::now_rfc3339(),
+        )
+    {
+        shared.notifier.send(Notification::opened(
+            &incident,
+            NotifyEvent::SinkBehind,
+            name,
+            &source.connector,
+            Some(&outcome.sync_id),
+            None,
+            replica,
+        ));
     }
     if *incidents != before {
         let _ = persist(shared, "saving incidents", name, || {

@@ -13,7 +13,7 @@ pub struct Notification {
     pub kind: &'static str,
     /// Unique per notice (a receiver can drop redeliveries).
     pub id: String,
-    /// `sync_failed`, `sync_overdue`, `schedule_missed` or `recovered`.
+    /// `sync_failed`, `sync_overdue`, `schedule_missed`, `sync_held`, `sink_behind` or `recovered`.
     pub event: &'static str,
     /// The incident this notice opens or (for `recovered`) closes.
     pub incident_id: String,
@@ -109,6 +109,8 @@ impl Notification {
             "sync_failed" => "sync failed",
             "sync_overdue" => "sync overdue",
             "schedule_missed" => "scheduled sync missed",
+            "sync_held" => "sync held by the mass-removal brake",
+            "sink_behind" => "a sink fell behind",
             _ => "recovered",
         };
         format!("[idhost] {}: {what}", self.source)

@@ -12,6 +12,9 @@ pub enum RunStatus {
     Failed,
     /// Stopped by a signal.
     Cancelled,
+    /// Complete, but held by the mass-removal brake (`max_removals`): nothing was written;
+    /// `idhost approve` commits it. Never in a sink's `sync_run` (a held sync writes nothing).
+    Held,
 }
 
 impl RunStatus {
@@ -21,6 +24,7 @@ impl RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::Held => "held",
         }
     }
 }

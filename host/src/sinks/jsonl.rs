@@ -1,13 +1,28 @@
-//! JSON lines: one record per line, DESIGN §4 wire format.
+//! JSON lines: one record per line, DESIGN §4 wire format, every line with its `sync_id`
+//! (a record: the sync that listed it; an event: the sync that found the change; a
+//! `sync_run`: its sync).
 //!
-//! To a file, a sync's records are staged in a temporary file beside the target and appended
-//! to it only on commit, followed by the `sync_run` record; a failed sync appends just its
-//! `sync_run` (status failed). To stdout (`path = "-"`) records stream as they come, and the
-//! closing `sync_run` record says whether the sync they belong to completed.
+//! To a file, commits are all-or-nothing, and readers can tell:
+//! - a sync's lines (its records, then the events after the sink's outbox position, then its
+//!   `sync_run` if `records` takes it) are staged in a temporary file beside the target and
+//!   appended to it on commit, then fsynced;
+//! - then the commit marker `<file>.idhost-commit` (JSON: `committed_bytes`, the length of the
+//!   file's committed part, and each source's last committed sync) is replaced atomically
+//!   (written beside, fsynced, renamed). **Only the first `committed_bytes` bytes of the file
+//!   are committed**: whole syncs, never part of one;
+//! - an append that fails part-way (a full disk, a write error) is truncated back at once; one
+//!   cut by a crash is truncated away by the next commit to the file, before it appends;
+//! - a redelivered sync (the host crashed after the sink committed, before it recorded that)
+//!   is recognized by its sync id in the marker and not appended again.
 //!
-//! Change events (`records = ["event"]`) are lines of kind `event` after the sync's records.
-//! A resumed sync restages from scratch: staging files a killed process left for the source
-//! are deleted when its next sync begins.
+//! A failed sync appends just its `sync_run` (status failed), when `records` takes
+//! `sync_run`s. To stdout (`path = "-"`) records stream as they come, and the closing
+//! `sync_run` record (when taken) says whether the sync they belong to completed. A resumed
+//! sync restages from scratch: staging files a killed process left for the source are deleted
+//! when its next sync begins.
+//!
+//! Fault hook (tests): with `IDHOST_FAULT_JSONL_CRASH_AFTER_BYTES=N`, a commit appends N bytes
+//! of its sync, fsyncs them, and aborts the process, as a crash mid-append would.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -64,9 +79,9 @@ impl Sink for JsonlSink {
                     .map(Path::to_owned)
                     .unwrap_or_else(|| PathBuf::from("."));
                 std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-                remove_stale_staging(&dir, source);
+                remove_stale_staging(&dir, &self.config.name, source);
                 let file = tempfile::Builder::new()
-                    .prefix(&format!(".idhost-{source}-{sync_id}-"))
+                    .prefix(&format!(".idhost-{}.{source}-{sync_id}-", self.config.name))
                     .suffix(".jsonl.part")
                     .tempfile_in(&dir)
                     .map_err(|e| io(&dir, e))?;
@@ -76,15 +91,19 @@ impl Sink for JsonlSink {
         Ok(Box::new(JsonlSession {
             sink: self.config.name.clone(),
             source: source.to_owned(),
+            sync_id: sync_id.to_owned(),
             staging,
             append_lock: self.append_lock.clone(),
+            wants_runs: self.config.records.wants_kind("sync_run"),
         }))
     }
 }
 
-/// Deletes `.idhost-<source>-<sync id>-*.jsonl.part` files in `dir` (left by a killed run).
-fn remove_stale_staging(dir: &Path, source: &str) {
-    let prefix = format!(".idhost-{source}-");
+/// Deletes `.idhost-<sink>.<source>-<sync id>-*.jsonl.part` files in `dir` (left by a killed
+/// run). The sink's name is in it (names have no `.`), so two JSONL sinks writing to one
+/// directory never take each other's staging.
+fn remove_stale_staging(dir: &Path, sink: &str, source: &str) {
+    let prefix = format!(".idhost-{sink}.{source}-");
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -108,15 +127,140 @@ fn remove_stale_staging(dir: &Path, source: &str) {
 struct JsonlSession {
     sink: String,
     source: String,
+    sync_id: String,
     staging: Option<(PathBuf, std::io::BufWriter<tempfile::NamedTempFile>)>,
     append_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Whether `records` takes `sync_run` lines.
+    wants_runs: bool,
+}
+
+/// The commit marker beside a JSONL file (see the module docs).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Marker {
+    /// Length of the file's committed part.
+    committed_bytes: u64,
+    /// Each source's last committed sync.
+    #[serde(default)]
+    syncs: std::collections::BTreeMap<String, String>,
+}
+
+fn marker_path(target: &Path) -> PathBuf {
+    let mut name = target.file_name().unwrap_or_default().to_os_string();
+    name.push(".idhost-commit");
+    target.with_file_name(name)
+}
+
+/// Appends `staged` (if any) and `tail` to `target` as one commit (see the module docs);
+/// `commit` names the source and sync a data commit marks (`None` for a failed sync's
+/// `sync_run`). Blocking.
+fn append_commit(
+    target: &Path,
+    staged: Option<&Path>,
+    tail: &[u8],
+    commit: Option<(&str, &str)>,
+) -> std::io::Result<()> {
+    use std::io::{Read as _, Seek as _};
+    let marker_file = marker_path(target);
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(target)?;
+    let len = out.metadata()?.len();
+    let mut marker: Marker = match std::fs::read(&marker_file) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|_| Marker {
+            committed_bytes: len,
+            ..Marker::default()
+        }),
+        // A file written before the marker existed: all of it counts as committed.
+        Err(_) => Marker {
+            committed_bytes: len,
+            ..Marker::default()
+        },
+    };
+    if len > marker.committed_bytes {
+        // A crash cut an earlier append: its bytes were never committed.
+        tracing::warn!(file = %target.display(), bytes = len - marker.committed_bytes, "removing the uncommitted tail a cut commit left");
+        out.set_len(marker.committed_bytes)?;
+        out.sync_data()?;
+    } else if len < marker.committed_bytes {
+        // Truncated or rotated from outside: what is there now is the committed part.
+        marker.committed_bytes = len;
+    }
+    if let Some((source, sync_id)) = commit
+        && marker.syncs.get(source).map(String::as_str) == Some(sync_id)
+    {
+        tracing::info!(file = %target.display(), source, sync_id, "sync already committed to this file; not appending it again");
+        return Ok(());
+    }
+    let start = marker.committed_bytes;
+    let crash_after = std::env::var("IDHOST_FAULT_JSONL_CRASH_AFTER_BYTES")
+        .ok()
+        .and_then(|n| n.parse::<u64>().ok());
+    let written = (|| -> std::io::Result<()> {
+        let mut budget = crash_after;
+        let mut put = |out: &mut std::fs::File, bytes: &[u8]| -> std::io::Result<()> {
+            if let Some(left) = budget.as_mut() {
+                let n = usize::try_from(*left)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                out.write_all(&bytes[..n])?;
+                *left -= n as u64;
+                if n < bytes.len() {
+                    out.sync_data()?;
+                    std::process::abort();
+                }
+                Ok(())
+            } else {
+                out.write_all(bytes)
+            }
+        };
+        if let Some(staged) = staged {
+            let mut input = std::fs::File::open(staged)?;
+            input.rewind()?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = input.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                put(&mut out, &buf[..n])?;
+            }
+        }
+        put(&mut out, tail)?;
+        out.sync_data()
+    })();
+    if let Err(err) = written {
+        // All or nothing: the part that made it goes again.
+        let _ = out.set_len(start);
+        let _ = out.sync_data();
+        return Err(err);
+    }
+    marker.committed_bytes = out.metadata()?.len();
+    if let Some((source, sync_id)) = commit {
+        marker.syncs.insert(source.to_owned(), sync_id.to_owned());
+    }
+    let dir = target
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let mut next = tempfile::NamedTempFile::new_in(dir)?;
+    next.write_all(&serde_json::to_vec(&marker).unwrap_or_default())?;
+    next.as_file().sync_data()?;
+    next.persist(&marker_file).map_err(|e| e.error)?;
+    if let Ok(dir) = std::fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 impl JsonlSession {
     fn lines(&self, batch: &Batch) -> Vec<u8> {
         let mut out = Vec::with_capacity(batch.len() * 256);
-        let mut push = |kind: &str, value: serde_json::Map<String, serde_json::Value>| {
+        let sync_id = serde_json::Value::from(self.sync_id.as_str());
+        let mut push = |kind: &str, mut value: serde_json::Map<String, serde_json::Value>| {
             let _ = kind;
+            value.insert("sync_id".into(), sync_id.clone());
             if serde_json::to_writer(&mut out, &value).is_ok() {
                 out.push(b'\n');
             }
@@ -133,7 +277,11 @@ impl JsonlSession {
         out
     }
 
+    /// The `sync_run` line, if `records` takes it.
     fn run_line(&self, run: &SyncRun) -> Vec<u8> {
+        if !self.wants_runs {
+            return Vec::new();
+        }
         let mut line =
             serde_json::to_vec(&wire_object("sync_run", &run.source, run)).unwrap_or_default();
         line.push(b'\n');
@@ -143,27 +291,29 @@ impl JsonlSession {
     async fn append(
         &self,
         target: &Path,
-        staged: Option<&Path>,
-        tail: &[u8],
+        staged: Option<tempfile::NamedTempFile>,
+        tail: Vec<u8>,
+        commit: bool,
     ) -> Result<(), SinkError> {
         let io = |source| SinkError::Io {
             sink: self.sink.clone(),
             path: target.to_owned(),
             source,
         };
-        let _guard = self.append_lock.lock().await;
-        let mut out = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(target)
-            .await
-            .map_err(io)?;
-        if let Some(staged) = staged {
-            let mut input = tokio::fs::File::open(staged).await.map_err(io)?;
-            tokio::io::copy(&mut input, &mut out).await.map_err(io)?;
+        if staged.is_none() && tail.is_empty() {
+            return Ok(());
         }
-        out.write_all(tail).await.map_err(io)?;
-        out.sync_data().await.map_err(io)
+        let _guard = self.append_lock.lock().await;
+        let (owned, source, sync_id) =
+            (target.to_owned(), self.source.clone(), self.sync_id.clone());
+        tokio::task::spawn_blocking(move || {
+            let commit = commit.then_some((source.as_str(), sync_id.as_str()));
+            // `staged` lives (and its file with it) until the append is done.
+            append_commit(&owned, staged.as_ref().map(|f| f.path()), &tail, commit)
+        })
+        .await
+        .map_err(|e| io(std::io::Error::other(e.to_string())))?
+        .map_err(io)
     }
 }
 
@@ -213,7 +363,7 @@ impl SinkSession for JsonlSession {
                     path: target.clone(),
                     source: e.into_error(),
                 })?;
-                self.append(&target, Some(file.path()), &tail).await
+                self.append(&target, Some(file), tail, true).await
             }
             None => tokio::io::stdout()
                 .write_all(&tail)
@@ -230,7 +380,7 @@ impl SinkSession for JsonlSession {
         let tail = self.run_line(run);
         match self.staging.take() {
             // Dropping the temp file deletes it: nothing of the failed sync reaches the target.
-            Some((target, _file)) => self.append(&target, None, &tail).await,
+            Some((target, _file)) => self.append(&target, None, tail, false).await,
             None => tokio::io::stdout()
                 .write_all(&tail)
                 .await

@@ -80,7 +80,7 @@ impl StateStore {
         }
         let (source, generation) = (source.to_owned(), checkpoint.generation);
         let types = serde_json::to_string(&types).unwrap_or_default();
-        self.blocking(move |conn| {
+        self.read(move |conn| {
             let columns = match table {
                 RecordTable::Resources | RecordTable::Entitlements => "o.id, o.record",
                 RecordTable::Grants => "o.id, o.entitlement, o.principal",

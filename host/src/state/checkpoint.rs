@@ -18,6 +18,23 @@ pub enum Phase {
     Listing,
     /// The listing is complete and the events are in the outbox; sinks are committing.
     Delivering,
+    /// The listing is complete but removes more than `max_removals` allows: nothing was
+    /// diffed or delivered; `idhost approve` goes on from here without listing again.
+    Held,
+}
+
+/// What a complete sync would remove from the previous snapshot (DESIGN §7.1): resources gone
+/// from the listing or newly `deleted`, and grants gone, each out of the previous snapshot's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removals {
+    /// Resources removed.
+    pub resources: u64,
+    /// Resources in the previous snapshot.
+    pub resources_before: u64,
+    /// Grants removed.
+    pub grants: u64,
+    /// Grants in the previous snapshot.
+    pub grants_before: u64,
 }
 
 /// A sync's durable progress (stored as JSON in `sync_checkpoints`).
@@ -55,6 +72,9 @@ pub struct Checkpoint {
     pub staged_state: BTreeMap<String, Option<String>>,
     /// How many times this sync was started (1 for an uninterrupted one).
     pub attempts: u32,
+    /// What the sync removes, once its listing is complete and it was held (or approved).
+    #[serde(default)]
+    pub removals: Option<Removals>,
 }
 
 impl Checkpoint {
@@ -83,6 +103,7 @@ impl Checkpoint {
             counts: Counts::default(),
             staged_state: BTreeMap::new(),
             attempts: 1,
+            removals: None,
         }
     }
 
@@ -103,8 +124,12 @@ impl Checkpoint {
 
 impl StateStore {
     /// The generation and sync id of `source`'s last complete snapshot.
-    pub fn committed_snapshot(&self, source: &str) -> Result<Option<(i64, String)>, StateError> {
-        self.with_conn(|conn| {
+    pub async fn committed_snapshot(
+        &self,
+        source: &str,
+    ) -> Result<Option<(i64, String)>, StateError> {
+        let source = source.to_owned();
+        self.read(move |conn| {
             conn.query_row(
                 "SELECT gen, sync_id FROM snapshots WHERE source = ?1",
                 params![source],
@@ -112,18 +137,22 @@ impl StateStore {
             )
             .optional()
         })
+        .await
     }
 
     /// The checkpoint of `source`'s unfinished sync, if any.
-    pub fn checkpoint(&self, source: &str) -> Result<Option<Checkpoint>, StateError> {
-        let data: Option<String> = self.with_conn(|conn| {
-            conn.query_row(
-                "SELECT data FROM sync_checkpoints WHERE source = ?1",
-                params![source],
-                |r| r.get(0),
-            )
-            .optional()
-        })?;
+    pub async fn checkpoint(&self, source: &str) -> Result<Option<Checkpoint>, StateError> {
+        let owned = source.to_owned();
+        let data: Option<String> = self
+            .read(move |conn| {
+                conn.query_row(
+                    "SELECT data FROM sync_checkpoints WHERE source = ?1",
+                    params![owned],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
+            .await?;
         match data {
             None => Ok(None),
             Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
@@ -134,42 +163,69 @@ impl StateStore {
         }
     }
 
-    /// Starts a new sync of `source`: drops whatever an abandoned sync left (staged
-    /// generations, undelivered events) and stores `checkpoint`.
-    pub fn begin_sync(&self, source: &str, checkpoint: &Checkpoint) -> Result<(), StateError> {
+    /// Starts a new sync of `source`: drops what an abandoned listing left (staged
+    /// generations; never the outbox, whose events wait for the sinks that have not taken
+    /// them) and stores `checkpoint`.
+    pub async fn begin_sync(
+        &self,
+        source: &str,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), StateError> {
         let data = checkpoint.to_json();
         let base = checkpoint.base_gen.unwrap_or(0);
-        self.with_conn(|conn| {
+        let (source, sync_id) = (source.to_owned(), checkpoint.sync_id.clone());
+        self.blocking(move |conn| {
             let tx = conn.transaction()?;
-            drop_pending(&tx, source, base)?;
+            drop_pending(&tx, &source, base, None)?;
             tx.execute(
                 "INSERT OR REPLACE INTO sync_checkpoints (source, sync_id, data, updated_at)
                  VALUES (?1, ?2, ?3, ?4)",
-                params![source, checkpoint.sync_id, data, now_rfc3339()],
+                params![source, sync_id, data, now_rfc3339()],
             )?;
             tx.commit()
         })
+        .await
     }
 
-    /// Forgets `source`'s unfinished sync (`--restart`, or a resume that no longer fits the
-    /// config). The committed snapshot stays; the next sync diffs against it again.
-    pub fn discard_sync(&self, source: &str) -> Result<(), StateError> {
-        let base = self.committed_snapshot(source)?.map_or(0, |(g, _)| g);
-        self.with_conn(|conn| {
+    /// Forgets `source`'s unfinished sync while it is still listing or held (`--restart`, or
+    /// a resume that no longer fits the config): its staged pages, and any event a diff cut
+    /// short left. The committed snapshot stays; the next sync diffs against it again. The
+    /// events of committed syncs that some sink has not taken yet stay in the outbox; a sync
+    /// already delivering is never discarded (see [`StateStore::settle_delivering`]).
+    pub async fn discard_sync(&self, source: &str) -> Result<(), StateError> {
+        let base = self.committed_snapshot(source).await?.map_or(0, |(g, _)| g);
+        let Some(cp) = self.checkpoint(source).await? else {
+            return Ok(());
+        };
+        if cp.phase == Phase::Delivering {
+            return Err(self.corrupt(format!(
+                "refusing to discard sync {} of source `{source}`: it is delivering its events",
+                cp.sync_id
+            )));
+        }
+        let source = source.to_owned();
+        self.blocking(move |conn| {
             let tx = conn.transaction()?;
-            drop_pending(&tx, source, base)?;
+            drop_pending(&tx, &source, base, Some(&cp.sync_id))?;
             tx.execute(
                 "DELETE FROM sync_checkpoints WHERE source = ?1",
                 params![source],
             )?;
             tx.commit()
         })
+        .await
     }
 
     /// Stores `checkpoint` on its own (phase changes, attempts).
-    pub fn save_checkpoint(&self, source: &str, checkpoint: &Checkpoint) -> Result<(), StateError> {
+    pub async fn save_checkpoint(
+        &self,
+        source: &str,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), StateError> {
         let data = checkpoint.to_json();
-        self.with_conn(|conn| save(conn, source, &data).map(drop))
+        let source = source.to_owned();
+        self.blocking(move |conn| save(conn, &source, &data).map(drop))
+            .await
     }
 }
 
@@ -185,11 +241,13 @@ pub(super) fn save(
     )
 }
 
-/// Deletes every staged generation above `base` and the outbox of `source`.
+/// Deletes every staged generation above `base` of `source`, and the events of the
+/// abandoned sync `sync_id` (a diff cut short); the events of committed syncs stay.
 fn drop_pending(
     tx: &rusqlite::Transaction<'_>,
     source: &str,
     base: i64,
+    sync_id: Option<&str>,
 ) -> Result<(), rusqlite::Error> {
     for table in ["snap_resources", "snap_entitlements", "snap_grants"] {
         tx.execute(
@@ -201,7 +259,12 @@ fn drop_pending(
         "DELETE FROM snap_removed WHERE source = ?1",
         params![source],
     )?;
-    tx.execute("DELETE FROM events WHERE source = ?1", params![source])?;
+    if let Some(sync_id) = sync_id {
+        tx.execute(
+            "DELETE FROM events WHERE source = ?1 AND sync_id = ?2",
+            params![source, sync_id],
+        )?;
+    }
     tx.execute(
         "DELETE FROM sync_deliveries WHERE source = ?1",
         params![source],

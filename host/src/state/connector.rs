@@ -9,40 +9,49 @@ use super::store::{StateError, StateStore};
 
 impl StateStore {
     /// The committed connector state of `source`.
-    pub fn connector_state(&self, source: &str) -> Result<HashMap<String, String>, StateError> {
-        self.with_conn(|conn| {
+    pub async fn connector_state(
+        &self,
+        source: &str,
+    ) -> Result<HashMap<String, String>, StateError> {
+        let source = source.to_owned();
+        self.read(move |conn| {
             let mut stmt =
                 conn.prepare("SELECT key, value FROM connector_state WHERE source = ?1")?;
             let rows = stmt.query_map(params![source], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         })
+        .await
     }
 
     /// Commits staged connector state changes of `source` in one transaction.
-    pub fn commit_connector_state(
+    pub async fn commit_connector_state(
         &self,
         source: &str,
-        staged: &HashMap<String, Option<String>>,
+        staged: HashMap<String, Option<String>>,
     ) -> Result<(), StateError> {
         if staged.is_empty() {
             return Ok(());
         }
-        self.with_conn(|conn| {
+        let source = source.to_owned();
+        self.blocking(move |conn| {
             let tx = conn.transaction()?;
-            apply_connector_state(&tx, source, staged.iter())?;
+            apply_connector_state(&tx, &source, staged.iter())?;
             tx.commit()
         })
+        .await
     }
 
     /// Forgets the connector state of `source` (`--full`).
-    pub fn clear_connector_state(&self, source: &str) -> Result<(), StateError> {
-        self.with_conn(|conn| {
+    pub async fn clear_connector_state(&self, source: &str) -> Result<(), StateError> {
+        let source = source.to_owned();
+        self.blocking(move |conn| {
             conn.execute(
                 "DELETE FROM connector_state WHERE source = ?1",
                 params![source],
             )
             .map(drop)
         })
+        .await
     }
 }
 

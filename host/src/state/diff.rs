@@ -1,16 +1,25 @@
 //! The diff of a complete sync against the last snapshot, and the commit that makes the new
 //! snapshot the last one.
 //!
-//! The diff is a handful of `INSERT INTO events SELECT …` statements joining generation `g`
-//! and `g + 1` on their `(source, gen, id)` keys, so SQLite streams both sides in id order
-//! and no side is ever loaded into memory, whatever the size. Two Rust functions registered
-//! on the connection do the rest ([`super::functions`]).
+//! The diff is a handful of `SELECT` statements joining generation `g` and `g + 1` on their
+//! `(source, gen, id)` keys, so SQLite streams both sides in id order and no side is ever
+//! loaded into memory, whatever the size. Two Rust functions registered on the connection do
+//! the rest ([`super::functions`]). The statements run on a connection of their own, and the
+//! events they yield are written to the outbox in short transactions of [`EVENT_CHUNK`], so a
+//! long diff never holds the writing connection other sources wait for. A diff cut short
+//! (a crash) is simply run again: event ids are stable and inserts ignore repeats.
 
 use rusqlite::params;
 
-use super::checkpoint::{Checkpoint, Phase};
+use super::checkpoint::{Checkpoint, Phase, Removals};
 use super::store::{StateError, StateStore};
 use crate::db::{durably, release_cache};
+
+/// Events written to the outbox per transaction of a diff.
+const EVENT_CHUNK: usize = 2000;
+
+/// One event row as the diff yields it: id, sync_id, event, subject, at, changes.
+type EventRow = (String, String, String, String, String, String);
 
 /// Which statuses count as active.
 const ACTIVE: &str = "'enabled'";
@@ -21,7 +30,7 @@ const ACTIVE: &str = "'enabled'";
 /// array of the types this sync listed (what went missing counts only within them), `?7` JSON
 /// object of each type's volatile fields.
 fn statements() -> Vec<String> {
-    let insert = "INSERT OR IGNORE INTO events (id, source, sync_id, event, subject, at, changes)";
+    let insert = "";
     let in_old = |alias: &str, table: &str| {
         format!(
             "EXISTS (SELECT 1 FROM {table} o WHERE o.source = ?1 AND o.gen = ?2 AND o.id = {alias}.id)"
@@ -109,41 +118,153 @@ impl StateStore {
         let (source, cp) = (source.to_owned(), checkpoint.clone());
         let types = serde_json::to_string(&cp.types).unwrap_or_default();
         let volatile = serde_json::to_string(volatile).unwrap_or_else(|_| "{}".into());
-        // Synced to disk before any sink commits the sync: a power cut after a sink made the
-        // new snapshot visible cannot take back the outbox (and the pages) it was made from,
-        // so a resumed delivery hands it the same events again, with the same ids.
-        self.blocking(move |conn| {
-            durably(conn, |conn| {
-                let tx = conn.transaction()?;
-                let mut total = 0u64;
-                if let Some(base) = cp.base_gen {
-                    let all = params![source, base, cp.generation, cp.sync_id, at, types, volatile];
-                    for sql in statements() {
-                        // Each statement binds the leading parameters it uses.
-                        let mut stmt = tx.prepare(&sql)?;
-                        let used = stmt.parameter_count();
-                        total += stmt.execute(&all[..used])? as u64;
-                    }
+        let store = self.clone();
+        let total = tokio::task::spawn_blocking(move || -> Result<u64, StateError> {
+            let mut total = 0u64;
+            slow_diff_hook(&source);
+            if let Some(base) = cp.base_gen {
+                let mut reader = store.own_connection().map_err(|e| store.sqlite(e))?;
+                for sql in statements() {
+                    total += store.diff_statement(
+                        &mut reader,
+                        &sql,
+                        &source,
+                        base,
+                        &cp,
+                        &at,
+                        &types,
+                        &volatile,
+                    )?;
                 }
-                super::checkpoint::save(&tx, &source, &cp.to_json())?;
-                tx.commit()?;
-                // The sinks commit next.
-                release_cache(conn)?;
-                Ok(total)
+            }
+            // Synced to disk before any sink commits the sync: a power cut after a sink made
+            // the new snapshot visible cannot take back the outbox (and the pages) it was
+            // made from, so a resumed delivery hands it the same events again, same ids.
+            store.writer().with_conn(|conn| {
+                durably(conn, |conn| {
+                    super::checkpoint::save(conn, &source, &cp.to_json())?;
+                    // The sinks commit next.
+                    release_cache(conn)
+                })
+            })?;
+            Ok(total)
+        })
+        .await
+        .map_err(|e| StateError::Task {
+            path: self.path().to_owned(),
+            message: e.to_string(),
+        })??;
+        Ok(total)
+    }
+
+    fn sqlite(&self, source: rusqlite::Error) -> StateError {
+        StateError::Sqlite {
+            path: self.path().to_owned(),
+            source,
+        }
+    }
+
+    /// Runs one diff statement on `reader`, writing what it yields to the outbox in chunks.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the statement's parameters, in order"
+    )]
+    fn diff_statement(
+        &self,
+        reader: &mut rusqlite::Connection,
+        sql: &str,
+        source: &str,
+        base: i64,
+        cp: &Checkpoint,
+        at: &str,
+        types: &str,
+        volatile: &str,
+    ) -> Result<u64, StateError> {
+        let all = params![source, base, cp.generation, cp.sync_id, at, types, volatile];
+        let mut stmt = reader.prepare(sql).map_err(|e| self.sqlite(e))?;
+        // Each statement binds the leading parameters it uses.
+        let used = stmt.parameter_count();
+        let mut rows = stmt.query(&all[..used]).map_err(|e| self.sqlite(e))?;
+        let mut chunk: Vec<EventRow> = Vec::with_capacity(EVENT_CHUNK);
+        let mut total = 0u64;
+        loop {
+            let row = rows.next().map_err(|e| self.sqlite(e))?;
+            if let Some(row) = row {
+                let get = |i| row.get::<_, String>(i);
+                let event = (|| {
+                    Ok::<_, rusqlite::Error>((get(0)?, get(2)?, get(3)?, get(4)?, get(5)?, get(6)?))
+                })()
+                .map_err(|e| self.sqlite(e))?;
+                chunk.push(event);
+            }
+            let done = row.is_none();
+            if chunk.len() >= EVENT_CHUNK || (done && !chunk.is_empty()) {
+                let rows = std::mem::take(&mut chunk);
+                total += self
+                    .writer()
+                    .with_conn(|conn| insert_events(conn, source, &rows))?;
+            }
+            if done {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// What `checkpoint`'s complete listing removes from the previous snapshot: resources gone
+    /// (within the types it listed) or newly `deleted`, and grants gone (DESIGN §7.1).
+    pub async fn removals(
+        &self,
+        source: &str,
+        checkpoint: &Checkpoint,
+    ) -> Result<Removals, StateError> {
+        let Some(base) = checkpoint.base_gen else {
+            return Ok(Removals::default());
+        };
+        let (source, generation) = (source.to_owned(), checkpoint.generation);
+        let types = serde_json::to_string(&checkpoint.types).unwrap_or_default();
+        self.read(move |conn| {
+            let count = |sql: &str| -> Result<u64, rusqlite::Error> {
+                let mut stmt = conn.prepare(sql)?;
+                let used = stmt.parameter_count();
+                let all = params![source, base, generation, types];
+                stmt.query_row(&all[..used], |r| r.get::<_, i64>(0))
+                    .map(|n| n.max(0) as u64)
+            };
+            Ok(Removals {
+                resources_before: count(
+                    "SELECT count(*) FROM snap_resources WHERE source = ?1 AND gen = ?2",
+                )?,
+                resources: count(
+                    "SELECT count(*) FROM snap_resources o
+                     LEFT JOIN snap_resources n ON n.source = ?1 AND n.gen = ?3 AND n.id = o.id
+                     WHERE o.source = ?1 AND o.gen = ?2 AND o.status != 'deleted'
+                       AND ((n.id IS NULL AND o.type IN (SELECT value FROM json_each(?4)))
+                            OR n.status = 'deleted')",
+                )?,
+                grants_before: count(
+                    "SELECT count(*) FROM snap_grants WHERE source = ?1 AND gen = ?2",
+                )?,
+                grants: count(
+                    "SELECT count(*) FROM snap_grants o
+                     WHERE o.source = ?1 AND o.gen = ?2 AND o.rtype IN (SELECT value FROM json_each(?4))
+                       AND NOT EXISTS (SELECT 1 FROM snap_grants n WHERE n.source = ?1 AND n.gen = ?3 AND n.id = o.id)",
+                )?,
             })
         })
         .await
     }
 
     /// Makes `checkpoint`'s generation `source`'s snapshot: records tombstones of what went
-    /// missing, drops older generations, commits the connector state, and clears the outbox,
-    /// the deliveries and the checkpoint, in one transaction.
+    /// missing, drops older generations, commits the connector state, clears the deliveries
+    /// and the checkpoint, and drops the events every sink has taken (the others wait for
+    /// the sinks behind; see [`super::outbox`]), in one transaction. Returns the sinks that
+    /// lost events past the outbox's cap, with how many.
     pub async fn commit_sync(
         &self,
         source: &str,
         checkpoint: &Checkpoint,
         finished_at: String,
-    ) -> Result<(), StateError> {
+    ) -> Result<Vec<(String, u64)>, StateError> {
         let (source, cp) = (source.to_owned(), checkpoint.clone());
         let types = serde_json::to_string(&cp.types).unwrap_or_default();
         self.blocking(move |conn| {
@@ -173,12 +294,51 @@ impl StateStore {
                 params![source, cp.generation, cp.sync_id, finished_at],
             )?;
             super::connector::apply_connector_state(&tx, &source, cp.staged_state.iter())?;
-            for table in ["snap_removed", "events", "sync_deliveries", "sync_checkpoints"] {
+            for table in ["snap_removed", "sync_deliveries", "sync_checkpoints"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE source = ?1"), params![source])?;
             }
+            let lost = super::outbox::prune(&tx, &source)?;
             tx.commit()?;
-            release_cache(conn)
+            release_cache(conn)?;
+            Ok(lost)
         })
         .await
+    }
+}
+
+/// Inserts diff rows into the outbox in one transaction; returns how many were new.
+fn insert_events(
+    conn: &mut rusqlite::Connection,
+    source: &str,
+    rows: &[EventRow],
+) -> Result<u64, rusqlite::Error> {
+    let tx = conn.transaction()?;
+    let mut total = 0u64;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR IGNORE INTO events (id, source, sync_id, event, subject, at, changes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for (id, sync_id, event, subject, at, changes) in rows {
+            total +=
+                stmt.execute(params![id, source, sync_id, event, subject, at, changes])? as u64;
+        }
+    }
+    tx.commit()?;
+    Ok(total)
+}
+
+/// Fault hook (tests): `IDHOST_FAULT_SLOW_DIFF=<source>:<ms>` makes that source's diff take
+/// `ms` longer, holding no connection other sources need, as a diff of a very large snapshot
+/// would read for long.
+fn slow_diff_hook(source: &str) {
+    let Ok(spec) = std::env::var("IDHOST_FAULT_SLOW_DIFF") else {
+        return;
+    };
+    if let Some((name, ms)) = spec.split_once(':')
+        && name == source
+        && let Ok(ms) = ms.parse::<u64>()
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }

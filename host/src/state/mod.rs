@@ -34,7 +34,8 @@ mod outbox;
 mod stage;
 mod store;
 
-pub use checkpoint::{Checkpoint, Phase};
+pub use checkpoint::{Checkpoint, Phase, Removals};
 pub use functions::field_changes;
+pub use outbox::{OUTBOX_CAP, SinkLag};
 pub use stage::RecordTable;
 pub use store::{StateError, StateStore};

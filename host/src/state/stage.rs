@@ -88,7 +88,7 @@ impl StateStore {
         limit: usize,
     ) -> Result<(Batch, Option<String>), StateError> {
         let source = source.to_owned();
-        self.blocking(move |conn| {
+        self.read(move |conn| {
             let sql = match table {
                 RecordTable::Resources | RecordTable::Entitlements => format!(
                     "SELECT id, record FROM {} WHERE source = ?1 AND gen = ?2 AND id > ?3 ORDER BY id LIMIT ?4",

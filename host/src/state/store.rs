@@ -1,6 +1,12 @@
-//! The state database itself: one file, one shared connection ([`crate::db::Db`]), its schema,
-//! and the error every state operation returns. The operations live beside it, one file per
-//! stage of a sync.
+//! The state database itself: one file, its schema, and the error every state operation
+//! returns. The operations live beside it, one file per stage of a sync.
+//!
+//! Every operation is `async` and runs its statements on tokio's blocking threads, never on
+//! an async worker: a worker blocked on SQLite (or on the connection's mutex) cannot poll
+//! timers, signals or other sources. Writes share one connection (SQLite has one writer at a
+//! time anyway); reads have their own, so a read never waits for another source's write; and
+//! the diff, the one long read, opens a connection of its own and writes its events in short
+//! transactions, so no source's diff holds the writer while others wait.
 
 use std::path::{Path, PathBuf};
 
@@ -82,15 +88,21 @@ CREATE INDEX IF NOT EXISTS events_sync ON events (source, sync_id, seq);
 CREATE TABLE IF NOT EXISTS sync_deliveries (
     source TEXT NOT NULL, sync_id TEXT NOT NULL, sink TEXT NOT NULL, delivered_at TEXT NOT NULL,
     PRIMARY KEY (source, sync_id, sink));
+CREATE TABLE IF NOT EXISTS sink_positions (
+    source TEXT NOT NULL, sink TEXT NOT NULL, seq INTEGER NOT NULL,
+    dropped INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL,
+    PRIMARY KEY (source, sink)) WITHOUT ROWID;
 "#;
 
 /// The state database. Cheap to clone.
 ///
-/// One connection (see [`crate::db`]): several sources syncing at once take turns, which SQLite
-/// would make them do anyway (one writer at a time), without `SQLITE_BUSY` on a long diff.
+/// One writing connection (see [`crate::db`]): several sources writing at once take turns,
+/// which SQLite would make them do anyway (one writer at a time), without `SQLITE_BUSY`. One
+/// reading connection beside it (WAL: readers never wait for the writer).
 #[derive(Clone, Debug)]
 pub struct StateStore {
     db: Db,
+    reader: Db,
 }
 
 impl StateStore {
@@ -101,12 +113,26 @@ impl StateStore {
             conn.execute_batch(SCHEMA)?;
             super::functions::register(conn)
         })?;
-        Ok(Self { db })
+        let reader = Db::open(path)?;
+        reader.with_conn(|conn| super::functions::register(conn))?;
+        Ok(Self { db, reader })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         self.db.path()
+    }
+
+    /// A connection of its own to the database (for the diff's long read).
+    pub(super) fn own_connection(&self) -> Result<rusqlite::Connection, rusqlite::Error> {
+        let conn = crate::db::open(self.path())?;
+        super::functions::register(&conn)?;
+        Ok(conn)
+    }
+
+    /// The writing connection, locked, for a short transaction from a blocking thread.
+    pub(super) fn writer(&self) -> &Db {
+        &self.db
     }
 
     pub(crate) fn corrupt(&self, what: String) -> StateError {
@@ -116,20 +142,20 @@ impl StateStore {
         }
     }
 
-    /// Runs `f` on the connection, here (for short statements).
-    pub(crate) fn with_conn<T>(
-        &self,
-        f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, rusqlite::Error>,
-    ) -> Result<T, StateError> {
-        Ok(self.db.with_conn(f)?)
-    }
-
-    /// Runs `f` on the connection on a blocking thread (for page writes, diffs, replays).
+    /// Runs `f` on the writing connection on a blocking thread.
     pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, StateError> {
         Ok(self.db.blocking(f).await?)
+    }
+
+    /// Runs `f` on the reading connection on a blocking thread.
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, StateError> {
+        Ok(self.reader.blocking(f).await?)
     }
 }
 

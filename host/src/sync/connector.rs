@@ -69,6 +69,7 @@ pub async fn open_connector(
     } else {
         env.state
             .connector_state(&source.name)
+            .await
             .map_err(|e| e.to_string())?
     };
     let policy = HttpPolicy {

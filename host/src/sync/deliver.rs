@@ -1,6 +1,7 @@
-//! After the page loop: replaying a resumed sync's committed pages to fresh sink sessions,
-//! completing an incremental snapshot with what carries over, and delivering the change
-//! events to every sink before it commits.
+//! After the page loop: replaying a resumed (or approved) sync's committed pages to fresh
+//! sink sessions, completing an incremental snapshot with what carries over, and delivering
+//! the change events to every sink before it commits, each sink from its own position in the
+//! outbox (see [`crate::state`]).
 
 use std::sync::Arc;
 
@@ -87,50 +88,86 @@ pub(super) async fn carry_over(
     Ok(())
 }
 
-/// Hands each session the sync's events, then commits it, all sessions at once; records
-/// each sink that committed. A sink that fails is aborted and fails the sync (its events stay
-/// in the outbox for the next sync); the others stay committed.
+/// How a delivery ended: the sinks that failed (each with why), and whether it was stopped.
+pub(super) struct Delivery {
+    pub(super) failures: Vec<String>,
+    pub(super) cancelled: bool,
+}
+
+/// Hands each session the events after its sink's outbox position (what it missed before,
+/// then this sync's), then commits it, all sessions at once; records each sink that
+/// committed, with its new position. A sink that fails is aborted and reported; its position
+/// stays, so its events wait for it. The others stay committed.
 pub(super) async fn deliver(
     ctx: &Ctx<'_>,
     cp: &Checkpoint,
     sessions: Vec<RoutedSession>,
     run: &SyncRun,
-) -> Result<(), Stop> {
+) -> Result<Delivery, Stop> {
+    let event_sinks: Vec<String> = ctx
+        .env
+        .router
+        .routed_from(ctx.name())
+        .filter(|sink| sink.config().records.wants_kind("event"))
+        .map(|sink| sink.config().name.clone())
+        .collect();
+    let (positions, end) = ctx
+        .or_cancel(
+            ctx.env
+                .state
+                .open_delivery(ctx.name(), &cp.sync_id, event_sinks),
+        )
+        .await?
+        .map_err(Stop::failed)?;
     let run = Arc::new(run.clone());
-    let results = futures::future::join_all(
-        sessions
-            .into_iter()
-            .map(|session| deliver_one(ctx, cp, session, run.clone())),
-    )
+    let results = futures::future::join_all(sessions.into_iter().map(|session| {
+        let position = positions
+            .iter()
+            .find(|(sink, _)| sink == session.sink())
+            .map(|(_, seq)| *seq);
+        deliver_one(ctx, cp, session, run.clone(), position, end)
+    }))
     .await;
-    let mut errors = Vec::new();
-    let mut cancelled = false;
+    let mut delivery = Delivery {
+        failures: Vec::new(),
+        cancelled: false,
+    };
     for result in results {
         match result {
             Ok(()) => {}
-            Err(Stop::Cancelled) => cancelled = true,
-            Err(Stop::Failed(message)) => errors.push(message),
+            Err(Stop::Cancelled) => delivery.cancelled = true,
+            Err(Stop::Failed(message)) => delivery.failures.push(message),
         }
     }
-    if !errors.is_empty() {
-        return Err(Stop::Failed(errors.join("; ")));
-    }
-    if cancelled {
-        return Err(Stop::Cancelled);
-    }
-    Ok(())
+    Ok(delivery)
 }
 
+/// Logs (at error level) the sinks that lost events past the outbox's cap.
+pub(super) fn report_lost(ctx: &Ctx<'_>, lost: &[(String, u64)]) {
+    for (sink, events) in lost {
+        tracing::error!(
+            source = %ctx.name(), sink = %sink, events,
+            "sink fell more than {} events behind: its oldest undelivered events were dropped from the outbox and it will never receive them; its tables are whole again after its next committed sync, but it needs a backfill of the change events it missed",
+            crate::state::OUTBOX_CAP
+        );
+    }
+}
+
+/// Delivers to one session: the events after `position` up to `end` (for a sink that takes
+/// events), then the commit, then the record of both.
 async fn deliver_one(
     ctx: &Ctx<'_>,
     cp: &Checkpoint,
     mut session: RoutedSession,
     run: Arc<SyncRun>,
+    position: Option<i64>,
+    end: i64,
 ) -> Result<(), Stop> {
     let sink = session.sink().to_owned();
     let mut result = Ok(());
-    if session.wants_events() {
-        result = send_events(ctx, cp, &mut session).await;
+    let position = position.filter(|_| session.wants_events());
+    if let Some(after) = position {
+        result = send_events(ctx, &mut session, after, end).await;
     }
     let result = match result {
         Ok(()) => ctx
@@ -153,33 +190,35 @@ async fn deliver_one(
     result?;
     ctx.env
         .state
-        .record_delivery(ctx.name(), &cp.sync_id, &sink)
+        .record_delivery(ctx.name(), &cp.sync_id, &sink, position.map(|_| end))
+        .await
         .map_err(Stop::failed)
 }
 
-/// Streams the sync's events from the outbox into `session`.
+/// Streams the outbox's events after `after`, up to `end`, into `session`.
 async fn send_events(
     ctx: &Ctx<'_>,
-    cp: &Checkpoint,
     session: &mut RoutedSession,
+    mut after: i64,
+    end: i64,
 ) -> Result<(), Stop> {
-    let mut after = 0i64;
-    loop {
+    while after < end {
         let chunk = ctx
-            .or_cancel(
-                ctx.env
-                    .state
-                    .events_after(ctx.name(), &cp.sync_id, after, CHUNK),
-            )
+            .or_cancel(ctx.env.state.events_after(ctx.name(), after, CHUNK))
             .await?
             .map_err(Stop::failed)?;
-        let Some((last, _)) = chunk.last() else {
+        let events: Vec<_> = chunk
+            .into_iter()
+            .take_while(|(seq, _)| *seq <= end)
+            .collect();
+        let Some((last, _)) = events.last() else {
             return Ok(());
         };
         after = *last;
-        let events: Vec<_> = chunk.into_iter().map(|(_, e)| e).collect();
+        let events: Vec<_> = events.into_iter().map(|(_, e)| e).collect();
         ctx.or_cancel(session.write_events(&events))
             .await?
             .map_err(Stop::failed)?;
     }
+    Ok(())
 }

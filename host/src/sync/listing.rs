@@ -82,17 +82,20 @@ pub(super) async fn list(
         let mut seen = HashSet::new();
         let mut page_no = 0u64;
         loop {
-            let page: Page<Resource> = ctx.or_cancel(fetch.join()).await?.map_err(|e| {
-                if e.relist {
-                    // The upstream's listing shifted under the connector: resuming from this
-                    // checkpoint would page on from a position that no longer exists, so the
-                    // next sync starts the source over (relisting within a sync comes later).
-                    if let Err(err) = ctx.env.state.discard_sync(ctx.name()) {
-                        tracing::warn!(source = %ctx.name(), error = %err, "could not discard the unstable listing's checkpoint");
+            let page: Page<Resource> = match ctx.or_cancel(fetch.join()).await? {
+                Ok(page) => page,
+                Err(e) => {
+                    if e.relist {
+                        // The upstream's listing shifted under the connector: resuming from this
+                        // checkpoint would page on from a position that no longer exists, so the
+                        // next sync starts the source over (relisting within a sync comes later).
+                        if let Err(err) = ctx.env.state.discard_sync(ctx.name()).await {
+                            tracing::warn!(source = %ctx.name(), error = %err, "could not discard the unstable listing's checkpoint");
+                        }
                     }
+                    return Err(fail(format!("listing `{rtype}` page {}", page_no + 1), e));
                 }
-                fail(format!("listing `{rtype}` page {}", page_no + 1), e)
-            })?;
+            };
             // What the connector staged up to this page, before the next call can stage more.
             let staged = services.staged_state();
             page_no += 1;

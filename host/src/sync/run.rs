@@ -35,6 +35,8 @@ pub async fn run(env: &SyncEnv, options: &SyncOptions) -> Vec<SourceOutcome> {
             error: Some(format!("the host's sync task failed: {err}")),
             elapsed: std::time::Duration::ZERO,
             metrics: Arc::default(),
+            removals: None,
+            sink_lag: Vec::new(),
         }));
     }
     outcomes

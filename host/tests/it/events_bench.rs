@@ -81,7 +81,7 @@ async fn one_sync(
         vec![rtype.into()],
         base,
     );
-    state.begin_sync(source, &cp).expect("begin");
+    state.begin_sync(source, &cp).await.expect("begin");
     let mut records = 0;
     let started = Instant::now();
     for batch in pages {
@@ -110,7 +110,7 @@ async fn one_sync(
     let (mut after, mut read) = (0, 0usize);
     loop {
         let chunk = state
-            .events_after(source, &cp.sync_id, after, 2000)
+            .events_after(source, after, 2000)
             .await
             .expect("events");
         let Some((last, _)) = chunk.last() else { break };

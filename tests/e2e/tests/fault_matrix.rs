@@ -31,6 +31,12 @@
 //! | sink fails mid-write: Postgres down | host/tests/it/sinks_postgres.rs `postgres_down_at_write_time_fails_that_source_and_keeps_its_previous_snapshot` |
 //! | SIGTERM mid-sync, resumed | host/tests/it/checkpoints_resume.rs `a_stopped_sync_resumes_and_restart_starts_over_with_the_same_result`; host/tests/it/sync_fixture.rs `sigterm_mid_sync_leaves_the_previous_snapshot_whole`; host/tests/it/daemon.rs `sigterm_mid_sync_cancels_within_the_bound_and_leaves_no_partial_snapshot` |
 //! | SIGKILL mid-sync, resumed | host/tests/it/checkpoints_resume.rs `a_sync_killed_mid_way_resumes_from_its_last_page_and_ends_like_an_uninterrupted_one` |
+//! | sink down for two syncs while another is healthy | here `webhook_down_for_two_syncs_catches_up_exactly_once_while_sqlite_moves_on` (SQLite has each sync's data; the webhook later gets every event exactly once) |
+//! | `--restart` and a config change while a sync is delivering (killed mid-POST) | here `restart_and_config_change_during_pending_delivery_lose_and_double_no_event` (one event per change in every sink); secret rotation: host/src/sync/source.rs `rotating_a_secret_keeps_the_config_hash_and_a_setting_change_does_not` |
+//! | JSONL commit cut mid-append (crash) | here `jsonl_commit_cut_mid_append_shows_no_partial_sync_and_redelivery_does_not_double` (fault hook `IDHOST_FAULT_JSONL_CRASH_AFTER_BYTES`; `records = ["event"]` gets no `sync_run` line) |
+//! | outbox past its cap | host/src/state/outbox.rs `a_sink_behind_keeps_the_events_it_has_not_taken_and_loses_only_past_the_cap` |
+//! | half of a tenant removed upstream | here `removing_half_the_tenant_is_held_until_approve_commits_exactly_the_removals` (held, exit 1, nothing written; `idhost approve` commits exactly the removals in every sink) |
+//! | a small removal; `--allow-removals` | here `a_small_removal_is_not_held_and_allow_removals_accepts_a_large_one` |
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -800,4 +806,452 @@ async fn clickwrap_429_with_an_absurd_retry_after() {
         .await;
     // The source fails cleanly as rate limited, with its previous snapshot intact.
     assert_eq!(ended, Ended::FailedCleanly);
+}
+
+// ------------------------------------------------- delivery and the brake (issue 14)
+
+/// A webhook receiver on loopback: answers 503 while `down`, holds every POST while `hang`,
+/// else 200; keeps the events of every batch it accepted (no de-duplication: a repeat shows).
+#[derive(Default)]
+struct Hook {
+    down: bool,
+    hang: bool,
+    posts: usize,
+    accepted: Vec<Value>,
+}
+
+type SharedHook = std::sync::Arc<std::sync::Mutex<Hook>>;
+
+async fn hook_post(
+    axum::extract::State(hook): axum::extract::State<SharedHook>,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    let hang = {
+        let mut h = hook.lock().unwrap();
+        h.posts += 1;
+        h.hang
+    };
+    if hang {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    let mut h = hook.lock().unwrap();
+    if h.down {
+        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let batch: Vec<Value> = serde_json::from_slice(&body).expect("a JSON array");
+    h.accepted
+        .extend(batch.into_iter().filter(|v| v["kind"] == "event"));
+    axum::http::StatusCode::OK
+}
+
+async fn hook_server() -> (SharedHook, String) {
+    let hook = SharedHook::default();
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(hook_post))
+        .with_state(hook.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (hook, format!("http://{addr}/hook"))
+}
+
+/// A webhook sink taking events only, giving up after one attempt.
+fn hook_sink(url: &str) -> String {
+    format!(
+        "\n[sinks.hook]\ntype = \"webhook\"\nurl = {}\nrecords = [\"event\"]\nmax_attempts = 1\nrequest_timeout_secs = 5\n",
+        toml_str(url)
+    )
+}
+
+impl Case {
+    fn append_config(&self, text: &str) {
+        let mut config = std::fs::read_to_string(&self.config).unwrap();
+        config.push_str(text);
+        std::fs::write(&self.config, config).unwrap();
+    }
+
+    fn event_ids(&self) -> std::collections::BTreeSet<String> {
+        self.db()
+            .set("SELECT id FROM events WHERE source = ?1", [self.source])
+    }
+}
+
+/// Runs `cmd` to its end without blocking the test's runtime (the simulators run on it).
+async fn output_async(cmd: std::process::Command) -> std::process::Output {
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("idhost finished within 120 s")
+        .expect("start idhost")
+}
+
+fn ids_of(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Issue 14.5: a webhook sink down for two syncs does not freeze the source: SQLite takes
+/// both syncs (their data and events), and once the webhook is back it receives every event
+/// of both, exactly once each, in one delivery.
+#[tokio::test]
+async fn webhook_down_for_two_syncs_catches_up_exactly_once_while_sqlite_moves_on() {
+    let (case, sim) = ironclad("").await;
+    let (hook, url) = hook_server().await;
+    case.append_config(&hook_sink(&url));
+    case.sync().await.expect_code(0);
+    hook.lock().unwrap().down = true;
+    let first = remove_ironclad_user(&case, &sim);
+    let run = case.sync().await;
+    run.expect_code(1);
+    assert!(
+        !case.db().resource_ids(case.source, "user").contains(&first),
+        "SQLite has sync 2's data\n{}",
+        run.text()
+    );
+    let second = remove_ironclad_user(&case, &sim);
+    let run = case.sync().await;
+    run.expect_code(1);
+    assert!(
+        !case
+            .db()
+            .resource_ids(case.source, "user")
+            .contains(&second),
+        "SQLite has sync 3's data\n{}",
+        run.text()
+    );
+    assert_eq!(
+        run.source(case.source)["sinks_behind"][0]["sink"],
+        "hook",
+        "{}",
+        run.text()
+    );
+    assert!(hook.lock().unwrap().accepted.is_empty());
+    hook.lock().unwrap().down = false;
+    case.sync().await.expect_code(0);
+    let received = ids_of(&hook.lock().unwrap().accepted);
+    let unique: std::collections::BTreeSet<String> = received.iter().cloned().collect();
+    // The pinned outcome: every event SQLite has, once each.
+    assert_eq!(
+        (received.len(), unique),
+        (case.event_ids().len(), case.event_ids()),
+        "the webhook got every event exactly once"
+    );
+}
+
+/// Issue 14.4: a sync killed while it delivers (the webhook holding its POST), then run again
+/// with `--restart` and a changed config: its events are neither thrown away nor recomputed
+/// under new ids; each sink ends with the removal as exactly one event.
+#[tokio::test]
+async fn restart_and_config_change_during_pending_delivery_lose_and_double_no_event() {
+    let (case, sim) = ironclad("").await;
+    let (hook, url) = hook_server().await;
+    case.append_config(&hook_sink(&url));
+    case.sync().await.expect_code(0);
+    let gone = remove_ironclad_user(&case, &sim);
+    hook.lock().unwrap().hang = true;
+    let mut child = tokio::process::Command::from(case.s.command(&[
+        "sync",
+        "-c",
+        case.config.to_str().unwrap(),
+    ]));
+    child.kill_on_drop(true);
+    let mut child = child.spawn().expect("spawn idhost");
+    let started = Instant::now();
+    while hook.lock().unwrap().posts == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the delivery never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().await.expect("kill");
+    hook.lock().unwrap().hang = false;
+    // Another config (a smaller page) and --restart: the old checkpoint does not fit.
+    let config = std::fs::read_to_string(&case.config).unwrap();
+    std::fs::write(
+        &case.config,
+        config.replace("page_size = 100", "page_size = 50"),
+    )
+    .unwrap();
+    let run = case.s.sync(&case.config, &["--restart"]).await;
+    run.expect_code(0);
+    let hook_events: Vec<Value> = hook.lock().unwrap().accepted.clone();
+    let about = |events: &[Value]| {
+        events
+            .iter()
+            .filter(|e| e["subject"] == gone.as_str())
+            .count()
+    };
+    assert_eq!(
+        (case.events_about(&gone), about(&hook_events)),
+        (1, 1),
+        "one event about {gone} in SQLite and at the webhook\n{}",
+        run.text()
+    );
+}
+
+/// Issue 14.6: a JSONL commit cut by a crash part-way leaves no partial sync visible (the
+/// file's committed part, per its `.idhost-commit` marker, ends where the last whole sync
+/// ends, and the next commit truncates the cut tail), and the redelivery appends the sync
+/// once. A sink with `records = ["event"]` gets event lines only, each with its sync_id.
+#[tokio::test]
+async fn jsonl_commit_cut_mid_append_shows_no_partial_sync_and_redelivery_does_not_double() {
+    let (case, sim) = ironclad("").await;
+    case.append_config(
+        "\n[sinks.all]\ntype = \"jsonl\"\npath = \"all.jsonl\"\nrecords = [\"resource\", \"grant\", \"event\", \"sync_run\"]\n\n[sinks.ev]\ntype = \"jsonl\"\npath = \"events.jsonl\"\nrecords = [\"event\"]\n",
+    );
+    case.sync().await.expect_code(0);
+    let committed = std::fs::read(case.s.path("all.jsonl")).unwrap();
+    let gone = remove_ironclad_user(&case, &sim);
+    let mut cmd = case
+        .s
+        .command(&["sync", "-c", case.config.to_str().unwrap()]);
+    cmd.env("IDHOST_FAULT_JSONL_CRASH_AFTER_BYTES", "5000");
+    let out = output_async(cmd).await;
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the fault hook aborts the process"
+    );
+    let marker: Value =
+        serde_json::from_slice(&std::fs::read(case.s.path("all.jsonl.idhost-commit")).unwrap())
+            .unwrap();
+    let cut = std::fs::read(case.s.path("all.jsonl")).unwrap();
+    assert!(
+        cut.len() > committed.len(),
+        "the crash left a partial append"
+    );
+    assert_eq!(
+        marker["committed_bytes"].as_u64(),
+        Some(committed.len() as u64),
+        "the marker still ends the committed part at the first sync"
+    );
+    case.sync().await.expect_code(0);
+    let text = std::fs::read_to_string(case.s.path("all.jsonl")).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("whole lines only"))
+        .collect();
+    let runs = lines.iter().filter(|l| l["kind"] == "sync_run").count();
+    let about = lines
+        .iter()
+        .filter(|l| l["kind"] == "event" && l["subject"] == gone.as_str())
+        .count();
+    let events = std::fs::read_to_string(case.s.path("events.jsonl")).unwrap();
+    let event_lines: Vec<Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines.iter().all(|l| l["sync_id"].is_string()),
+        "every line has its sync_id"
+    );
+    assert!(
+        event_lines.iter().all(|l| l["kind"] == "event"),
+        "records = [\"event\"] gets events only"
+    );
+    // The pinned outcome: two whole syncs, the removal once.
+    assert_eq!((runs, about), (2, 1), "{text:.2000}");
+}
+
+fn remove_half_of_ironclad(
+    case: &Case,
+    sim: &sim_ironclad::Simulator,
+) -> std::collections::BTreeSet<String> {
+    let db = case.db();
+    let ids = sim.user_ids();
+    let mut gone = std::collections::BTreeSet::new();
+    let admin = sim.config().admin_email.clone();
+    // Never the user the connector acts as.
+    for id in ids
+        .iter()
+        .filter(|id| !sim.user(id).is_some_and(|u| u.to_string().contains(&admin)))
+        .take(ids.len() / 2)
+    {
+        if db
+            .resource(case.source, &format!("user:{id}"))
+            .is_some_and(|r| r.status == "enabled")
+        {
+            gone.insert(format!("user:{id}"));
+        }
+        assert!(sim.remove_user(id));
+    }
+    gone
+}
+
+/// Issue 14.7, DESIGN §7.1: half of the tenant removed upstream → the sync is held (exit 1,
+/// `"status": "held"` with both counts, every sink and the snapshot untouched, no event);
+/// `idhost approve` then commits it without listing: exactly the removals as events, in
+/// every sink.
+#[tokio::test]
+async fn removing_half_the_tenant_is_held_until_approve_commits_exactly_the_removals() {
+    let (case, sim) = ironclad("").await;
+    case.append_config(
+        "\n[sinks.ev]\ntype = \"jsonl\"\npath = \"events.jsonl\"\nrecords = [\"event\"]\n",
+    );
+    case.sync().await.expect_code(0);
+    let before = case.db().snapshot(case.source);
+    let jsonl_before = std::fs::read(case.s.path("events.jsonl")).unwrap_or_default();
+    let gone = remove_half_of_ironclad(&case, &sim);
+    let run = case.sync().await;
+    run.expect_code(1);
+    let row = run.source(case.source);
+    assert_eq!(row["status"], "held", "{}", run.text());
+    assert!(
+        row["removals"]["resources"].as_u64().unwrap() >= gone.len() as u64,
+        "{row}"
+    );
+    assert!(row["removals"]["grants"].is_u64(), "{row}");
+    assert!(
+        row["error"].as_str().unwrap().contains("idhost approve"),
+        "{row}"
+    );
+    assert_eq!(
+        case.db().snapshot(case.source),
+        before,
+        "the snapshot is untouched"
+    );
+    assert_eq!(case.event_ids().len(), 0, "no event");
+    assert_eq!(
+        std::fs::read(case.s.path("events.jsonl")).unwrap_or_default(),
+        jsonl_before
+    );
+    // Run again: still held, without listing.
+    let requests = case.faults.log().count("GET", "/Users");
+    case.sync().await.expect_code(1);
+    assert_eq!(
+        case.faults.log().count("GET", "/Users"),
+        requests,
+        "a held sync is not listed again"
+    );
+
+    let config = case.config.to_str().unwrap().to_owned();
+    let approve = case
+        .s
+        .run(&["approve", "-c", &config, "--source", case.source, "--json"])
+        .await;
+    approve.expect_code(0);
+    assert_eq!(
+        case.faults.log().count("GET", "/Users"),
+        requests,
+        "approve does not list"
+    );
+    let deactivated = case.db().set(
+        "SELECT subject FROM events WHERE source = ?1 AND event = 'deactivated'",
+        [case.source],
+    );
+    let jsonl: std::collections::BTreeSet<String> =
+        std::fs::read_to_string(case.s.path("events.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| e["event"] == "deactivated")
+            .map(|e| e["subject"].as_str().unwrap().to_owned())
+            .collect();
+    // The pinned outcome: exactly the removed users, in both sinks.
+    assert_eq!((&deactivated, &jsonl), (&gone, &gone), "{}", approve.text());
+}
+
+/// DESIGN §7.1: a removal of at most 10 is never held, and `--allow-removals` lists and
+/// accepts a large one in one go.
+#[tokio::test]
+async fn a_small_removal_is_not_held_and_allow_removals_accepts_a_large_one() {
+    let (case, sim) = ironclad("").await;
+    case.sync().await.expect_code(0);
+    for _ in 0..5 {
+        remove_ironclad_user(&case, &sim);
+    }
+    let small = case.sync().await;
+    small.expect_code(0);
+    let gone = remove_half_of_ironclad(&case, &sim);
+    let run = case.sync().await;
+    assert_eq!(run.source(case.source)["status"], "held", "{}", run.text());
+    let accepted = case.s.sync(&case.config, &["--allow-removals"]).await;
+    accepted.expect_code(0);
+    let deactivated = case.db().set(
+        "SELECT subject FROM events WHERE source = ?1 AND event = 'deactivated' AND sync_id = ?2",
+        [
+            case.source,
+            accepted.source(case.source)["sync_id"].as_str().unwrap(),
+        ],
+    );
+    assert_eq!(deactivated, gone, "{}", accepted.text());
+}
+
+/// Issue 14.3: one source's long diff (made 8 s longer by the fault hook) holds nothing
+/// another source waits for: a source still listing beside it (its pages slowed down)
+/// stages its pages, diffs, delivers and commits while the long diff runs.
+#[tokio::test]
+async fn a_long_diff_of_one_source_does_not_stall_another_sources_sync() {
+    let (legal, ironclad_sim) = ironclad("").await;
+    let (clickwrap_case, clickwrap_sim) = clickwrap("").await;
+    // One config with both sources (each case's source section, one sink).
+    let section = |case: &Case| {
+        let text = std::fs::read_to_string(&case.config).unwrap();
+        let text = text.split("\n[sinks.db]").next().unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with("plugin_dir") && !l.starts_with("state_path"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let config = legal.s.config(&format!(
+        "{}\n{}\n{SINK}",
+        section(&legal),
+        section(&clickwrap_case)
+    ));
+    legal.s.sync(&config, &[]).await.expect_code(0);
+    remove_ironclad_user(&legal, &ironclad_sim);
+    // Read through the shared sink, which lives in `legal`'s directory.
+    let id = clickwrap_sim
+        .user_ids()
+        .into_iter()
+        .rev()
+        .find(|n| {
+            legal
+                .db()
+                .resource("clickwrap", &format!("user:{n}"))
+                .is_some_and(|r| r.status == "enabled")
+        })
+        .expect("an enabled clickwrap user");
+    assert!(clickwrap_sim.remove_user(id));
+    let gone = format!("user:{id}");
+    clickwrap_case.faults.push(
+        rule("/members", FaultAction::Delay(Duration::from_millis(1500)))
+            .after(1)
+            .times(3),
+    );
+    let mut cmd = legal
+        .s
+        .command(&["sync", "-c", config.to_str().unwrap(), "--json"]);
+    cmd.env("IDHOST_FAULT_SLOW_DIFF", "legal:8000");
+    let out = output_async(cmd).await;
+    let text = idhost_e2e::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let seconds = |source: &str| {
+        rows.iter()
+            .find(|r| r["source"] == source)
+            .and_then(|r| r["seconds"].as_f64())
+            .unwrap()
+    };
+    assert_eq!(
+        legal.db().count(
+            "SELECT count(*) FROM events WHERE source = 'clickwrap' AND subject = ?1",
+            [gone.as_str()]
+        ),
+        1,
+        "{text}"
+    );
+    // The pinned outcome: clickwrap finished its whole sync inside legal's 8 s diff.
+    assert!(
+        seconds("clickwrap") < 7.0 && seconds("legal") >= 8.0,
+        "clickwrap {:.1} s, legal {:.1} s\n{text}",
+        seconds("clickwrap"),
+        seconds("legal")
+    );
 }
