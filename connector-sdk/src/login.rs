@@ -263,7 +263,8 @@ impl DeviceAuthorization {
             .await
             .map_err(|e| match &e {
                 oauth2::RequestTokenError::ServerResponse(r) => {
-                    let what = match r.error().as_ref() {
+                    let code = r.error().to_string();
+                    let what = match code.as_str() {
                         "expired_token" => "the device code expired before the sign-in was approved; run `idhost login` again",
                         // RFC 8628 §3.5 `access_denied`; Entra answers `authorization_declined`
                         // (v2-oauth2-device-code.md, "Expected errors").

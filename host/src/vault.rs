@@ -86,17 +86,30 @@ pub fn open_for(config: &crate::config::Config, flag: Option<&Path>) -> Result<V
     )
 }
 
-/// The vault a sync reads refresh tokens from (`IDHOST_VAULT`, else the default path), or
-/// `None` when it cannot be used (then a connector that needs a token says to run
-/// `idhost login`, and the reason is logged).
-pub fn for_sources(config: &crate::config::Config) -> Option<Vault> {
-    let flag = std::env::var_os("IDHOST_VAULT").map(PathBuf::from);
-    match open_for(config, flag.as_deref()) {
-        Ok(vault) => Some(vault),
-        Err(err) => {
-            tracing::warn!("{err}");
-            None
+/// Where a sync's connectors find the refresh tokens of `idhost login`: the vault path
+/// (`IDHOST_VAULT`, else the default) with the config's age settings, opened (and checked) only
+/// when a connector asks for its token, so sources that never log in never touch it.
+#[derive(Debug, Clone)]
+pub struct VaultRef {
+    path: PathBuf,
+    recipients: Vec<String>,
+    identity: Option<PathBuf>,
+}
+
+impl VaultRef {
+    /// The vault of `config`'s sources.
+    pub fn for_sources(config: &crate::config::Config) -> Self {
+        let flag = std::env::var_os("IDHOST_VAULT").map(PathBuf::from);
+        Self {
+            path: path_for(config, flag.as_deref()),
+            recipients: config.vault_age_recipients.clone(),
+            identity: config.vault_age_identity.clone(),
         }
+    }
+
+    /// Opens it, checked as [`Vault::open`] does.
+    pub fn open(&self) -> Result<Vault, VaultError> {
+        Vault::open(&self.path, &self.recipients, self.identity.as_deref())
     }
 }
 

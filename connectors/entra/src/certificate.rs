@@ -16,9 +16,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use idhost_connector_sdk::{ConnectorError, ExposeSecret as _, SecretString};
 
-/// `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
-pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
 /// How long an assertion is valid: the page asks for 5 to 10 minutes at most.
 const LIFETIME: Duration = Duration::from_secs(300);
 

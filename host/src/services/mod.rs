@@ -25,7 +25,7 @@ pub struct SourceServices {
     committed: HashMap<String, String>,
     staged: Mutex<HashMap<String, Option<String>>>,
     /// Where `idhost login`'s refresh token of this source is (the reserved state key).
-    vault: Option<crate::vault::Vault>,
+    vault: Option<crate::vault::VaultRef>,
 }
 
 impl SourceServices {
@@ -48,13 +48,19 @@ impl SourceServices {
 
     /// Answers the reserved key [`VAULT_REFRESH_TOKEN_KEY`] from `vault`: a connector reads
     /// the refresh token `idhost login` stored, and a rotated one is written back at once.
-    pub fn with_vault(mut self, vault: Option<crate::vault::Vault>) -> Self {
+    pub fn with_vault(mut self, vault: Option<crate::vault::VaultRef>) -> Self {
         self.vault = vault;
         self
     }
 
     fn vault_get(&self) -> Option<String> {
-        let vault = self.vault.as_ref()?;
+        let vault = match self.vault.as_ref()?.open() {
+            Ok(vault) => vault,
+            Err(err) => {
+                tracing::error!(source = %self.source, "reading the refresh token: {err}");
+                return None;
+            }
+        };
         match vault.refresh_token(&self.source) {
             Ok(token) => token.map(|t| {
                 self.redactor.add(t.expose_secret().to_owned());
@@ -70,6 +76,16 @@ impl SourceServices {
     fn vault_set(&self, value: Option<String>) {
         let (Some(vault), Some(token)) = (self.vault.as_ref(), value) else {
             return;
+        };
+        let vault = match vault.open() {
+            Ok(vault) => vault,
+            Err(err) => {
+                tracing::error!(
+                    source = %self.source,
+                    "the upstream rotated the refresh token but the vault cannot take it: {err}; the next sync may need `idhost login`"
+                );
+                return;
+            }
         };
         self.redactor.add(token.clone());
         let token = secrecy::SecretString::from(token);

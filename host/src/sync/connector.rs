@@ -89,7 +89,7 @@ pub async fn open_connector(
     ));
     let services = Arc::new(
         SourceServices::new(&source.name, http, redactor.clone(), committed)
-            .with_vault(crate::vault::for_sources(&env.config)),
+            .with_vault(Some(crate::vault::VaultRef::for_sources(&env.config))),
     );
     let instance = plugin
         .open(&source.settings, info, max_log_level(), services.clone())

@@ -334,7 +334,15 @@ fn registered(pem_text: &str) -> Option<Registered> {
     let x509_parser::public_key::PublicKey::RSA(rsa) = cert.public_key().parsed().ok()? else {
         return None;
     };
-    let key = jsonwebtoken::DecodingKey::from_rsa_raw_components(rsa.modulus, rsa.exponent);
+    // DER integers carry a leading zero byte when the high bit is set; the key wants none.
+    let unsigned = |b: &'_ [u8]| {
+        let start = b.iter().position(|&x| x != 0).unwrap_or(b.len());
+        b[start..].to_vec()
+    };
+    let key = jsonwebtoken::DecodingKey::from_rsa_raw_components(
+        &unsigned(rsa.modulus),
+        &unsigned(rsa.exponent),
+    );
     Some(Registered {
         x5t_s256: base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(ring::digest::digest(&ring::digest::SHA256, der)),

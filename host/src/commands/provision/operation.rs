@@ -1,7 +1,5 @@
 //! The operations of `idhost provision`: what each asks of the connector and what it reports.
 
-use std::path::Path;
-
 use anyhow::anyhow;
 use idhost_connector_sdk::host::ConnectorInstance;
 use idhost_connector_sdk::{
