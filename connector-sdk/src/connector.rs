@@ -386,6 +386,33 @@ pub struct Changes {
     pub set: Profile,
 }
 
+/// One thing `idhost check` prints about a source's credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckNote {
+    /// The text, e.g. a certificate's subject, thumbprint and expiry.
+    pub message: String,
+    /// Whether it needs attention (`check` prints it as a warning).
+    #[serde(default)]
+    pub warning: bool,
+}
+
+impl CheckNote {
+    /// A plain fact.
+    pub fn info(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            warning: false,
+        }
+    }
+    /// Something to act on.
+    pub fn warning(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            warning: true,
+        }
+    }
+}
+
 /// A connector that lists identity data. Write plain `async fn`s; the SDK does the rest.
 ///
 /// ```no_run
@@ -430,6 +457,25 @@ pub trait Connector: Send + Sync + Sized + 'static {
     /// Checks the connection and permissions with a cheap upstream call.
     fn validate(&self) -> impl Future<Output = Result<(), ConnectorError>> + Send {
         async { Ok(()) }
+    }
+
+    /// Facts about the source's credentials that `idhost check` prints (a certificate's
+    /// subject, thumbprint and expiry; a warning when it expires soon). None by default.
+    fn check_notes(&self) -> Vec<CheckNote> {
+        Vec::new()
+    }
+
+    /// The interactive flow `idhost login` runs for this source, with its endpoints. A source
+    /// that signs in without a person (client credentials, a certificate, a static token)
+    /// answers `Unsupported`, the default.
+    fn login_flow(
+        &self,
+    ) -> impl Future<Output = Result<crate::login::LoginFlow, ConnectorError>> + Send {
+        async {
+            Err(ConnectorError::unsupported(
+                "this source signs in without a person: there is nothing to log in to",
+            ))
+        }
     }
 
     /// One page of resources of type `rtype`.

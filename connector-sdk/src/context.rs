@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 use crate::http::Http;
 use crate::services::HostServices;
 
+/// The reserved connector-state key a refresh token of the vault crosses the boundary under
+/// ([`Context::vault_refresh_token`], [`Context::store_refresh_token`]). The host intercepts it:
+/// it never reaches the state database.
+pub const VAULT_REFRESH_TOKEN_KEY: &str = "idhost.vault.refresh_token";
+
 /// Facts about the source a connector instance serves.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SourceInfo {
@@ -92,6 +97,28 @@ impl Context {
         State {
             services: self.services.as_ref(),
         }
+    }
+
+    /// The refresh token `idhost login` stored in the host's vault for this source, if any.
+    ///
+    /// It crosses the boundary under the reserved connector-state key
+    /// [`VAULT_REFRESH_TOKEN_KEY`], which a host that knows the vault answers from the vault
+    /// (never from its state database).
+    pub fn vault_refresh_token(&self) -> Option<secrecy::SecretString> {
+        self.services
+            .state_get(VAULT_REFRESH_TOKEN_KEY)
+            .map(secrecy::SecretString::from)
+    }
+
+    /// Hands a rotated refresh token to the host, which stores it in the vault at once
+    /// (atomically, replacing the old one): the upstream may have invalidated the old one, so
+    /// it must not wait for the sync to complete.
+    pub fn store_refresh_token(&self, token: &secrecy::SecretString) {
+        use secrecy::ExposeSecret as _;
+        self.services.state_set(
+            VAULT_REFRESH_TOKEN_KEY,
+            Some(token.expose_secret().to_owned()),
+        );
     }
 
     /// Waits on the host's timer (plugins have no runtime of their own).

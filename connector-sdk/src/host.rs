@@ -308,6 +308,20 @@ impl ConnectorInstance {
         Ok(())
     }
 
+    /// What the connector says about its credentials for `idhost check` (e.g. a certificate's
+    /// subject and expiry). A plugin built before this operation existed has none to say.
+    pub async fn check_notes(&self) -> Result<Vec<crate::connector::CheckNote>, ConnectorError> {
+        match self.call(codec::OP_CHECK_NOTES, &()).await {
+            Err(err) if err.kind == crate::ErrorKind::Unsupported => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
+    /// The interactive flow `idhost login` runs for this source.
+    pub async fn login_flow(&self) -> Result<crate::login::LoginFlow, ConnectorError> {
+        self.call(codec::OP_LOGIN_FLOW, &()).await
+    }
+
     /// One page of resources of type `rtype`.
     pub async fn list(
         &self,

@@ -81,8 +81,10 @@ pub mod error;
 pub mod fuzzing;
 pub mod host;
 pub mod http;
+pub mod login;
 pub mod model;
 pub mod oauth;
+pub mod oauth_http;
 pub mod paging;
 pub mod services;
 pub mod settings;
@@ -96,9 +98,9 @@ pub mod abi;
 mod secret_serde;
 
 pub use connector::{
-    AccountCreated, AccountInfo, Capability, Changes, ConfigKey, Connector, CredentialOptions,
-    GrantOutcome, Manifest, Page, PageToken, Provisioner, ResourceSpec, ResourceTypeSpec,
-    RevokeOutcome,
+    AccountCreated, AccountInfo, Capability, Changes, CheckNote, ConfigKey, Connector,
+    CredentialOptions, GrantOutcome, Manifest, Page, PageToken, Provisioner, ResourceSpec,
+    ResourceTypeSpec, RevokeOutcome,
 };
 pub use context::{Context, HostFeatures, SourceInfo, State};
 pub use error::{ConnectorError, ErrorKind};
@@ -110,9 +112,9 @@ pub use settings::{SettingsError, SettingsErrorKind};
 /// Everything a connector module usually needs.
 pub mod prelude {
     pub use crate::connector::{
-        AccountCreated, AccountInfo, Capability, Changes, ConfigKey, Connector, CredentialOptions,
-        GrantOutcome, Manifest, Page, PageToken, Provisioner, ResourceSpec, ResourceTypeSpec,
-        RevokeOutcome,
+        AccountCreated, AccountInfo, Capability, Changes, CheckNote, ConfigKey, Connector,
+        CredentialOptions, GrantOutcome, Manifest, Page, PageToken, Provisioner, ResourceSpec,
+        ResourceTypeSpec, RevokeOutcome,
     };
     pub use crate::context::{Context, SourceInfo};
     pub use crate::error::{ConnectorError, ErrorKind};

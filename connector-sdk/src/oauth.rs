@@ -1,10 +1,12 @@
 //! OAuth 2.0 access tokens for connectors: client credentials or refresh token, fetched through
 //! the host's HTTP, cached, refreshed before expiry and once after a 401.
 //!
-//! Why not the `oauth2` crate: it brings its own HTTP client into the plugin, and it only speaks
-//! form bodies, while Ironclad documents a JSON token request. The token exchange itself is one
-//! POST (RFC 6749 §4.4 and §6); what matters is the caching, which lives here once for every
-//! connector.
+//! The standard exchanges (RFC 6749 §4.4 client credentials, §6 refresh, RFC 7523 client
+//! assertions) go through the `oauth2` crate, plugged into the host's HTTP service by
+//! [`crate::oauth_http::OAuthHttp`] (its custom async client hook), so no second HTTP stack
+//! enters a plugin. The one hand-written exchange is [`TokenRequestStyle::Json`], for an
+//! upstream that departs from RFC 6749's form bodies (Ironclad). What matters beyond the
+//! exchange is the caching, which lives here once for every connector.
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,36 @@ pub enum TokenRequestStyle {
     FormBasicAuth,
 }
 
+/// Makes a fresh client assertion (RFC 7523 §2.2, a signed JWT) for the token URL it is given;
+/// called once per token request, so an assertion (and its `jti`) is never reused.
+#[derive(Clone)]
+pub struct AssertionSigner(
+    std::sync::Arc<dyn Fn(&str) -> Result<SecretString, ConnectorError> + Send + Sync>,
+);
+
+impl AssertionSigner {
+    /// A signer over `sign(token_url)`.
+    pub fn new(
+        sign: impl Fn(&str) -> Result<SecretString, ConnectorError> + Send + Sync + 'static,
+    ) -> Self {
+        Self(std::sync::Arc::new(sign))
+    }
+
+    /// A fresh assertion for `token_url`.
+    pub fn sign(&self, token_url: &str) -> Result<SecretString, ConnectorError> {
+        (self.0)(token_url)
+    }
+}
+
+impl std::fmt::Debug for AssertionSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AssertionSigner")
+    }
+}
+
+/// `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
 /// Where tokens come from.
 #[derive(Debug, Clone)]
 pub enum TokenSource {
@@ -44,6 +76,19 @@ pub enum TokenSource {
         /// Body encoding.
         style: TokenRequestStyle,
     },
+    /// The client credentials grant, the client authenticated by a JWT assertion (RFC 7523
+    /// §2.2, `private_key_jwt`) instead of a secret: a form body with `client_id`,
+    /// `client_assertion_type` and a fresh `client_assertion` per request.
+    ClientAssertion {
+        /// Token endpoint.
+        token_url: String,
+        /// Client id.
+        client_id: String,
+        /// Space-separated scopes, if the upstream wants them.
+        scope: Option<String>,
+        /// Makes each request's assertion.
+        signer: AssertionSigner,
+    },
     /// The refresh token grant (the refresh token may rotate with each answer).
     RefreshToken {
         /// Token endpoint.
@@ -59,13 +104,14 @@ pub enum TokenSource {
     },
 }
 
+/// A token endpoint's answer, as far as a [`TokenCache`] needs it.
 #[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: String,
+pub(crate) struct TokenAnswer {
+    pub(crate) access_token: String,
     #[serde(default)]
-    expires_in: Option<u64>,
+    pub(crate) expires_in: Option<u64>,
     #[serde(default)]
-    refresh_token: Option<String>,
+    pub(crate) refresh_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -94,10 +140,16 @@ impl std::fmt::Debug for CachedToken {
 
 type Cached = CachedToken;
 
+type RotationHook = Box<dyn Fn(&SecretString) + Send + Sync>;
+
 /// A cached access token. Share one per connector instance.
 pub struct TokenCache {
     http: Http,
     source: Mutex<TokenSource>,
+    /// Told every refresh token that replaces the one held (rotation).
+    on_rotation: Option<RotationHook>,
+    /// Scopes sent with the refresh grant (RFC 6749 §6 `scope`), for upstreams that want them.
+    refresh_scope: Option<String>,
     cached: Mutex<Option<Cached>>,
     /// Refresh this long before the token expires.
     skew: Duration,
@@ -115,9 +167,26 @@ impl TokenCache {
         Self {
             http,
             source: Mutex::new(source),
+            on_rotation: None,
+            refresh_scope: None,
             cached: Mutex::new(None),
             skew: Duration::from_secs(60),
         }
+    }
+
+    /// Calls `hook` with every refresh token the upstream rotates in (an answer of the refresh
+    /// grant holding a new `refresh_token`), before the access token is used: what a connector
+    /// hands to [`crate::Context::store_refresh_token`], so the next sync starts from it.
+    pub fn on_rotation(mut self, hook: impl Fn(&SecretString) + Send + Sync + 'static) -> Self {
+        self.on_rotation = Some(Box::new(hook));
+        self
+    }
+
+    /// Sends `scope` (space-separated) with every refresh grant (RFC 6749 §6), for an upstream
+    /// that asks for it (the Microsoft identity platform).
+    pub fn refresh_scope(mut self, scope: impl Into<String>) -> Self {
+        self.refresh_scope = Some(scope.into());
+        self
     }
 
     /// A valid access token: the cached one, or a fresh one when it is missing or about to expire.
@@ -224,7 +293,7 @@ impl TokenCache {
 
     async fn fetch(&self) -> Result<Cached, ConnectorError> {
         let mut source = self.source.lock().await;
-        let (token_url, style, client_id, client_secret, mut fields) = match &*source {
+        let answer = match &*source {
             TokenSource::Static(token) => {
                 return Ok(Cached {
                     token: token.clone(),
@@ -232,90 +301,23 @@ impl TokenCache {
                 });
             }
             TokenSource::ClientCredentials {
-                token_url,
-                client_id,
-                client_secret,
-                scope,
-                style,
-            } => {
-                let mut fields = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
-                if let Some(scope) = scope {
-                    fields.push(("scope".to_owned(), scope.clone()));
-                }
-                (
-                    token_url.clone(),
-                    *style,
-                    client_id.clone(),
-                    Some(client_secret.clone()),
-                    fields,
-                )
+                style: TokenRequestStyle::Json,
+                ..
             }
-            TokenSource::RefreshToken {
-                token_url,
-                client_id,
-                client_secret,
-                refresh_token,
-                style,
-            } => (
-                token_url.clone(),
-                *style,
-                client_id.clone(),
-                client_secret.clone(),
-                vec![
-                    ("grant_type".to_owned(), "refresh_token".to_owned()),
-                    (
-                        "refresh_token".to_owned(),
-                        refresh_token.expose_secret().to_owned(),
-                    ),
-                ],
-            ),
+            | TokenSource::RefreshToken {
+                style: TokenRequestStyle::Json,
+                ..
+            } => self.fetch_json(&source).await?,
+            _ => self.fetch_oauth2(&source).await?,
         };
-        let mut request = self.http.post(&token_url).read_only();
-        match style {
-            TokenRequestStyle::FormBasicAuth => {
-                if let Some(secret) = &client_secret {
-                    request = request.basic_auth(&client_id, secret);
-                }
-            }
-            TokenRequestStyle::Form | TokenRequestStyle::Json => {
-                fields.push(("client_id".to_owned(), client_id.clone()));
-                if let Some(secret) = &client_secret {
-                    fields.push((
-                        "client_secret".to_owned(),
-                        secret.expose_secret().to_owned(),
-                    ));
-                }
-            }
-        }
-        request = match style {
-            TokenRequestStyle::Json => {
-                let body: serde_json::Map<String, serde_json::Value> = fields
-                    .into_iter()
-                    .map(|(k, v)| (k, serde_json::Value::String(v)))
-                    .collect();
-                request.json(&body)
-            }
-            TokenRequestStyle::Form | TokenRequestStyle::FormBasicAuth => {
-                let pairs: Vec<(&str, &str)> = fields
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
-                request.form(&pairs)
-            }
-        };
-        let response = request
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| e.context(format!("requesting an access token from {token_url}")))?;
-        if !response.is_success() {
-            return Err(token_error(&response));
-        }
-        let answer: TokenAnswer = response.json()?;
         if let (Some(new_refresh), TokenSource::RefreshToken { refresh_token, .. }) =
             (answer.refresh_token, &mut *source)
+            && new_refresh != refresh_token.expose_secret()
         {
             *refresh_token = SecretString::from(new_refresh);
+            if let Some(hook) = &self.on_rotation {
+                hook(refresh_token);
+            }
         }
         Ok(Cached {
             token: SecretString::from(answer.access_token),
@@ -326,6 +328,183 @@ impl TokenCache {
                 .and_then(|secs| Instant::now().checked_add(Duration::from_secs(secs))),
         })
     }
+
+    /// The standard exchanges (RFC 6749 §4.4 client credentials, §6 refresh; RFC 7523 §2.2
+    /// client assertions) through the `oauth2` crate, over the host's HTTP.
+    async fn fetch_oauth2(&self, source: &TokenSource) -> Result<TokenAnswer, ConnectorError> {
+        use oauth2::TokenResponse as _;
+        let client_http = crate::oauth_http::OAuthHttp::new(self.http.clone());
+        let (token_url, client_id, secret, style) = match source {
+            TokenSource::ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                style,
+                ..
+            } => (token_url, client_id, Some(client_secret), *style),
+            TokenSource::ClientAssertion {
+                token_url,
+                client_id,
+                ..
+            } => (token_url, client_id, None, TokenRequestStyle::Form),
+            TokenSource::RefreshToken {
+                token_url,
+                client_id,
+                client_secret,
+                style,
+                ..
+            } => (token_url, client_id, client_secret.as_ref(), *style),
+            TokenSource::Static(_) => {
+                return Err(ConnectorError::internal("a static token is never fetched"));
+            }
+        };
+        let client = basic_client(token_url, client_id, secret, style)?;
+        let refused = |e| crate::oauth_http::token_request_error(&client_http, token_url, e);
+        let answer = match source {
+            TokenSource::ClientCredentials { scope, .. } => {
+                let mut request = client.exchange_client_credentials();
+                for s in scope.iter().flat_map(|s| s.split_whitespace()) {
+                    request = request.add_scope(oauth2::Scope::new(s.to_owned()));
+                }
+                request.request_async(&client_http).await.map_err(refused)?
+            }
+            TokenSource::ClientAssertion { scope, signer, .. } => {
+                // A fresh assertion per request: its `jti` is never reused.
+                let assertion = signer.sign(token_url)?;
+                let mut request = client
+                    .exchange_client_credentials()
+                    .add_extra_param("client_assertion_type", JWT_BEARER_ASSERTION)
+                    .add_extra_param("client_assertion", assertion.expose_secret().to_owned());
+                for s in scope.iter().flat_map(|s| s.split_whitespace()) {
+                    request = request.add_scope(oauth2::Scope::new(s.to_owned()));
+                }
+                request.request_async(&client_http).await.map_err(refused)?
+            }
+            TokenSource::RefreshToken { refresh_token, .. } => {
+                let refresh = oauth2::RefreshToken::new(refresh_token.expose_secret().to_owned());
+                let mut request = client.exchange_refresh_token(&refresh);
+                for s in self.refresh_scope.iter().flat_map(|s| s.split_whitespace()) {
+                    request = request.add_scope(oauth2::Scope::new(s.to_owned()));
+                }
+                request.request_async(&client_http).await.map_err(refused)?
+            }
+            TokenSource::Static(_) => {
+                return Err(ConnectorError::internal("a static token is never fetched"));
+            }
+        };
+        Ok(TokenAnswer {
+            access_token: answer.access_token().secret().clone(),
+            expires_in: answer.expires_in().map(|d| d.as_secs()),
+            refresh_token: answer.refresh_token().map(|r| r.secret().clone()),
+        })
+    }
+
+    /// A token request with a JSON body: not RFC 6749 (§4.4.2 and §6 are form bodies), but
+    /// what Ironclad documents — its OAuth 2.0 OpenAPI's `TokenRequestBody` is
+    /// `application/json` only, for every grant
+    /// (<https://developer.ironcladapp.com/reference/client-credentials-grant>: "parameters in
+    /// JSON format"). The `oauth2` crate speaks form bodies only, so this one is hand-written.
+    async fn fetch_json(&self, source: &TokenSource) -> Result<TokenAnswer, ConnectorError> {
+        let (token_url, client_id, client_secret, mut fields) = match source {
+            TokenSource::ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scope,
+                ..
+            } => {
+                let mut fields = vec![("grant_type", "client_credentials".to_owned())];
+                if let Some(scope) = scope {
+                    fields.push(("scope", scope.clone()));
+                }
+                (token_url, client_id, Some(client_secret), fields)
+            }
+            TokenSource::RefreshToken {
+                token_url,
+                client_id,
+                client_secret,
+                refresh_token,
+                ..
+            } => (
+                token_url,
+                client_id,
+                client_secret.as_ref(),
+                vec![
+                    ("grant_type", "refresh_token".to_owned()),
+                    ("refresh_token", refresh_token.expose_secret().to_owned()),
+                ],
+            ),
+            TokenSource::Static(_) | TokenSource::ClientAssertion { .. } => {
+                return Err(ConnectorError::internal(
+                    "only client credentials and refresh tokens have a JSON token request",
+                ));
+            }
+        };
+        fields.push(("client_id", client_id.clone()));
+        if let Some(secret) = client_secret {
+            fields.push(("client_secret", secret.expose_secret().to_owned()));
+        }
+        json_token_request(&self.http, token_url, fields).await
+    }
+}
+
+/// An `oauth2` client of `token_url` for `client_id`: the secret in the form body (`Form`,
+/// RFC 6749 §2.3.1's alternative) or as HTTP Basic (`FormBasicAuth`); without a secret (a
+/// public client, a client assertion) only `client_id` is sent.
+pub(crate) fn basic_client(
+    token_url: &str,
+    client_id: &str,
+    secret: Option<&SecretString>,
+    style: TokenRequestStyle,
+) -> Result<
+    oauth2::basic::BasicClient<
+        oauth2::EndpointNotSet,
+        oauth2::EndpointNotSet,
+        oauth2::EndpointNotSet,
+        oauth2::EndpointNotSet,
+        oauth2::EndpointSet,
+    >,
+    ConnectorError,
+> {
+    let url = oauth2::TokenUrl::new(token_url.to_owned()).map_err(|e| {
+        ConnectorError::invalid_input(format!("`{token_url}` is not a token URL: {e}"))
+    })?;
+    let auth = match (style, secret) {
+        (TokenRequestStyle::FormBasicAuth, Some(_)) => oauth2::AuthType::BasicAuth,
+        _ => oauth2::AuthType::RequestBody,
+    };
+    let mut client = oauth2::basic::BasicClient::new(oauth2::ClientId::new(client_id.to_owned()))
+        .set_token_uri(url)
+        .set_auth_type(auth);
+    if let Some(secret) = secret {
+        client =
+            client.set_client_secret(oauth2::ClientSecret::new(secret.expose_secret().to_owned()));
+    }
+    Ok(client)
+}
+
+/// POSTs `fields` as a JSON object to `token_url` (see [`TokenCache::fetch_json`] for why).
+pub(crate) async fn json_token_request(
+    http: &Http,
+    token_url: &str,
+    fields: Vec<(&str, String)>,
+) -> Result<TokenAnswer, ConnectorError> {
+    let body: serde_json::Map<String, serde_json::Value> = fields
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
+        .collect();
+    let response = http
+        .post(token_url)
+        .read_only()
+        .json(&body)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| e.context(format!("requesting an access token from {token_url}")))?;
+    if !response.is_success() {
+        return Err(token_error(&response));
+    }
+    response.json()
 }
 
 /// An OAuth error answer (`{"error": "invalid_client", ...}`) as a connector error that names

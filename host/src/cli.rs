@@ -307,6 +307,11 @@ pub enum Command {
         #[command(flatten)]
         args: ProvisionArgs,
     },
+    /// Sign a source in as a person and keep its refresh token in the vault: Ironclad
+    /// `auth = "authorization_code"` (a browser, PKCE, a loopback redirect) or Entra
+    /// `auth = "device_code"` (a code to enter at the sign-in page).
+    #[command(after_long_help = crate::help::LOGIN)]
+    Login(LoginArgs),
     /// Daemon: sync each source on its schedule; serve /healthz, /readyz and /metrics; notify on
     /// failures; stop gracefully on SIGTERM.
     #[command(after_long_help = crate::help::RUN)]
@@ -416,6 +421,25 @@ pub enum Command {
 fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim())
         .map_err(|e| format!("`{text}` is not a duration like `20s` or `5m`: {e}"))
+}
+
+/// `idhost login` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoginArgs {
+    /// The source to sign in.
+    #[arg(long)]
+    pub source: String,
+    /// Vault file (0600) the refresh token goes to (default: idhost-vault.jsonl beside the state
+    /// database; syncs read the same path, also from IDHOST_VAULT).
+    #[arg(long, env = "IDHOST_VAULT")]
+    pub vault: Option<PathBuf>,
+    /// Loopback port of the authorization-code redirect, `http://127.0.0.1:<port>/callback`
+    /// (0: any free port; register the redirect URI with the port you choose).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// How long to wait for the browser's redirect or the device-code approval.
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    pub timeout: Duration,
 }
 
 /// `idhost run` arguments.

@@ -144,6 +144,16 @@ Examples:
   idhost check -c idhost.toml                  # also asks each upstream whether the credentials work
   idhost check -c idhost.toml --offline        # no network, no secret needed (CI)";
 
+/// `idhost login --help`.
+pub(crate) const LOGIN: &str = "\
+Examples:
+  idhost login -c idhost.toml --source legal             # Ironclad: open the printed URL, approve
+  idhost login -c idhost.toml --source legal --port 8765 # the redirect URI registered in Ironclad
+  idhost login -c idhost.toml --source corp              # Entra: enter the printed code at the URL
+
+The refresh token goes to the vault (age-encrypted with vault_age_recipients), never to the
+config or a log; `idhost sync` reads it from there and keeps the rotated ones.";
+
 /// `idhost sync --help`.
 pub(crate) const SYNC: &str = "\
 Examples:

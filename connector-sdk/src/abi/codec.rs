@@ -20,6 +20,8 @@ pub(crate) const OP_CREATE_ACCOUNT: &str = "create_account";
 pub(crate) const OP_CREATE_RESOURCE: &str = "create_resource";
 pub(crate) const OP_UPDATE: &str = "update";
 pub(crate) const OP_DELETE: &str = "delete";
+pub(crate) const OP_CHECK_NOTES: &str = "check_notes";
+pub(crate) const OP_LOGIN_FLOW: &str = "login_flow";
 
 /// What `open` receives beside the settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]

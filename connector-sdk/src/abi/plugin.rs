@@ -151,6 +151,11 @@ async fn dispatch_sync<C: Connector>(
             Ok(()) => Ok("null".to_owned()),
             Err(err) => Err(err),
         },
+        OP_CHECK_NOTES => encode(&connector.check_notes()),
+        OP_LOGIN_FLOW => match connector.login_flow().await {
+            Ok(flow) => encode(&flow),
+            Err(err) => Err(err),
+        },
         OP_LIST => {
             async {
                 let args: ListArgs = decode("list arguments", payload)?;

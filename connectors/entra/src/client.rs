@@ -8,13 +8,13 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use idhost_connector_sdk::oauth::{TokenCache, TokenRequestStyle, TokenSource};
+use idhost_connector_sdk::oauth::{AssertionSigner, TokenCache, TokenRequestStyle, TokenSource};
 use idhost_connector_sdk::{
     Budget, ConnectorError, Context, HttpResponse, RequestBuilder, SecretString,
 };
 use serde_json::Value;
 
-use crate::config::Endpoints;
+use crate::config::{Credential, Endpoints};
 use crate::error::{GraphError, graph_error};
 
 /// Graph's identity-and-access throttle, as host budgets (concepts/throttling-limits.md).
@@ -101,6 +101,8 @@ pub(crate) struct Graph {
     pub(crate) endpoints: Endpoints,
     pub(crate) budgets: Budgets,
     tokens: TokenCache,
+    /// `auth = "device_code"` and the vault holds no refresh token for the source.
+    pub(crate) needs_login: bool,
     /// Users listed by this sync, and by the last complete one: the tenant's size class.
     users_listed: AtomicUsize,
     users_known: AtomicUsize,
@@ -111,24 +113,62 @@ impl Graph {
         ctx: Context,
         endpoints: Endpoints,
         client_id: &str,
-        secret: SecretString,
+        credential: Credential,
     ) -> Self {
-        // v2-oauth2-client-creds-grant-flow.md: form body, scope `{graph root}/.default`.
-        let tokens = TokenCache::new(
-            ctx.http().clone(),
-            TokenSource::ClientCredentials {
+        // v2-oauth2-client-creds-grant-flow.md: form body, scope `{graph root}/.default`; with
+        // a certificate, `client_assertion` replaces `client_secret` (certificate-credentials.md).
+        let mut needs_login = false;
+        let mut rotates = false;
+        let source = match credential {
+            Credential::Secret(secret) => TokenSource::ClientCredentials {
                 token_url: endpoints.token_url(),
                 client_id: client_id.to_owned(),
                 client_secret: secret,
                 scope: Some(endpoints.scope()),
                 style: TokenRequestStyle::Form,
             },
-        );
+            Credential::DeviceCode => {
+                let refresh = ctx.vault_refresh_token();
+                needs_login = refresh.is_none();
+                rotates = true;
+                // v2-oauth2-device-code.md then the refresh grant of v2-oauth2-auth-code-flow.md:
+                // a public client (no secret), form body, the delegated scopes again.
+                TokenSource::RefreshToken {
+                    token_url: endpoints.token_url(),
+                    client_id: client_id.to_owned(),
+                    client_secret: None,
+                    refresh_token: refresh.unwrap_or_else(|| SecretString::from(String::new())),
+                    style: TokenRequestStyle::Form,
+                }
+            }
+            Credential::Certificate(certificate) => {
+                let id = client_id.to_owned();
+                TokenSource::ClientAssertion {
+                    token_url: endpoints.token_url(),
+                    client_id: client_id.to_owned(),
+                    scope: Some(endpoints.scope()),
+                    signer: AssertionSigner::new(move |token_url| {
+                        certificate.check_valid_now()?;
+                        certificate.assertion(&id, token_url)
+                    }),
+                }
+            }
+        };
+        let mut tokens = TokenCache::new(ctx.http().clone(), source);
+        if rotates {
+            // Entra replaces the refresh token on every use (refresh-tokens.md): keep the new
+            // one in the vault at once, so the next sync starts from it.
+            let keep = ctx.clone();
+            tokens = tokens
+                .refresh_scope(endpoints.delegated_scopes().join(" "))
+                .on_rotation(move |token| keep.store_refresh_token(token));
+        }
         Self {
             ctx,
             endpoints,
             budgets: Budgets::new(),
             tokens,
+            needs_login,
             users_listed: AtomicUsize::new(0),
             users_known: AtomicUsize::new(0),
         }
@@ -167,16 +207,15 @@ impl Graph {
         &self,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<HttpResponse, ConnectorError> {
-        let token = self.tokens.token().await?;
-        let response = build().bearer(&token).send().await?;
-        if response.status != 401 {
-            return Ok(response);
+        if self.needs_login {
+            let source = &self.ctx.source().source;
+            return Err(ConnectorError::unauthenticated(format!(
+                "source `{source}` signs in with `auth = \"device_code\"` and the vault holds no \
+                 refresh token for it: run `idhost login -c FILE --source {source}` first"
+            )));
         }
-        if !self.tokens.invalidate(&token).await {
-            return Err(graph_error(&response));
-        }
-        let token = self.tokens.token().await?;
-        build().bearer(&token).send().await
+        // The SDK's one "refresh once after a 401" (Entra's tokens are always renewable).
+        self.tokens.send_authorized(build).await
     }
 
     /// GET `url` (absolute) as JSON; non-2xx answers become errors.
@@ -354,7 +393,12 @@ mod tests {
             tenant_id: "t".into(),
         };
         let ctx = Context::new(TestServices::new(), SourceInfo::default());
-        Graph::new(ctx, endpoints, "c", SecretString::from("s"))
+        Graph::new(
+            ctx,
+            endpoints,
+            "c",
+            Credential::Secret(SecretString::from("s")),
+        )
     }
 
     #[test]

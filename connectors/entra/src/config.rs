@@ -29,11 +29,33 @@ pub struct EntraSettings {
     /// Example: `"00000000-1111-2222-3333-444444444444"`.
     pub client_id: String,
 
-    /// Client secret of that app registration.
+    /// Client secret of that app registration (or `client_certificate` instead).
     ///
     /// The secret's *value*, not its id. Redacted everywhere by the host.
     /// Example: `"${ENTRA_CLIENT_SECRET}"`.
-    pub client_secret: SecretString,
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+
+    /// The app registration's certificate credential, instead of `client_secret`.
+    ///
+    /// PEM text holding the certificate (uploaded to the app registration under "Certificates &
+    /// secrets") and its unencrypted private key, usually read from a 0600 file. Each token
+    /// request carries a fresh client assertion signed with the key (RS256, `x5t#S256`); `idhost
+    /// check` shows the certificate's subject, thumbprint and expiry and warns 30 days ahead.
+    /// Example: `"${file:/etc/idhost/entra.pem}"`.
+    #[serde(default)]
+    pub client_certificate: Option<SecretString>,
+
+    /// How the connector signs in: `client_credentials` (the default: `client_secret` or
+    /// `client_certificate`) or `device_code`.
+    ///
+    /// `device_code` signs in as a person with delegated permissions: `idhost login -c FILE
+    /// --source S` shows a code to enter at the Microsoft sign-in page (RFC 8628) and keeps the
+    /// refresh token in the vault; syncs use it and keep the rotated ones. The app registration
+    /// must allow public client flows; no secret or certificate is needed.
+    /// Example: `"device_code"`.
+    #[serde(default)]
+    pub auth: Option<String>,
 
     /// Which Microsoft cloud the tenant lives in.
     ///
@@ -163,11 +185,20 @@ pub(crate) fn config_keys() -> Vec<ConfigKey> {
             "client_id",
             "Application (client) id of the app registration",
         ),
-        ConfigKey::required(
+        ConfigKey::optional(
             "client_secret",
-            "Client secret value of the app registration",
+            "Client secret value of the app registration (or client_certificate)",
         )
         .secret(),
+        ConfigKey::optional(
+            "client_certificate",
+            "PEM: the app's certificate and its unencrypted private key, instead of client_secret",
+        )
+        .secret(),
+        ConfigKey::optional(
+            "auth",
+            "client_credentials (default) or device_code (`idhost login`, refresh token in the vault)",
+        ),
         ConfigKey::optional(
             "cloud",
             "global | usgov | usgov-dod | china (default global)",
@@ -288,6 +319,17 @@ impl Endpoints {
         format!("{}/.default", self.graph)
     }
 
+    /// `{login}/{tenant}/oauth2/v2.0/devicecode` (v2-oauth2-device-code.md).
+    pub(crate) fn device_code_url(&self) -> String {
+        format!("{}/{}/oauth2/v2.0/devicecode", self.login, self.tenant_id)
+    }
+
+    /// The delegated scopes of a device-code sign-in: the Graph permissions the app is
+    /// consented for, and `offline_access` for a refresh token (v2-permissions-and-consent.md).
+    pub(crate) fn delegated_scopes(&self) -> Vec<String> {
+        vec![self.scope(), "offline_access".to_owned()]
+    }
+
     /// `@odata.id` of a directory object, on the same root as requests (deployments.md).
     pub(crate) fn directory_object(&self, id: &str) -> String {
         format!("{}/directoryObjects/{id}", self.api())
@@ -295,10 +337,30 @@ impl Endpoints {
 }
 
 /// Settings after validation: what the connector runs with.
+/// How the connector authenticates to the token endpoint.
+#[derive(Clone)]
+pub(crate) enum Credential {
+    Secret(SecretString),
+    Certificate(std::sync::Arc<crate::certificate::ClientCertificate>),
+    /// `auth = "device_code"`: a person's refresh token from the vault.
+    DeviceCode,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Secret(_) => f.write_str("Secret"),
+            Self::Certificate(c) => write!(f, "Certificate({c:?})"),
+            Self::DeviceCode => f.write_str("DeviceCode"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
     pub(crate) endpoints: Endpoints,
     pub(crate) client_id: String,
+    pub(crate) credential: Credential,
     pub(crate) read_only: bool,
     pub(crate) include_managed_identities: bool,
     pub(crate) skip_on_prem_groups: bool,
@@ -325,6 +387,33 @@ impl EntraSettings {
                 "client_id must be the application (client) id of the app registration, e.g. `00000000-1111-2222-3333-444444444444`",
             ));
         }
+        let device_code = match self.auth.as_deref().map(str::trim) {
+            None | Some("client_credentials") => false,
+            Some("device_code") => true,
+            Some(other) => {
+                return Err(ConnectorError::invalid_input(format!(
+                    "auth must be `client_credentials` or `device_code`; got `{other}`"
+                )));
+            }
+        };
+        let credential = match (&self.client_secret, &self.client_certificate) {
+            _ if device_code => Credential::DeviceCode,
+            (Some(secret), None) => Credential::Secret(secret.clone()),
+            (None, Some(pem)) => Credential::Certificate(std::sync::Arc::new(
+                crate::certificate::ClientCertificate::from_pem(pem)?,
+            )),
+            (Some(_), Some(_)) => {
+                return Err(ConnectorError::invalid_input(
+                    "set client_secret or client_certificate, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(ConnectorError::invalid_input(
+                    "set client_secret (the app registration's secret value) or \
+                     client_certificate (a PEM with its certificate and private key)",
+                ));
+            }
+        };
         let cloud = match &self.cloud {
             Some(name) => Cloud::parse(name)?,
             None => Cloud::Global,
@@ -363,6 +452,7 @@ impl EntraSettings {
                 tenant_id: tenant_id.to_owned(),
             },
             client_id: self.client_id.trim().to_owned(),
+            credential,
             read_only: self.read_only || source_read_only,
             include_managed_identities: self.include_managed_identities,
             skip_on_prem_groups: self.skip_on_prem_groups,

@@ -25,6 +25,7 @@
 
 mod assignments;
 mod batch;
+mod certificate;
 mod client;
 pub mod config;
 mod consistency;
@@ -89,7 +90,7 @@ impl Connector for Entra {
             ctx,
             opts.endpoints.clone(),
             &opts.client_id,
-            settings.client_secret,
+            opts.credential.clone(),
         );
         if let Some(users) = graph
             .ctx
@@ -115,6 +116,35 @@ impl Connector for Entra {
             .await
             .map(|_| ())
             .map_err(|e| e.context("checking access to Microsoft Graph (User.Read.All)"))
+    }
+
+    async fn login_flow(&self) -> Result<idhost_connector_sdk::login::LoginFlow, ConnectorError> {
+        match self.opts.credential {
+            config::Credential::DeviceCode => {
+                Ok(idhost_connector_sdk::login::LoginFlow::DeviceCode(
+                    idhost_connector_sdk::login::DeviceCodeLogin {
+                        device_authorization_url: self.opts.endpoints.device_code_url(),
+                        token_url: self.opts.endpoints.token_url(),
+                        client_id: self.opts.client_id.clone(),
+                        scopes: self.opts.endpoints.delegated_scopes(),
+                    },
+                ))
+            }
+            _ => Err(ConnectorError::unsupported(
+                "this source signs in as its app registration (client_secret or \
+                 client_certificate); set `auth = \"device_code\"` to sign in as a person",
+            )),
+        }
+    }
+
+    fn check_notes(&self) -> Vec<CheckNote> {
+        match &self.opts.credential {
+            config::Credential::Certificate(certificate) => {
+                let (message, warning) = certificate.describe();
+                vec![CheckNote { message, warning }]
+            }
+            config::Credential::Secret(_) | config::Credential::DeviceCode => Vec::new(),
+        }
     }
 
     async fn list(&self, rtype: &str, page: PageToken) -> Result<Page<Resource>, ConnectorError> {

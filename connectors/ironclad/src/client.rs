@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use idhost_connector_sdk::http::url_with_segments;
+use idhost_connector_sdk::login::AuthorizationCodeLogin;
 use idhost_connector_sdk::prelude::*;
 use serde_json::Value;
 use url::Url;
@@ -95,10 +96,21 @@ pub(crate) struct Client {
     pub(crate) schemas: SchemaCache,
     pub(crate) budgets: Budgets,
     pub(crate) page_size: u32,
+    /// `auth = "authorization_code"`: what `idhost login` runs, and whether it has to.
+    pub(crate) login: Option<Login>,
+}
+
+/// The login of an `auth = "authorization_code"` source.
+pub(crate) struct Login {
+    pub(crate) flow: AuthorizationCodeLogin,
+    /// The vault holds no refresh token for the source.
+    pub(crate) missing: bool,
+    pub(crate) source: String,
 }
 
 impl Client {
-    pub(crate) fn new(http: Http, settings: Validated) -> Result<Self, ConnectorError> {
+    pub(crate) fn new(ctx: &Context, settings: Validated) -> Result<Self, ConnectorError> {
+        let http = ctx.http().clone();
         let scim_base = Url::parse(&settings.scim_base).map_err(|err| {
             ConnectorError::from(SettingsError::invalid(
                 "base_url",
@@ -111,7 +123,35 @@ impl Client {
         let scopes = Scopes::new(&settings.scopes, settings.scopes_apply());
         // client-credentials-grant: "parameters in JSON format" (Basic auth is also accepted).
         let style = TokenRequestStyle::Json;
+        let mut login = None;
+        let mut rotates = false;
         let source = match settings.auth {
+            Auth::AuthorizationCode {
+                client_id,
+                client_secret,
+            } => {
+                let refresh = ctx.vault_refresh_token();
+                rotates = true;
+                login = Some(Login {
+                    flow: AuthorizationCodeLogin {
+                        authorize_url: settings.authorize_url.clone(),
+                        token_url: settings.token_url.clone(),
+                        client_id: client_id.clone(),
+                        client_secret: Some(client_secret.clone()),
+                        scopes: settings.scopes.clone(),
+                        json_token_request: true,
+                    },
+                    missing: refresh.is_none(),
+                    source: ctx.source().source.clone(),
+                });
+                TokenSource::RefreshToken {
+                    token_url: settings.token_url,
+                    client_id,
+                    client_secret: Some(client_secret),
+                    refresh_token: refresh.unwrap_or_else(|| SecretString::from(String::new())),
+                    style,
+                }
+            }
             Auth::Static(token) => TokenSource::Static(token),
             Auth::ClientCredentials {
                 client_id,
@@ -135,8 +175,16 @@ impl Client {
                 style,
             },
         };
+        let mut tokens = TokenCache::new(http.clone(), source);
+        if rotates {
+            // A rotated refresh token goes to the vault at once: Ironclad may have retired the
+            // old one, so the next sync must start from the new one.
+            let ctx = ctx.clone();
+            tokens = tokens.on_rotation(move |token| ctx.store_refresh_token(token));
+        }
         Ok(Self {
-            tokens: TokenCache::new(http.clone(), source),
+            tokens,
+            login,
             http,
             scim_base,
             actor: settings.actor,
@@ -151,6 +199,13 @@ impl Client {
     /// authorized request). Any status comes back as `Ok`, except a 401 that a new token cannot
     /// fix.
     pub(crate) async fn send(&self, call: &Call<'_>) -> Result<HttpResponse, ConnectorError> {
+        if let Some(login) = self.login.as_ref().filter(|l| l.missing) {
+            return Err(ConnectorError::unauthenticated(format!(
+                "source `{}` signs in with `auth = \"authorization_code\"` and the vault holds \
+                 no refresh token for it: run `idhost login -c FILE --source {}` first",
+                login.source, login.source
+            )));
+        }
         let url = url_with_segments(&self.scim_base, &call.segments)?;
         let pairs: Vec<(&str, &str)> = call.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let response = self

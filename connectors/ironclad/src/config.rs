@@ -76,6 +76,23 @@ pub struct IroncladSettings {
     #[serde(default)]
     pub client_secret: Option<SecretString>,
 
+    /// How the connector signs in: `client_credentials` (the default) or `authorization_code`.
+    ///
+    /// `authorization_code` signs in as a person: `idhost login -c FILE --source S` opens
+    /// Ironclad's consent page (authorization code with PKCE on a loopback redirect) and keeps
+    /// the refresh token in the vault; syncs use it and keep the rotated ones. It needs
+    /// `client_id` + `client_secret` and no acting user (the token is the person's).
+    /// Example: `auth = "authorization_code"`
+    #[serde(default)]
+    pub auth: Option<String>,
+
+    /// Full URL of the OAuth authorization endpoint, for `auth = "authorization_code"`.
+    ///
+    /// Defaults to `{base_url}/oauth/authorize` (or the environment's).
+    /// Example: `authorize_url = "https://na1.ironcladapp.com/oauth/authorize"`
+    #[serde(default)]
+    pub authorize_url: Option<String>,
+
     /// Email of the Ironclad user the connector acts as (`x-as-user-email`).
     ///
     /// Ironclad requires an acting user on every SCIM call made with a client-credentials or
@@ -185,6 +202,11 @@ pub(crate) enum Auth {
     },
     /// A static token.
     Static(SecretString),
+    /// `auth = "authorization_code"`: the refresh token `idhost login` put in the vault.
+    AuthorizationCode {
+        client_id: String,
+        client_secret: SecretString,
+    },
 }
 
 /// The acting-user header Ironclad wants on SCIM calls.
@@ -201,6 +223,8 @@ pub(crate) struct Validated {
     /// `{origin}/scim/v2`, no trailing slash.
     pub(crate) scim_base: String,
     pub(crate) token_url: String,
+    /// `{origin}/oauth/authorize` or `authorize_url`.
+    pub(crate) authorize_url: String,
     pub(crate) auth: Auth,
     pub(crate) actor: Option<Actor>,
     pub(crate) read_only: bool,
@@ -237,6 +261,10 @@ impl IroncladSettings {
             Some(url) => checked_url("token_url", url, self.allow_insecure_http)?.to_string(),
             None => format!("{origin}/oauth/token"),
         };
+        let authorize_url = match present(&self.authorize_url) {
+            Some(url) => checked_url("authorize_url", url, self.allow_insecure_http)?.to_string(),
+            None => format!("{origin}/oauth/authorize"),
+        };
         let actor = self.actor()?;
         let auth = self.auth(actor.is_some())?;
         let read_only = self.read_only || source_read_only;
@@ -267,6 +295,7 @@ impl IroncladSettings {
         Ok(Validated {
             scim_base: format!("{origin}/scim/v2"),
             token_url,
+            authorize_url,
             auth,
             actor,
             read_only,
@@ -342,6 +371,37 @@ impl IroncladSettings {
         let client_id = present(&self.client_id).map(str::to_owned);
         let client_secret = secret(&self.client_secret);
         let refresh_token = secret(&self.refresh_token);
+        match present(&self.auth) {
+            None | Some("client_credentials") => {}
+            Some("authorization_code") => {
+                if self.bearer_token.is_some() || refresh_token.is_some() {
+                    return Err(conflict(
+                        "auth",
+                        "`auth = \"authorization_code\"` keeps its refresh token in the vault \
+                         (`idhost login`); remove `bearer_token` / `refresh_token`",
+                    ));
+                }
+                let (Some(client_id), Some(client_secret)) = (client_id, client_secret) else {
+                    return Err(SettingsError::missing(
+                        "client_secret",
+                        "`auth = \"authorization_code\"` needs the API application's \
+                         `client_id` and `client_secret`",
+                    ));
+                };
+                return Ok(Auth::AuthorizationCode {
+                    client_id,
+                    client_secret,
+                });
+            }
+            Some(other) => {
+                return Err(invalid(
+                    "auth",
+                    format!(
+                        "auth must be `client_credentials` or `authorization_code`; got `{other}`"
+                    ),
+                ));
+            }
+        }
         if let Some(token) = secret(&self.bearer_token) {
             if client_id.is_some() || client_secret.is_some() || refresh_token.is_some() {
                 return Err(conflict(

@@ -55,7 +55,7 @@ impl Connector for Ironclad {
         let read_only = settings.read_only;
         let dry_run = ctx.source().dry_run;
         // No request here: the token is fetched on first use.
-        let client = client::Client::new(ctx.http().clone(), settings)?;
+        let client = client::Client::new(&ctx, settings)?;
         Ok(Self {
             client,
             read_only,
@@ -65,6 +65,18 @@ impl Connector for Ironclad {
 
     async fn validate(&self) -> Result<(), ConnectorError> {
         self.client.check_access().await
+    }
+
+    async fn login_flow(&self) -> Result<idhost_connector_sdk::login::LoginFlow, ConnectorError> {
+        match &self.client.login {
+            Some(login) => Ok(idhost_connector_sdk::login::LoginFlow::AuthorizationCode(
+                login.flow.clone(),
+            )),
+            None => Err(ConnectorError::unsupported(
+                "this source signs in with client credentials or a token from the config; set \
+                 `auth = \"authorization_code\"` in its settings to sign in as a person",
+            )),
+        }
     }
 
     async fn list(&self, rtype: &str, page: PageToken) -> Result<Page<Resource>, ConnectorError> {

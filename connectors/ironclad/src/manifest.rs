@@ -44,6 +44,14 @@ pub(crate) fn manifest() -> Manifest {
                 "OAuth client id (client credentials or refresh token)",
             ),
             key("client_secret", "OAuth client secret").secret(),
+            key(
+                "auth",
+                "client_credentials (default) or authorization_code (`idhost login`, refresh token in the vault)",
+            ),
+            key(
+                "authorize_url",
+                "OAuth authorization endpoint; default {base_url}/oauth/authorize",
+            ),
             key("as_user_email", "Acting user's email (x-as-user-email)"),
             key(
                 "as_user_id",

@@ -46,6 +46,18 @@ pub(crate) async fn run(
                 }
             }
             Ok((instance, _services, redactor)) => {
+                // Facts about the credentials first (a certificate's expiry), then the check.
+                if let Ok(notes) = instance.check_notes().await {
+                    for note in notes {
+                        let mark = if note.warning { "! warning:" } else { "·" };
+                        println!(
+                            "  {mark} {} ({}): {}",
+                            source.name,
+                            source.connector,
+                            redactor.redact(&note.message)
+                        );
+                    }
+                }
                 match crate::sync::call::bounded(source.call_timeout, async move {
                     instance.validate().await
                 })

@@ -9,6 +9,7 @@ mod check;
 mod demo;
 mod demo_story;
 mod init;
+mod login;
 mod man;
 mod output;
 mod plugins;
@@ -56,6 +57,7 @@ pub async fn run(cli: Cli, progress: Progress) -> Result<Outcome, CommandError> 
         Command::Provision { args } => {
             provision::run(needs_config(config)?, plugin_dir, args, format(false)?).await
         }
+        Command::Login(args) => login::run(needs_config(config)?, plugin_dir, args).await,
         Command::Run(args) => run::run(needs_config(config)?, args, plugin_dir).await,
         #[cfg(feature = "demo")]
         Command::Bench(args) => bench::run(plugin_dir, args).await,

@@ -16,6 +16,13 @@ pub(crate) struct RawConfig {
     /// The state database (snapshots, checkpoints, connector state); default beside the config.
     #[serde(default)]
     pub(crate) state_path: Option<Spanned<String>>,
+    /// age X25519 recipients (`age1…`): vault entries are written encrypted to them (DESIGN §7.3).
+    #[serde(default)]
+    pub(crate) vault_age_recipients: Option<Spanned<Vec<Spanned<String>>>>,
+    /// An age identity file that decrypts the vault's entries: what a sync needs to read an
+    /// encrypted refresh token of `idhost login`.
+    #[serde(default)]
+    pub(crate) vault_age_identity: Option<Spanned<String>>,
     /// Sources by name.
     #[serde(default)]
     pub(crate) sources: BTreeMap<Spanned<String>, RawSource>,

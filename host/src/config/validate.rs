@@ -23,6 +23,10 @@ pub struct Config {
     pub plugin_dir: Option<PathBuf>,
     /// State database.
     pub state_path: PathBuf,
+    /// `vault_age_recipients`: vault entries are age-encrypted to these (each checked).
+    pub vault_age_recipients: Vec<String>,
+    /// `vault_age_identity`: the age identity file that decrypts vault entries, if set.
+    pub vault_age_identity: Option<PathBuf>,
     /// Sources, in name order.
     pub sources: Vec<SourceConfig>,
     /// Sinks, in name order.
@@ -48,6 +52,21 @@ impl Validator<'_> {
             Some(p) => self.resolve(p.get_ref()),
             None => self.base_dir.join("idhost-state.db"),
         };
+        let mut vault_age_recipients = Vec::new();
+        for r in raw
+            .vault_age_recipients
+            .iter()
+            .flat_map(|list| list.get_ref())
+        {
+            match crate::vault::parse_recipient(r.get_ref()) {
+                Ok(_) => vault_age_recipients.push(r.get_ref().trim().to_owned()),
+                Err(err) => self.errors.push(text.at(r.span().start, err.to_string())),
+            }
+        }
+        let vault_age_identity = raw
+            .vault_age_identity
+            .as_ref()
+            .map(|p| self.resolve(p.get_ref()));
         let mut sources = Vec::new();
         for (name, source) in &raw.sources {
             if let Some(s) = self.source(name, source) {
@@ -85,6 +104,8 @@ impl Validator<'_> {
             text: text.clone(),
             plugin_dir,
             state_path,
+            vault_age_recipients,
+            vault_age_identity,
             sources,
             sinks,
             notify,

@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use idhost_connector_sdk::context::VAULT_REFRESH_TOKEN_KEY;
 use idhost_connector_sdk::services::{HostServices, LogLevel, LogRecord};
 use idhost_connector_sdk::{ConnectorError, HttpRequest, HttpResponse};
+use secrecy::ExposeSecret as _;
 
 use crate::redact::Redactor;
 use http::HostHttp;
@@ -22,6 +24,8 @@ pub struct SourceServices {
     redactor: Redactor,
     committed: HashMap<String, String>,
     staged: Mutex<HashMap<String, Option<String>>>,
+    /// Where `idhost login`'s refresh token of this source is (the reserved state key).
+    vault: Option<crate::vault::VaultRef>,
 }
 
 impl SourceServices {
@@ -38,6 +42,63 @@ impl SourceServices {
             redactor,
             committed,
             staged: Mutex::new(HashMap::new()),
+            vault: None,
+        }
+    }
+
+    /// Answers the reserved key [`VAULT_REFRESH_TOKEN_KEY`] from `vault`: a connector reads
+    /// the refresh token `idhost login` stored, and a rotated one is written back at once.
+    pub fn with_vault(mut self, vault: Option<crate::vault::VaultRef>) -> Self {
+        self.vault = vault;
+        self
+    }
+
+    fn vault_get(&self) -> Option<String> {
+        let vault = match self.vault.as_ref()?.open() {
+            Ok(vault) => vault,
+            Err(err) => {
+                tracing::error!(source = %self.source, "reading the refresh token: {err}");
+                return None;
+            }
+        };
+        match vault.refresh_token(&self.source) {
+            Ok(token) => token.map(|t| {
+                self.redactor.add(t.expose_secret().to_owned());
+                t.expose_secret().to_owned()
+            }),
+            Err(err) => {
+                tracing::error!(source = %self.source, "reading the refresh token: {err}");
+                None
+            }
+        }
+    }
+
+    fn vault_set(&self, value: Option<String>) {
+        let (Some(vault), Some(token)) = (self.vault.as_ref(), value) else {
+            return;
+        };
+        let vault = match vault.open() {
+            Ok(vault) => vault,
+            Err(err) => {
+                tracing::error!(
+                    source = %self.source,
+                    "the upstream rotated the refresh token but the vault cannot take it: {err}; the next sync may need `idhost login`"
+                );
+                return;
+            }
+        };
+        self.redactor.add(token.clone());
+        let token = secrecy::SecretString::from(token);
+        match vault.store_refresh_token(&self.source, &token) {
+            Ok(()) => tracing::info!(
+                source = %self.source,
+                vault = %vault.path().display(),
+                "the upstream rotated the refresh token; the new one is stored in the vault"
+            ),
+            Err(err) => tracing::error!(
+                source = %self.source,
+                "the upstream rotated the refresh token but the new one could not be stored: {err}; the next sync may need `idhost login`"
+            ),
         }
     }
 
@@ -91,6 +152,9 @@ impl HostServices for SourceServices {
     }
 
     fn state_get(&self, key: &str) -> Option<String> {
+        if key == VAULT_REFRESH_TOKEN_KEY {
+            return self.vault_get();
+        }
         if let Ok(staged) = self.staged.lock()
             && let Some(value) = staged.get(key)
         {
@@ -100,6 +164,9 @@ impl HostServices for SourceServices {
     }
 
     fn state_set(&self, key: &str, value: Option<String>) {
+        if key == VAULT_REFRESH_TOKEN_KEY {
+            return self.vault_set(value);
+        }
         if let Ok(mut staged) = self.staged.lock() {
             staged.insert(key.to_owned(), value);
         }

@@ -88,12 +88,10 @@ pub async fn open_connector(
         redactor.clone(),
         metrics,
     ));
-    let services = Arc::new(SourceServices::new(
-        &source.name,
-        http,
-        redactor.clone(),
-        committed,
-    ));
+    let services = Arc::new(
+        SourceServices::new(&source.name, http, redactor.clone(), committed)
+            .with_vault(Some(crate::vault::VaultRef::for_sources(&env.config))),
+    );
     let instance = plugin
         .open(&source.settings, info, max_log_level(), services.clone())
         .await

@@ -20,6 +20,13 @@ pub struct SimConfig {
     ///
     /// Example: `graph-secret`.
     pub client_secret: String,
+    /// The certificate (PEM) registered on that application under "Certificates & secrets":
+    /// a client assertion signed by its key authenticates the app instead of the secret.
+    pub client_certificate: Option<String>,
+    /// How long a device code of `/devicecode` is good for (the docs' example: 900 s).
+    pub device_code_ttl: Duration,
+    /// The polling interval `/devicecode` answers (the docs' example: 5 s).
+    pub device_code_interval: Duration,
     /// Number of users (members and, every tenth, guests).
     pub users: usize,
     /// Number of service principals of type `ManagedIdentity`.
@@ -67,6 +74,9 @@ impl Default for SimConfig {
             tenant_id: "contoso-tenant".to_owned(),
             client_id: "graph-client".to_owned(),
             client_secret: "graph-secret".to_owned(),
+            client_certificate: None,
+            device_code_ttl: Duration::from_secs(900),
+            device_code_interval: Duration::from_secs(5),
             users: 50,
             managed_identities: 2,
             groups: 10,

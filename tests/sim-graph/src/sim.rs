@@ -91,6 +91,27 @@ async fn token_route(
     )
 }
 
+async fn device_code_route(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Response {
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second]Z"
+        ))
+        .unwrap_or_default();
+    let mut tokens = shared.tokens();
+    auth::device_authorization(
+        &shared.config,
+        &mut tokens,
+        &tenant,
+        &body,
+        &stamp,
+        Instant::now(),
+    )
+}
+
 async fn graph_route(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
@@ -188,6 +209,7 @@ impl Simulator {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(token_route))
+            .route("/{tenant}/oauth2/v2.0/devicecode", post(device_code_route))
             .route("/v1.0/{*rest}", any(graph_route))
             .fallback(unexpected_route)
             .with_state(self.shared.clone())
@@ -205,6 +227,45 @@ impl Simulator {
     /// Latency, scripted faults and the request log.
     pub fn faults(&self) -> &Faults {
         &self.shared.faults
+    }
+
+    /// The user signs in with `user_code` and approves (`true`) or declines (`false`): what a
+    /// person does at the verification page. Returns whether the code was pending.
+    pub fn answer_device_code(&self, user_code: &str, approve: bool) -> bool {
+        let mut tokens = self.shared.tokens();
+        let Some(device) = tokens
+            .device_codes
+            .values_mut()
+            .find(|d| d.user_code == user_code && d.state == auth::DeviceState::Pending)
+        else {
+            return false;
+        };
+        device.state = if approve {
+            auth::DeviceState::Approved
+        } else {
+            auth::DeviceState::Declined
+        };
+        true
+    }
+
+    /// Answers the next `n` device-code polls with `slow_down`.
+    pub fn slow_down_polls(&self, n: u32) {
+        self.shared.tokens().slow_downs = n;
+    }
+
+    /// Retires each refresh token once it is used (see [`crate::SimConfig`]; off by default).
+    pub fn set_retire_used_refresh_tokens(&self, on: bool) {
+        self.shared.tokens().retire_used_refresh_tokens = on;
+    }
+
+    /// Refresh tokens issued so far, oldest first.
+    pub fn refresh_tokens_issued(&self) -> Vec<String> {
+        self.shared.tokens().refresh_issued.clone()
+    }
+
+    /// The last client assertion the token endpoint accepted, to show a replay is refused.
+    pub fn last_client_assertion(&self) -> Option<String> {
+        self.shared.tokens().last_assertion.clone()
     }
 
     /// The configuration the tenant was built from.

@@ -117,6 +117,22 @@ pub(crate) struct Tokens {
     revoked: bool,
     /// Put a `refresh_token` in client-credentials answers (not documented; off by default).
     pub(crate) issue_refresh_tokens: bool,
+    /// Authorization codes issued by `/oauth/authorize`, not yet exchanged.
+    codes: HashMap<String, IssuedCode>,
+    /// Answer every refresh with a new refresh token and retire the one used (rotation).
+    pub(crate) rotate_refresh_tokens: bool,
+    /// Refresh tokens issued, in order (tests compare the vault's with the last one).
+    pub(crate) refresh_issued: Vec<String>,
+}
+
+/// An authorization code and what it was issued for.
+#[derive(Debug, Clone)]
+struct IssuedCode {
+    redirect_uri: String,
+    scopes: ScopeSet,
+    /// RFC 7636 `code_challenge` (S256) sent with the authorization request, if any.
+    challenge: Option<String>,
+    expires_at: Instant,
 }
 
 /// Why a bearer token was refused; the texts are the OAuth OpenAPI's 401 messages.
@@ -125,6 +141,13 @@ const REVOKED_TOKEN: &str = "token has been revoked";
 const EXPIRED_TOKEN: &str = "token has expired";
 
 impl Tokens {
+    fn new_refresh(&mut self, scopes: ScopeSet) -> String {
+        let r = uuid::Uuid::new_v4().simple().to_string();
+        self.refresh.insert(r.clone(), scopes);
+        self.refresh_issued.push(r.clone());
+        r
+    }
+
     /// The scopes of a bearer token, or why it is refused.
     pub(crate) fn authenticate(&self, token: &str, legacy: &str) -> Result<ScopeSet, &'static str> {
         if !legacy.is_empty() && token == legacy {
@@ -258,17 +281,7 @@ pub(crate) async fn token(
         );
     };
     match grant {
-        "client_credentials" | "refresh_token" => {}
-        // OAuth OpenAPI 403: "If the client is not authorized to use a particular grant, the
-        // client will receive an 'unauthorized_client' response." This client is registered for
-        // the client-credentials grant; the authorization-code flow (/authorize) is not simulated.
-        "authorization_code" => {
-            return oauth_error(
-                StatusCode::FORBIDDEN,
-                "unauthorized_client",
-                "client not authorized to use this oauth grant type",
-            );
-        }
+        "client_credentials" | "refresh_token" | "authorization_code" => {}
         // OAuth OpenAPI 400: "If the request is missing required parameters or has invalid
         // parameters, the client will receive either an 'invalid_request' or 'invalid_scope'
         // response." Ironclad documents no `unsupported_grant_type` (RFC 6749 §5.2), so an
@@ -317,6 +330,9 @@ pub(crate) async fn token(
             }
         },
     };
+    if grant == "authorization_code" {
+        return exchange_code(&config, &mut tokens, &params);
+    }
     let (scopes, refresh) = if grant == "refresh_token" {
         let Some(refresh) = params.get("refresh_token") else {
             return oauth_error(
@@ -343,15 +359,22 @@ pub(crate) async fn token(
                 "scope exceeds the granted scopes",
             );
         }
-        (scopes, Some(refresh.clone()))
+        let refresh = if tokens.rotate_refresh_tokens {
+            // Rotation: the used refresh token is retired and a new one answered (what the
+            // AuthorizationCodeGrantTokenResponse's required `refresh_token` allows; whether
+            // Ironclad rotates is not documented [UNVERIFIED], so it is a switch).
+            tokens.refresh.remove(refresh);
+            tokens.new_refresh(granted)
+        } else {
+            refresh.clone()
+        };
+        (scopes, Some(refresh))
     } else {
         // Without `scope`, the token carries what the application is registered for.
         let scopes = requested.unwrap_or(registered);
-        let refresh = tokens.issue_refresh_tokens.then(|| {
-            let r = uuid::Uuid::new_v4().simple().to_string();
-            tokens.refresh.insert(r.clone(), scopes);
-            r
-        });
+        let refresh = tokens
+            .issue_refresh_tokens
+            .then(|| tokens.new_refresh(scopes));
         (scopes, refresh)
     };
     let access_token = tokens.issue(scopes, config.token_ttl);
@@ -371,6 +394,176 @@ pub(crate) async fn token(
         body["refresh_token"] = Value::from(refresh);
     }
     no_store((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// The token answer of the authorization-code grant (AuthorizationCodeGrantTokenResponse:
+/// `token_type`, `access_token`, `refresh_token`, `expires_in` required, `scope`).
+fn exchange_code(
+    config: &crate::SimConfig,
+    tokens: &mut Tokens,
+    params: &HashMap<String, String>,
+) -> Response {
+    let (Some(code), Some(redirect_uri)) = (params.get("code"), params.get("redirect_uri")) else {
+        // OAuth OpenAPI TokenRequestBody: `code` and `redirect_uri` are required; its 400
+        // example is "missing redirect uri".
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "missing redirect uri",
+        );
+    };
+    // Codes are single-use (RFC 6749 §4.1.2): exchanged or not, this one is gone.
+    let Some(issued) = tokens.codes.remove(code) else {
+        return oauth_error(
+            StatusCode::FORBIDDEN,
+            "invalid_grant",
+            "invalid authorization code",
+        );
+    };
+    // OAuth OpenAPI 403 example: "authorization code has expired".
+    if Instant::now() >= issued.expires_at {
+        return oauth_error(
+            StatusCode::FORBIDDEN,
+            "invalid_grant",
+            "authorization code has expired",
+        );
+    }
+    if *redirect_uri != issued.redirect_uri {
+        return oauth_error(
+            StatusCode::FORBIDDEN,
+            "invalid_grant",
+            "invalid redirect uri",
+        );
+    }
+    // RFC 7636 §4.6: BASE64URL(SHA256(code_verifier)) must equal the code_challenge. Ironclad
+    // documents no PKCE parameter [UNVERIFIED]; the simulator verifies it as the RFC says
+    // whenever the authorization request carried a challenge.
+    if let Some(challenge) = &issued.challenge {
+        let verified = params.get("code_verifier").is_some_and(|v| {
+            use sha2::Digest as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(sha2::Sha256::digest(v.as_bytes()))
+                == *challenge
+        });
+        if !verified {
+            return oauth_error(
+                StatusCode::FORBIDDEN,
+                "invalid_grant",
+                "code verifier does not match the code challenge",
+            );
+        }
+    }
+    let access_token = tokens.issue(issued.scopes, config.token_ttl);
+    let refresh = tokens.new_refresh(issued.scopes);
+    let body = json!({
+        "token_type": "Bearer",
+        "access_token": access_token,
+        "refresh_token": refresh,
+        "expires_in": config.token_ttl.as_secs(),
+        "scope": issued.scopes.render(),
+    });
+    no_store((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// `GET /oauth/authorize`: the consent page, with the person's answer given by the test as
+/// `approve=yes` or `approve=no` (the simulated user clicking Allow or Deny).
+///
+/// Per the OAuth OpenAPI (`oauth-authorize`): `response_type=code`, `client_id` and
+/// `redirect_uri` are required (400 `invalid_request` otherwise); a user who denies is
+/// redirected with `error=access_denied`, an invalid scope with `error=invalid_scope`; `state`
+/// comes back as sent. The redirect URI must be registered; a loopback
+/// `http://127.0.0.1:<port>/callback` of any port is, as RFC 8252 §7.3 has servers allow.
+pub(crate) async fn authorize(
+    State(sim): State<Simulator>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let config = sim.config();
+    let params: HashMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let get = |k: &str| params.get(k).map(String::as_str).unwrap_or_default();
+    if get("response_type") != "code" {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Invalid or missing parameters: response_type must be code",
+        );
+    }
+    if get("client_id") != config.client_id {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Invalid or missing parameters: Invalid value for client_id",
+        );
+    }
+    let redirect_uri = get("redirect_uri").to_owned();
+    let registered = url::Url::parse(&redirect_uri).is_ok_and(|u| {
+        u.scheme() == "http" && u.host_str() == Some("127.0.0.1") && u.path() == "/callback"
+    });
+    if !registered {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Invalid or missing parameters: redirect_uri is not registered for this client",
+        );
+    }
+    let state = params.get("state").cloned();
+    let redirect = |pairs: &[(&str, &str)]| {
+        let mut url = match url::Url::parse(&redirect_uri) {
+            Ok(url) => url,
+            Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+        };
+        {
+            let mut query = url.query_pairs_mut();
+            for (k, v) in pairs {
+                query.append_pair(k, v);
+            }
+            if let Some(state) = &state {
+                query.append_pair("state", state);
+            }
+        }
+        (StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response()
+    };
+    let registered_scopes = ScopeSet::of(&config.registered_scopes);
+    let scopes = match ScopeSet::parse(get("scope")) {
+        Ok(set) if set.is_subset_of(registered_scopes) => {
+            if set.0 == 0 {
+                registered_scopes
+            } else {
+                set
+            }
+        }
+        _ => return redirect(&[("error", "invalid_scope")]),
+    };
+    if get("approve") != "yes" {
+        return redirect(&[
+            ("error", "access_denied"),
+            ("error_description", "the user denied the request"),
+        ]);
+    }
+    // RFC 7636 §4.3: only S256 is accepted here (the `plain` method is not worth simulating).
+    let challenge = match (params.get("code_challenge"), get("code_challenge_method")) {
+        (None, _) => None,
+        (Some(c), "S256") => Some(c.clone()),
+        (Some(_), _) => {
+            return redirect(&[
+                ("error", "invalid_request"),
+                ("error_description", "code_challenge_method must be S256"),
+            ]);
+        }
+    };
+    let code = uuid::Uuid::new_v4().simple().to_string();
+    sim.tokens().codes.insert(
+        code.clone(),
+        IssuedCode {
+            redirect_uri: redirect_uri.clone(),
+            scopes,
+            challenge,
+            expires_at: Instant::now() + std::time::Duration::from_secs(600),
+        },
+    );
+    redirect(&[("code", &code)])
 }
 
 #[cfg(test)]

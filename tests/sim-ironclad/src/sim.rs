@@ -64,6 +64,7 @@ impl Simulator {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/oauth/token", post(oauth::token))
+            .route("/oauth/authorize", get(oauth::authorize))
             .route("/scim/v2/Users", get(users::list).post(users::create))
             .route(
                 "/scim/v2/Users/{id}",
@@ -230,6 +231,16 @@ impl Simulator {
     /// `grant_type=refresh_token` path without simulating `/authorize`.
     pub fn set_issue_refresh_tokens(&self, on: bool) {
         self.tokens().issue_refresh_tokens = on;
+    }
+
+    /// Makes every refresh answer a new refresh token and retire the one used (off by default).
+    pub fn set_rotate_refresh_tokens(&self, on: bool) {
+        self.tokens().rotate_refresh_tokens = on;
+    }
+
+    /// Refresh tokens issued so far, oldest first.
+    pub fn refresh_tokens_issued(&self) -> Vec<String> {
+        self.tokens().refresh_issued.clone()
     }
 
     /// User ids in creation order (the order of `startIndex`).

@@ -92,7 +92,9 @@ async fn unknown_or_missing_grant_type_is_invalid_request() {
 }
 
 #[tokio::test]
-async fn authorization_code_grant_is_unauthorized_client_for_this_client() {
+async fn authorization_code_the_authorize_endpoint_did_not_issue_is_invalid_grant() {
+    // `/oauth/authorize` is simulated now: a code it never issued is refused as the OAuth
+    // OpenAPI's 403 says ("an invalid authorization code ... 'invalid_grant'").
     let h = Harness::small();
     let answer = h
         .send(json_post(
@@ -102,7 +104,7 @@ async fn authorization_code_grant_is_unauthorized_client_for_this_client() {
         ))
         .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
-    assert_eq!(answer.body["error"], "unauthorized_client");
+    assert_eq!(answer.body["error"], "invalid_grant");
 }
 
 #[tokio::test]
@@ -254,5 +256,61 @@ async fn revoked_credentials_are_refused_until_restored() {
             .await
             .status,
         StatusCode::UNAUTHORIZED
+    );
+}
+
+/// The consent page approved (`approve=yes`): the code from the redirect's `Location`.
+async fn authorize(h: &Harness, challenge: &str) -> String {
+    let uri = format!(
+        "/oauth/authorize?response_type=code&client_id=ironclad-client\
+         &redirect_uri=http%3A%2F%2F127.0.0.1%3A4321%2Fcallback&state=s1\
+         &code_challenge={challenge}&code_challenge_method=S256&approve=yes"
+    );
+    let answer = h.send(Request::get(uri).body(Body::empty()).unwrap()).await;
+    assert_eq!(answer.status, StatusCode::FOUND);
+    let location = url::Url::parse(answer.header("location").expect("Location")).unwrap();
+    let pairs: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!(pairs["state"], "s1", "state comes back as sent");
+    pairs["code"].clone()
+}
+
+#[tokio::test]
+async fn authorization_code_exchange_verifies_pkce_and_codes_are_single_use() {
+    let h = Harness::small();
+    // RFC 7636 Appendix B's example pair.
+    let verifier = "dBjftJeZ4CVP-mJ92K1ZzwLFFCZHhGC4aHqJ8z9a8l0";
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let exchange = |code: String, verifier: &'static str| {
+        json_post(
+            "/oauth/token",
+            &json!({"grant_type": "authorization_code", "code": code,
+                    "redirect_uri": "http://127.0.0.1:4321/callback", "code_verifier": verifier,
+                    "client_id": "ironclad-client", "client_secret": "ironclad-secret"}),
+        )
+    };
+    let code = authorize(&h, challenge).await;
+    let wrong = h.send(exchange(code, "not-the-verifier")).await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    assert_eq!(wrong.body["error"], "invalid_grant");
+
+    let code = authorize(&h, challenge).await;
+    let answer = h.send(exchange(code.clone(), verifier)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    assert!(answer.body["refresh_token"].is_string() && answer.body["access_token"].is_string());
+    let again = h.send(exchange(code, verifier)).await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN, "a code is used once");
+}
+
+#[tokio::test]
+async fn a_denied_consent_redirects_with_access_denied_and_the_state() {
+    let h = Harness::small();
+    let uri = "/oauth/authorize?response_type=code&client_id=ironclad-client\
+               &redirect_uri=http%3A%2F%2F127.0.0.1%3A4321%2Fcallback&state=s2&approve=no";
+    let answer = h.send(Request::get(uri).body(Body::empty()).unwrap()).await;
+    assert_eq!(answer.status, StatusCode::FOUND);
+    let location = answer.header("location").expect("Location");
+    assert!(
+        location.contains("error=access_denied") && location.contains("state=s2"),
+        "{location}"
     );
 }

@@ -107,6 +107,29 @@ fn check_grantable(
     Ok(())
 }
 
+/// The vault of a create-account (where a generated password goes), checked before anything is
+/// opened (DESIGN §7.3): a path that is not a 0600 regular file of the running user, or absent,
+/// is refused with exit 2 and an audit row, before the account could be created.
+fn open_vault(
+    config: &Config,
+    args: &ProvisionArgs,
+    audit: &mut Audit<'_>,
+) -> Result<Option<crate::vault::Vault>, CommandError> {
+    if !matches!(args.op, ProvisionOp::CreateAccount { .. }) {
+        return Ok(None);
+    }
+    match crate::vault::open_for(config, args.vault.as_deref()) {
+        Ok(vault) => Ok(Some(vault)),
+        Err(err) => {
+            let message = format!("{err}; refused before any upstream request");
+            match audit.append("refused", message.clone()) {
+                Ok(()) => Err(CommandError::usage(anyhow!(message))),
+                Err(audit_err) => Err(audit_err),
+            }
+        }
+    }
+}
+
 /// Refuses what the source's connector does not advertise, before any upstream request.
 fn check_capable(
     env: &SyncEnv,
@@ -173,6 +196,7 @@ pub(crate) async fn run(
     };
     check_writable(&source, &args, &mut audit)?;
     check_grantable(&config, &source, &args, &mut audit)?;
+    let vault = open_vault(&config, &args, &mut audit)?;
     let env = SyncEnv::open(config.clone(), flag, EnvSetup::connectors_only()).await?;
     check_capable(&env, &source, &args, &mut audit)?;
     let info = SourceInfo {
@@ -191,17 +215,13 @@ pub(crate) async fn run(
             }
         };
 
-    let vault_path = args
-        .vault
-        .clone()
-        .unwrap_or_else(|| config.state_path.with_file_name("idhost-vault.jsonl"));
     // Bounded like every plugin call of a sync (`call_timeout_secs`): a hung plugin gets an
     // audited failure, not a command that never returns.
     let operation = operation::perform(
         &instance,
         &args.op,
         &source.name,
-        &vault_path,
+        vault.as_ref(),
         services.http(),
         args.dry_run,
     );

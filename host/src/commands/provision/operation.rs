@@ -1,7 +1,5 @@
 //! The operations of `idhost provision`: what each asks of the connector and what it reports.
 
-use std::path::Path;
-
 use anyhow::anyhow;
 use idhost_connector_sdk::host::ConnectorInstance;
 use idhost_connector_sdk::{
@@ -59,7 +57,7 @@ pub(super) async fn perform(
     instance: &ConnectorInstance,
     op: &ProvisionOp,
     source: &str,
-    vault_path: &Path,
+    vault: Option<&crate::vault::Vault>,
     http: &crate::services::http::HostHttp,
     dry_run: bool,
 ) -> Result<(String, Value), ConnectorError> {
@@ -140,13 +138,17 @@ pub(super) async fn perform(
                 .await?;
             let mut detail = json!({ "resource": created.resource.id });
             if let Some(password) = &created.password {
-                crate::vault::store(vault_path, source, login, password).map_err(|e| {
+                let Some(vault) = vault else {
+                    return Err(ConnectorError::internal(
+                        "the account was created with a password but no vault was opened for it",
+                    ));
+                };
+                vault.store_password(source, login, password).map_err(|e| {
                     ConnectorError::internal(format!(
-                        "the account was created but its password could not be written to the vault {}: {e}",
-                        vault_path.display()
+                        "the account was created but its password could not be written: {e}"
                     ))
                 })?;
-                detail["password"] = json!(format!("written to {}", vault_path.display()));
+                detail["password"] = json!(format!("written to {}", vault.path().display()));
             }
             ("changed".to_owned(), detail)
         }
