@@ -46,10 +46,9 @@ pub(crate) async fn run(
                 }
             }
             Ok((instance, _services, redactor)) => {
-                match crate::sync::call::bounded(source.call_timeout, async move {
-                    instance.validate().await
-                })
-                .await
+                match crate::plugin_runtime::PluginCalls::for_source(source)
+                    .run(async move { instance.validate().await })
+                    .await
                 {
                     Ok(()) => println!(
                         "✓ {} ({}): connection and permissions OK",

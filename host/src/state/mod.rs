@@ -36,5 +36,5 @@ mod store;
 
 pub use checkpoint::{Checkpoint, Phase};
 pub use functions::field_changes;
-pub use stage::RecordTable;
+pub use stage::{Discarded, RecordTable};
 pub use store::{StateError, StateStore};
