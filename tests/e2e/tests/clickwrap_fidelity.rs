@@ -158,7 +158,8 @@ async fn a_listing_that_never_stops_shifting_fails_the_source_as_incomplete_with
             }
         })))
         .on_path(&members_path(&sim))
-        .after(1),
+        .after(1)
+        .times(u32::MAX),
     );
     let run = s.sync(&config, &[]).await;
     run.expect_code(1);
@@ -247,13 +248,71 @@ async fn a_configured_access_token_is_used_without_asking_the_token_endpoint() {
     );
 }
 
+/// Two syncs in one process (`idhost run`, a 2 s schedule): the token fetched for the first
+/// page serves every page of both. (Separate `idhost sync` processes fetch one each: a bearer
+/// token is a secret, and the connector keeps it in memory only, never in the state database.)
 #[tokio::test(flavor = "multi_thread")]
 async fn the_client_credentials_token_is_fetched_once_across_pages_and_two_syncs() {
     let (sim, server) = start(450).await;
     let s = Scratch::new();
     let config = config(&s, &sim, &server, Auth::ClientCredentials);
-    s.sync(&config, &[]).await.expect_code(0);
-    s.sync(&config, &[]).await.expect_code(0);
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace(
+            "read_only = true\n",
+            "read_only = true\nschedule = \"2s\"\n",
+        ),
+    )
+    .expect("config");
+    let mut child = tokio::process::Command::from(idhost_e2e::idhost())
+        .args(["run", "-c"])
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0", "--max-jitter", "0s"])
+        .env_remove("IDHOST_LISTEN")
+        .current_dir(s.dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start idhost run");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let succeeded = || {
+        let path = s.path("idhost.db");
+        if !path.exists() {
+            return 0;
+        }
+        let db = idhost_e2e::Db::open(&path);
+        let has_runs = db.count(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'sync_runs'",
+            [],
+        );
+        if has_runs == 0 {
+            return 0;
+        }
+        db.count(
+            "SELECT count(*) FROM sync_runs WHERE source = ?1 AND status = 'succeeded'",
+            [SOURCE],
+        )
+    };
+    while succeeded() < 2 {
+        assert!(
+            std::time::Instant::now() < until,
+            "two scheduled syncs did not succeed within 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let killed = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().expect("pid").to_string())
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+        .await
+        .expect("idhost run stops")
+        .expect("exit status");
+    assert_eq!(status.code(), Some(0));
     let pages = sim.faults().log().count("GET", &members_path(&sim));
     assert!(pages >= 10, "two syncs of five pages each: {pages}");
     assert_eq!(

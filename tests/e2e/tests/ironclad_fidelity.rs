@@ -345,17 +345,22 @@ async fn a_listing_that_never_stops_shifting_fails_the_source_as_incomplete_with
     s.sync(&config, &[]).await.expect_code(0);
     let before = s.db("idhost.db").snapshot(SOURCE);
 
-    // Before every user page but the first of all, the lowest remaining user is deleted:
-    // every listing shifts under its second page.
+    // Before every user page but the first of all, the lowest remaining user (never the
+    // acting admin) is deleted: every listing shifts under its second page.
+    let admin = sim
+        .user_by_username(&sim.config().admin_email)
+        .and_then(|u| u["id"].as_str().map(str::to_owned))
+        .expect("the acting admin");
     let hook_sim = sim.clone();
     sim.faults().push(
         FaultRule::any(FaultAction::Run(Hook::new(move || {
-            if let Some(first) = hook_sim.user_ids().first() {
-                hook_sim.remove_user(first);
+            if let Some(first) = hook_sim.user_ids().into_iter().find(|u| *u != admin) {
+                hook_sim.remove_user(&first);
             }
         })))
         .on_path("/scim/v2/Users")
-        .after(1),
+        .after(1)
+        .times(u32::MAX),
     );
     let run = s.sync(&config, &[]).await;
     run.expect_code(1);
