@@ -26,7 +26,14 @@
 //! | user with no email | here `clickwrap_user_without_email` |
 //! | 20 MB response | here `clickwrap_20_mb_response` |
 //! | plugin panics | host/tests/it/sync_fixture.rs `a_panicking_and_a_failing_source_fail_alone_and_keep_their_previous_snapshots` |
-//! | plugin hangs (awaits forever, or blocks its thread) past `call_timeout_secs` | here `fixture_plugin_hang`, `fixture_plugin_blocking_its_thread` |
+//! | plugin hangs past `call_timeout_secs` (awaiting forever, or blocking its thread) | here `fixture_plugin_hang`, `fixture_plugin_blocking_its_thread`; host/src/plugin_runtime.rs unit tests |
+//! | more sources blocking their plugin threads than cores (4 on the 2-core machine) | here `fixture_more_blocking_sources_than_cores_all_time_out` (fails cleanly: every source with "did not answer within call_timeout_secs = 2", exit 1 after 2.7 s), `fixture_sigterm_with_more_blocked_sources_than_cores` (`idhost run`: `/healthz` answers, SIGTERM exits 0 after 1.1 s with `--shutdown-grace 1s`) |
+//! | `open` blocking its thread | here `fixture_plugin_open_blocking_its_thread` (fails cleanly in `call_timeout_secs`) |
+//! | provisioning call blocking its thread | here `fixture_provisioning_blocking_its_thread` (exit 1 in `call_timeout_secs`, audited `failed`) |
+//! | a per-resource detail call fails | here `fixture_detail_call_failure_stops_the_page_at_once` (fails cleanly at the first failure: 1.3 s, not the page's 10 s of calls) |
+//! | user deleted upstream between offset pages | ironclad_fidelity.rs, clickwrap_fidelity.rs `a_user_deleted_between_pages_is_relisted_and_only_that_user_is_removed` (completes: the type is listed again; that user removed once, nobody else) |
+//! | offset listing that never stops shifting | ironclad_fidelity.rs, clickwrap_fidelity.rs `a_listing_that_never_stops_shifting_fails_the_source_as_incomplete_with_no_removal` (fails cleanly after 3 listings, no removal event) |
+//! | plugin built against a newer 1.x SDK (unknown capability, status, account type, purpose) | forward_compat.rs `a_plugin_from_a_newer_sdk_loads_syncs_and_its_unknown_values_are_reported` (completes; the values kept as sent, warned about and counted in `counts.unknown`) |
 //! | sink fails mid-write: SQLite locked by another writer (read-only mode does not stop root) | here `sqlite_sink_locked_by_another_writer_fails_cleanly` |
 //! | sink fails mid-write: Postgres down | host/tests/it/sinks_postgres.rs `postgres_down_at_write_time_fails_that_source_and_keeps_its_previous_snapshot` |
 //! | SIGTERM mid-sync, resumed | host/tests/it/checkpoints_resume.rs `a_stopped_sync_resumes_and_restart_starts_over_with_the_same_result`; host/tests/it/sync_fixture.rs `sigterm_mid_sync_leaves_the_previous_snapshot_whole`; host/tests/it/daemon.rs `sigterm_mid_sync_cancels_within_the_bound_and_leaves_no_partial_snapshot` |
