@@ -115,8 +115,8 @@ impl ResourceTypeSpec {
 }
 
 /// An optional ability a connector advertises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Capability {
     /// Grant an entitlement.
     Grant,
@@ -132,22 +132,20 @@ pub enum Capability {
     Delete,
     /// Incremental syncs from connector-kept state (e.g. Graph delta links).
     Incremental,
+    /// A capability this SDK does not know (from a newer 1.x SDK), kept as sent. A host never
+    /// relies on one it does not know.
+    Other(&'static str),
 }
 
-impl Capability {
-    /// The snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Capability::Grant => "grant",
-            Capability::Revoke => "revoke",
-            Capability::CreateAccount => "create_account",
-            Capability::CreateResource => "create_resource",
-            Capability::Update => "update",
-            Capability::Delete => "delete",
-            Capability::Incremental => "incremental",
-        }
-    }
-}
+crate::wire::wire_enum!(Capability {
+    Grant => "grant",
+    Revoke => "revoke",
+    CreateAccount => "create_account",
+    CreateResource => "create_resource",
+    Update => "update",
+    Delete => "delete",
+    Incremental => "incremental",
+});
 
 /// One setting a connector accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

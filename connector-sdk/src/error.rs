@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::settings::SettingsError;
 
 /// What went wrong, in terms the host can act on (retry, re-authenticate, report, skip).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// Credentials missing, wrong or expired (HTTP 401).
@@ -30,24 +29,24 @@ pub enum ErrorKind {
     Unsupported,
     /// A bug, a panic, or an answer we could not understand.
     Internal,
+    /// A kind this SDK does not know (from a newer 1.x SDK), kept as sent; a host treats it
+    /// like [`ErrorKind::Internal`].
+    Other(&'static str),
 }
 
-impl ErrorKind {
-    /// The snake_case name, as in logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Unauthenticated => "unauthenticated",
-            ErrorKind::PermissionDenied => "permission_denied",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::AlreadyExists => "already_exists",
-            ErrorKind::RateLimited => "rate_limited",
-            ErrorKind::Unavailable => "unavailable",
-            ErrorKind::InvalidInput => "invalid_input",
-            ErrorKind::Unsupported => "unsupported",
-            ErrorKind::Internal => "internal",
-        }
-    }
+crate::wire::wire_enum!(ErrorKind {
+    Unauthenticated => "unauthenticated",
+    PermissionDenied => "permission_denied",
+    NotFound => "not_found",
+    AlreadyExists => "already_exists",
+    RateLimited => "rate_limited",
+    Unavailable => "unavailable",
+    InvalidInput => "invalid_input",
+    Unsupported => "unsupported",
+    Internal => "internal",
+});
 
+impl ErrorKind {
     /// The kind an upstream HTTP status maps to, `None` for success.
     pub fn from_status(status: u16) -> Option<Self> {
         Some(match status {
@@ -73,6 +72,8 @@ impl ErrorKind {
             ErrorKind::InvalidInput => 7,
             ErrorKind::Unsupported => 8,
             ErrorKind::Internal => 9,
+            // A kind this side does not know travels as "unknown" (0).
+            ErrorKind::Other(_) => 0,
         }
     }
 
@@ -86,7 +87,10 @@ impl ErrorKind {
             6 => ErrorKind::Unavailable,
             7 => ErrorKind::InvalidInput,
             8 => ErrorKind::Unsupported,
-            _ => ErrorKind::Internal,
+            9 => ErrorKind::Internal,
+            0 => ErrorKind::Other("unknown"),
+            // A code from a newer SDK: kept, so it is reported as unknown, not as a bug.
+            other => ErrorKind::Other(crate::wire::intern(&format!("kind_{other}"))),
         }
     }
 }

@@ -96,6 +96,7 @@ pub mod testing;
 #[allow(unsafe_code)]
 pub mod abi;
 mod secret_serde;
+mod wire;
 
 pub use connector::{
     AccountCreated, AccountInfo, Capability, Changes, CheckNote, ConfigKey, Connector,

@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 pub type Profile = Map<String, Value>;
 
 /// Lifecycle state of a resource as the upstream reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Status {
     /// Active, can sign in / be used.
     #[default]
@@ -22,18 +22,15 @@ pub enum Status {
     Disabled,
     /// Reported as deleted by the upstream (e.g. a delta `@removed`).
     Deleted,
+    /// A status this SDK does not know (from a newer 1.x SDK), kept as sent.
+    Other(&'static str),
 }
 
-impl Status {
-    /// The lowercase wire name (`enabled`, `disabled`, `deleted`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Enabled => "enabled",
-            Status::Disabled => "disabled",
-            Status::Deleted => "deleted",
-        }
-    }
-}
+crate::wire::wire_enum!(Status {
+    Enabled => "enabled",
+    Disabled => "disabled",
+    Deleted => "deleted",
+});
 
 /// One identity object: a user, group, app, role or a connector-specific type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,8 +110,8 @@ pub fn resource_id(rtype: &str, upstream_id: &str) -> String {
 }
 
 /// Kind of account a user resource stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum AccountType {
     /// A person.
     #[default]
@@ -123,7 +120,15 @@ pub enum AccountType {
     Service,
     /// A built-in system account.
     System,
+    /// An account type this SDK does not know (from a newer 1.x SDK), kept as sent.
+    Other(&'static str),
 }
+
+crate::wire::wire_enum!(AccountType {
+    Human => "human",
+    Service => "service",
+    System => "system",
+});
 
 /// One email address of a user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,8 +242,8 @@ pub struct RoleTrait {
 }
 
 /// What holding an entitlement means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Purpose {
     /// Membership or assignment (group member, app assignment, role member).
     #[default]
@@ -247,7 +252,15 @@ pub enum Purpose {
     Permission,
     /// Ownership of the resource.
     Ownership,
+    /// A purpose this SDK does not know (from a newer 1.x SDK), kept as sent.
+    Other(&'static str),
 }
+
+crate::wire::wire_enum!(Purpose {
+    Assignment => "assignment",
+    Permission => "permission",
+    Ownership => "ownership",
+});
 
 /// Something that can be granted on a resource: `"<type>:<id>:<slug>"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

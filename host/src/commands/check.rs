@@ -46,8 +46,11 @@ pub(crate) async fn run(
                 }
             }
             Ok((instance, _services, redactor)) => {
-                // Facts about the credentials first (a certificate's expiry), then the check.
-                if let Ok(notes) = instance.check_notes().await {
+                // Facts about the credentials first (a certificate's expiry), then the check;
+                // both are plugin calls, so both run on plugin threads under the timeout.
+                let calls = crate::plugin_runtime::PluginCalls::for_source(source);
+                let noted = instance.clone();
+                if let Ok(notes) = calls.run(async move { noted.check_notes().await }).await {
                     for note in notes {
                         let mark = if note.warning { "! warning:" } else { "·" };
                         println!(
@@ -58,10 +61,7 @@ pub(crate) async fn run(
                         );
                     }
                 }
-                match crate::sync::call::bounded(source.call_timeout, async move {
-                    instance.validate().await
-                })
-                .await
+                match calls.run(async move { instance.validate().await }).await
                 {
                     Ok(()) => println!(
                         "✓ {} ({}): connection and permissions OK",

@@ -41,6 +41,11 @@ pub struct Counts {
     /// Change events this sync made, by kind (`created`, `updated`, ...); absent when none.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub changes: std::collections::BTreeMap<String, u64>,
+    /// Values the plugin sent that this host does not know (it was built against a newer 1.x
+    /// SDK), by `what:value` (`status:suspended`, `capability:teleport`): kept as sent and
+    /// reported, never fatal. Absent when none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub unknown: std::collections::BTreeMap<String, u64>,
 }
 
 impl Counts {

@@ -37,5 +37,5 @@ mod store;
 pub use checkpoint::{Checkpoint, Phase, Removals};
 pub use functions::field_changes;
 pub use outbox::{OUTBOX_CAP, SinkLag};
-pub use stage::RecordTable;
+pub use stage::{Discarded, RecordTable};
 pub use store::{StateError, StateStore};

@@ -39,6 +39,17 @@ impl RecordTable {
     }
 }
 
+/// What [`StateStore::discard_listing`] dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Discarded {
+    /// Resources.
+    pub resources: u64,
+    /// Entitlements.
+    pub entitlements: u64,
+    /// Grants.
+    pub grants: u64,
+}
+
 impl StateStore {
     /// Commits one page of `rtype` and the checkpoint that follows it, in one transaction.
     /// `removed` are the ids an incremental page names as removed.
@@ -73,6 +84,48 @@ impl StateStore {
                 release_cache(conn)?;
             }
             Ok(())
+        })
+        .await
+    }
+
+    /// Drops what generation `generation` of `source` staged from the listing of `rtype` (its
+    /// resources, and the entitlements and grants its pages carried) and stores the checkpoint
+    /// `checkpoint` makes from the numbers dropped, in one transaction. For a listing that
+    /// shifted under the connector: it is listed again from its first page.
+    pub async fn discard_listing(
+        &self,
+        source: &str,
+        generation: i64,
+        rtype: &str,
+        checkpoint: impl FnOnce(Discarded) -> String + Send + 'static,
+    ) -> Result<Discarded, StateError> {
+        let (source, rtype) = (source.to_owned(), rtype.to_owned());
+        self.blocking(move |conn| {
+            let tx = conn.transaction()?;
+            let mut dropped = [0u64; 3];
+            for (n, (table, column)) in [
+                ("snap_resources", "type"),
+                ("snap_entitlements", "rtype"),
+                ("snap_grants", "rtype"),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                dropped[n] = tx.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE source = ?1 AND gen = ?2 AND {column} = ?3"
+                    ),
+                    params![source, generation, rtype],
+                )? as u64;
+            }
+            let discarded = Discarded {
+                resources: dropped[0],
+                entitlements: dropped[1],
+                grants: dropped[2],
+            };
+            checkpoint::save(&tx, &source, &checkpoint(discarded))?;
+            tx.commit()?;
+            Ok(discarded)
         })
         .await
     }

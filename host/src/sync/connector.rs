@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use idhost_connector_sdk::host::ConnectorInstance;
-use idhost_connector_sdk::{ConnectorError, Manifest, ResourceTypeSpec, SourceInfo};
+use idhost_connector_sdk::{ConnectorError, HostFeatures, Manifest, ResourceTypeSpec, SourceInfo};
 
 use super::env::SyncEnv;
 use crate::config::SourceConfig;
 use crate::metrics::SourceMetrics;
+use crate::plugin_runtime::PluginCalls;
 use crate::redact::Redactor;
 use crate::retry::RetryPolicy;
 use crate::services::http::{HostHttp, HttpPolicy};
@@ -53,6 +54,12 @@ fn missing_plugin(env: &SyncEnv, source: &SourceConfig) -> String {
         .to_string()
 }
 
+/// What this host supports beyond the 1.0 interface: relisting an unstable listing within a
+/// sync (`sync::listing`).
+pub(crate) fn host_features() -> HostFeatures {
+    HostFeatures::none().with_relist()
+}
+
 /// Opens `source`'s connector with fresh services. Shared by sync, check and provision.
 pub async fn open_connector(
     env: &SyncEnv,
@@ -92,8 +99,16 @@ pub async fn open_connector(
         SourceServices::new(&source.name, http, redactor.clone(), committed)
             .with_vault(Some(crate::vault::VaultRef::for_sources(&env.config))),
     );
-    let instance = plugin
-        .open(&source.settings, info, max_log_level(), services.clone())
+    // `open` runs on a plugin thread under `call_timeout_secs`, like every other plugin call.
+    let (plugin, settings, open_services) =
+        (plugin.clone(), source.settings.clone(), services.clone());
+    let level = max_log_level();
+    let instance = PluginCalls::for_source(source)
+        .run(async move {
+            plugin
+                .open_with(&settings, info, level, host_features(), open_services)
+                .await
+        })
         .await
         .map_err(|err| describe_open_error(env, source, &redactor, &err))?;
     Ok((instance, services, redactor))

@@ -3,28 +3,45 @@
 //! checkpoint that follows it, to the state database in one transaction. So a checkpoint is
 //! committed only after every sink accepted the records before it, and a sync resumed after
 //! a crash or a stop goes on from its last committed page.
+//!
+//! Every call into the plugin runs on a plugin thread under `call_timeout_secs`
+//! ([`crate::plugin_runtime`]).
+//!
+//! **Relisting.** An offset-paged listing (Ironclad SCIM `startIndex`, Clickwrap `page`) is
+//! not a snapshot: a record deleted upstream while it is paged shifts every later page, and
+//! one record would be skipped and then wrongly deactivated. A connector that sees its
+//! listing shift answers a page with `relist` set (the host advertises
+//! `HostFeatures::relist`). The host then drops what this sync staged from that resource
+//! type (journal and sinks: the sinks' sessions start over and get the journal's other pages
+//! again) and lists the type again from its first page, at most [`MAX_LISTING_ATTEMPTS`]
+//! times in one sync. A listing still unstable after that fails the source as incomplete: no
+//! removal or deactivation is ever emitted from an unstable listing, and the next sync lists
+//! the type from its start.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use futures::StreamExt as _;
 use idhost_connector_sdk::host::ConnectorInstance;
 use idhost_connector_sdk::{ConnectorError, Page, PageToken, Resource, SourceInfo};
 
-use super::call::{PluginCall, bounded};
 use super::connector::{open_connector, resource_types};
 use super::ctx::{Ctx, Stop};
+use crate::plugin_runtime::{PluginCall, PluginCalls};
 use crate::record::Batch;
 use crate::route::RoutedSession;
 use crate::state::Checkpoint;
+
+/// How many times one resource type is listed within one sync when its listing keeps
+/// shifting while it is paged (the first listing included).
+pub(crate) const MAX_LISTING_ATTEMPTS: u32 = 3;
 
 /// Lists what `cp` has not listed yet.
 pub(super) async fn list(
     ctx: &Ctx<'_>,
     cp: &mut Checkpoint,
-    sessions: &mut [RoutedSession],
+    sessions: &mut Vec<RoutedSession>,
 ) -> Result<(), Stop> {
     if cp.type_index >= cp.types.len() {
         return Ok(());
@@ -45,6 +62,13 @@ pub(super) async fn list(
         ))
         .await?
         .map_err(Stop::Failed)?;
+    for capability in &instance.manifest().capabilities {
+        if capability.is_unknown() {
+            cp.counts
+                .unknown
+                .insert(format!("capability:{}", capability.as_str()), 1);
+        }
+    }
     // What the connector staged before the interruption is staged again.
     for (key, value) in &cp.staged_state {
         idhost_connector_sdk::services::HostServices::state_set(
@@ -69,117 +93,213 @@ pub(super) async fn list(
                 ctx.name()
             )));
         };
-        let first = match &cp.page_token {
-            Some(t) => PageToken::from_string(t.clone()),
-            None => PageToken::first(),
-        };
-        let timeout = ctx.source.call_timeout;
+        let calls = PluginCalls::for_source(ctx.source);
         let list_page = |token: PageToken| {
             let (instance, rtype) = (instance.clone(), rtype.clone());
-            PluginCall::spawn(timeout, async move { instance.list(&rtype, token).await })
+            calls.spawn(async move { instance.list(&rtype, token).await })
         };
-        let mut fetch = list_page(first);
-        let mut seen = HashSet::new();
-        let mut page_no = 0u64;
-        loop {
-            let page: Page<Resource> = match ctx.or_cancel(fetch.join()).await? {
-                Ok(page) => page,
-                Err(e) => {
-                    if e.relist {
-                        // The upstream's listing shifted under the connector: resuming from this
-                        // checkpoint would page on from a position that no longer exists, so the
-                        // next sync starts the source over (relisting within a sync comes later).
-                        if let Err(err) = ctx.env.state.discard_sync(ctx.name()).await {
-                            tracing::warn!(source = %ctx.name(), error = %err, "could not discard the unstable listing's checkpoint");
-                        }
-                    }
-                    return Err(fail(format!("listing `{rtype}` page {}", page_no + 1), e));
-                }
+        let mut attempt = 1u32;
+        'listing: loop {
+            let first = match &cp.page_token {
+                Some(t) => PageToken::from_string(t.clone()),
+                None => PageToken::first(),
             };
-            // What the connector staged up to this page, before the next call can stage more.
-            let staged = services.staged_state();
-            page_no += 1;
-            if page.incremental {
-                if cp.base_gen.is_none() {
+            let mut fetch: PluginCall<Page<Resource>> = list_page(first);
+            let mut seen = HashSet::new();
+            let mut page_no = 0u64;
+            loop {
+                let page = match ctx.or_cancel(fetch.join()).await? {
+                    Ok(page) => page,
+                    // A plugin glue that refused the relist (it never does to this host, which
+                    // advertises it) is a relist all the same.
+                    Err(e) if e.relist => Page::relist(e.message),
+                    Err(e) => {
+                        return Err(fail(format!("listing `{rtype}` page {}", page_no + 1), e));
+                    }
+                };
+                if let Some(reason) = page.relist {
+                    let reason = redactor.redact(&reason);
+                    discard_listing(ctx, cp, &rtype, sessions).await?;
+                    if attempt >= MAX_LISTING_ATTEMPTS {
+                        return Err(Stop::Failed(format!(
+                            "source `{}`: listing `{rtype}` is incomplete: the upstream's listing shifted while it was paged on each of {attempt} attempts (last: {reason}); the sync stops here and nothing is removed or deactivated; the next sync lists `{rtype}` again from the start",
+                            ctx.name()
+                        )));
+                    }
+                    attempt += 1;
+                    tracing::warn!(source = %ctx.name(), rtype = %rtype, attempt, max = MAX_LISTING_ATTEMPTS, reason = %reason,
+                        "the upstream's listing shifted while it was paged; listing it again from the start");
+                    continue 'listing;
+                }
+                // What the connector staged up to this page, before the next call can stage more.
+                let staged = services.staged_state();
+                page_no += 1;
+                if page.incremental {
+                    if cp.base_gen.is_none() {
+                        return Err(Stop::Failed(format!(
+                            "source `{}`: connector `{}` sent an incremental page of `{rtype}`, but the host has no snapshot of this source to apply it to; run `idhost sync --full --source {}`",
+                            ctx.name(),
+                            ctx.source.connector,
+                            ctx.name()
+                        )));
+                    }
+                    cp.incremental_types.insert(rtype.clone());
+                } else if !page.removed.is_empty() {
+                    tracing::debug!(source = %ctx.name(), rtype = %rtype, "ignoring `removed` ids on a page that is not incremental");
+                }
+                let removed = if page.incremental {
+                    page.removed
+                } else {
+                    Vec::new()
+                };
+                let next = page.next;
+                if let Some(next) = &next
+                    && !seen.insert(next.clone())
+                {
                     return Err(Stop::Failed(format!(
-                        "source `{}`: connector `{}` sent an incremental page of `{rtype}`, but the host has no snapshot of this source to apply it to; run `idhost sync --full --source {}`",
+                        "source `{}`: listing `{rtype}`: the connector handed back page token `{}` a second time (page {page_no}); stopping instead of looping",
                         ctx.name(),
-                        ctx.source.connector,
-                        ctx.name()
+                        redactor.redact(next)
                     )));
                 }
-                cp.incremental_types.insert(rtype.clone());
-            } else if !page.removed.is_empty() {
-                tracing::debug!(source = %ctx.name(), rtype = %rtype, "ignoring `removed` ids on a page that is not incremental");
-            }
-            let removed = if page.incremental {
-                page.removed
-            } else {
-                Vec::new()
-            };
-            let next = page.next;
-            if let Some(next) = &next
-                && !seen.insert(next.clone())
-            {
-                return Err(Stop::Failed(format!(
-                    "source `{}`: listing `{rtype}`: the connector handed back page token `{}` a second time (page {page_no}); stopping instead of looping",
-                    ctx.name(),
-                    redactor.redact(next)
-                )));
-            }
-            let mut batch = Batch {
-                resources: page.items,
-                entitlements: if cp.resources_only {
-                    Vec::new()
-                } else {
-                    page.entitlements
-                },
-                grants: if cp.resources_only {
-                    Vec::new()
-                } else {
-                    page.grants
-                },
-            };
-            if spec.per_resource_details && !cp.resources_only {
-                let (ents, grants) = ctx
-                    .or_cancel(details(
-                        &instance,
-                        &batch.resources,
-                        ctx.source.concurrency,
-                        timeout,
-                    ))
-                    .await?
-                    .map_err(|(id, e)| fail(format!("details of `{id}`"), e))?;
-                batch.entitlements.extend(ents);
-                batch.grants.extend(grants);
-            }
-            // The next page is fetched while this one is written; it is abandoned (dropped)
-            // if the write fails or the sync is cancelled.
-            let prefetch = next.clone().map(|n| list_page(PageToken::from_string(n)));
-            let records = batch.len() as u64;
-            *cp.counts.resources.entry(rtype.clone()).or_default() += batch.resources.len() as u64;
-            cp.counts.entitlements += batch.entitlements.len() as u64;
-            cp.counts.grants += batch.grants.len() as u64;
-            ctx.metrics.pages.fetch_add(1, Ordering::Relaxed);
-            ctx.metrics.records.fetch_add(records, Ordering::Relaxed);
-            match &next {
-                Some(next) => cp.page_token = Some(next.clone()),
-                None => {
-                    cp.type_index += 1;
-                    cp.page_token = None;
+                let mut batch = Batch {
+                    resources: page.items,
+                    entitlements: if cp.resources_only {
+                        Vec::new()
+                    } else {
+                        page.entitlements
+                    },
+                    grants: if cp.resources_only {
+                        Vec::new()
+                    } else {
+                        page.grants
+                    },
+                };
+                if spec.per_resource_details && !cp.resources_only {
+                    let (ents, grants) = ctx
+                        .or_cancel(details(
+                            &instance,
+                            &batch.resources,
+                            ctx.source.concurrency,
+                            &calls,
+                        ))
+                        .await?
+                        .map_err(|(id, e)| fail(format!("details of `{id}`"), e))?;
+                    batch.entitlements.extend(ents);
+                    batch.grants.extend(grants);
                 }
-            }
-            cp.pages += 1;
-            cp.staged_state = staged.into_iter().collect();
-            commit_page(ctx, cp, &rtype, batch, removed, sessions).await?;
-            ctx.progress.page(&rtype, records);
-            match prefetch {
-                None => break,
-                Some(call) => fetch = call,
+                // The next page is fetched while this one is written; it is abandoned (dropped)
+                // if the write fails or the sync is cancelled.
+                let prefetch = next.clone().map(|n| list_page(PageToken::from_string(n)));
+                note_unknown(&mut cp.counts, &batch);
+                let records = batch.len() as u64;
+                *cp.counts.resources.entry(rtype.clone()).or_default() +=
+                    batch.resources.len() as u64;
+                cp.counts.entitlements += batch.entitlements.len() as u64;
+                cp.counts.grants += batch.grants.len() as u64;
+                ctx.metrics.pages.fetch_add(1, Ordering::Relaxed);
+                ctx.metrics.records.fetch_add(records, Ordering::Relaxed);
+                match &next {
+                    Some(next) => cp.page_token = Some(next.clone()),
+                    None => {
+                        cp.type_index += 1;
+                        cp.page_token = None;
+                    }
+                }
+                cp.pages += 1;
+                cp.staged_state = staged.into_iter().collect();
+                commit_page(ctx, cp, &rtype, batch, removed, sessions).await?;
+                ctx.progress.page(&rtype, records);
+                match prefetch {
+                    None => break 'listing,
+                    Some(call) => fetch = call,
+                }
             }
         }
     }
+    if !cp.counts.unknown.is_empty() {
+        let values: Vec<String> = cp
+            .counts
+            .unknown
+            .iter()
+            .map(|(value, n)| format!("{value} ({n})"))
+            .collect();
+        tracing::warn!(source = %ctx.name(), connector = %ctx.source.connector, unknown = %values.join(", "),
+            "the plugin sent values this host does not know (it was built against a newer idhost-connector-sdk 1.x); they are kept as sent, and unknown capabilities are not used");
+    }
     Ok(())
+}
+
+/// Counts the values in `batch` this host does not know (statuses, account types, purposes).
+fn note_unknown(counts: &mut crate::record::Counts, batch: &Batch) {
+    let mut note = |what: &str, value: &str| {
+        *counts.unknown.entry(format!("{what}:{value}")).or_default() += 1;
+    };
+    for r in &batch.resources {
+        if r.status.is_unknown() {
+            note("status", r.status.as_str());
+        }
+        if let Some(user) = &r.user
+            && user.account_type.is_unknown()
+        {
+            note("account_type", user.account_type.as_str());
+        }
+    }
+    for e in &batch.entitlements {
+        if e.purpose.is_unknown() {
+            note("purpose", e.purpose.as_str());
+        }
+    }
+}
+
+/// Drops what this sync staged from listing `rtype`, in the journal (with the checkpoint set
+/// back to the type's first page) and in every sink: each sink's session starts over (a sink
+/// drops a session's staging when the next one begins, as after a killed attempt) and gets
+/// the journal's remaining pages again.
+async fn discard_listing(
+    ctx: &Ctx<'_>,
+    cp: &mut Checkpoint,
+    rtype: &str,
+    sessions: &mut Vec<RoutedSession>,
+) -> Result<(), Stop> {
+    cp.page_token = None;
+    let template = cp.clone();
+    let rtype_owned = rtype.to_owned();
+    let discarded = ctx
+        .or_cancel(
+            ctx.env
+                .state
+                .discard_listing(ctx.name(), cp.generation, rtype, move |d| {
+                    let mut cp = template;
+                    discount(&mut cp, &rtype_owned, d);
+                    cp.to_json()
+                }),
+        )
+        .await?
+        .map_err(Stop::failed)?;
+    discount(cp, rtype, discarded);
+    tracing::info!(source = %ctx.name(), rtype = %rtype, resources = discarded.resources,
+        entitlements = discarded.entitlements, grants = discarded.grants,
+        "dropped what this sync had staged from the shifted listing");
+    let names: Vec<String> = sessions.iter().map(|s| s.sink().to_owned()).collect();
+    sessions.clear();
+    for sink in ctx.env.router.routed_from(ctx.name()) {
+        if names.contains(&sink.config().name) {
+            let session = ctx
+                .or_cancel(RoutedSession::begin(sink, ctx.name(), &cp.sync_id))
+                .await?
+                .map_err(Stop::failed)?;
+            sessions.push(session);
+        }
+    }
+    super::deliver::replay(ctx, cp, sessions).await
+}
+
+/// Takes what [`discard_listing`] dropped out of the checkpoint's counts.
+fn discount(cp: &mut Checkpoint, rtype: &str, d: crate::state::Discarded) {
+    cp.counts.resources.remove(rtype);
+    cp.counts.entitlements = cp.counts.entitlements.saturating_sub(d.entitlements);
+    cp.counts.grants = cp.counts.grants.saturating_sub(d.grants);
 }
 
 /// Writes a page to every sink, then commits it with the checkpoint after it.
@@ -219,84 +339,92 @@ type Details = (
     Vec<idhost_connector_sdk::Grant>,
 );
 
-/// Entitlements and grants of each resource, `concurrency` resources at a time, every page.
+/// Entitlements and grants of each resource, `concurrency` resources at a time. The first
+/// failure ends it: the calls still in flight are abandoned (dropped) and no new one starts.
 async fn details(
     instance: &ConnectorInstance,
     resources: &[Resource],
     concurrency: usize,
-    timeout: Duration,
+    calls: &PluginCalls,
 ) -> Result<Details, (String, ConnectorError)> {
     // Owned copies: a stream of futures borrowing from the caller trips the compiler's
     // higher-ranked `Send` check once the whole sync runs on a spawned task.
-    let owned: Vec<(ConnectorInstance, Resource)> = resources
+    let owned: Vec<(ConnectorInstance, Resource, PluginCalls)> = resources
         .iter()
-        .map(|r| (instance.clone(), r.clone()))
+        .map(|r| (instance.clone(), r.clone(), calls.clone()))
         .collect();
-    let results = futures::stream::iter(owned.into_iter().map(|(instance, resource)| async move {
-        let resource_id = resource.id.clone();
-        let mut ents = Vec::new();
-        let mut grants = Vec::new();
-        let mut token = PageToken::first();
-        let mut seen = HashSet::new();
-        loop {
-            let page = {
-                let (instance, resource, token) =
-                    (instance.clone(), resource.clone(), token.clone());
-                bounded(timeout, async move {
-                    instance.entitlements(&resource, token).await
-                })
-                .await
-                .map_err(|e| (resource_id.clone(), e))?
-            };
-            ents.extend(page.items);
-            match page.next {
-                Some(next) if seen.insert(next.clone()) => token = PageToken::from_string(next),
-                Some(next) => {
-                    return Err((
-                        resource_id.clone(),
-                        ConnectorError::internal(format!(
-                            "entitlement page token `{next}` repeated"
-                        )),
-                    ));
-                }
-                None => break,
-            }
-        }
-        let mut token = PageToken::first();
-        seen.clear();
-        loop {
-            let page = {
-                let (instance, resource, token) =
-                    (instance.clone(), resource.clone(), token.clone());
-                bounded(
-                    timeout,
-                    async move { instance.grants(&resource, token).await },
-                )
-                .await
-                .map_err(|e| (resource_id.clone(), e))?
-            };
-            grants.extend(page.items);
-            match page.next {
-                Some(next) if seen.insert(next.clone()) => token = PageToken::from_string(next),
-                Some(next) => {
-                    return Err((
-                        resource_id.clone(),
-                        ConnectorError::internal(format!("grant page token `{next}` repeated")),
-                    ));
-                }
-                None => break,
-            }
-        }
-        Ok::<_, (String, ConnectorError)>((ents, grants))
-    }))
-    .buffer_unordered(concurrency)
-    .collect::<Vec<_>>()
-    .await;
+    let mut results = futures::stream::iter(
+        owned
+            .into_iter()
+            .map(|(instance, resource, calls)| resource_details(instance, resource, calls)),
+    )
+    .buffer_unordered(concurrency.max(1));
     let mut all = (Vec::new(), Vec::new());
-    for r in results {
-        let (e, g) = r?;
+    while let Some(result) = results.next().await {
+        let (e, g) = result?;
         all.0.extend(e);
         all.1.extend(g);
     }
     Ok(all)
+}
+
+/// One resource's entitlements and grants, every page of each. A detail listing that shifts
+/// under the connector (`relist`) is listed again from its first page, at most
+/// [`MAX_LISTING_ATTEMPTS`] times.
+async fn resource_details(
+    instance: ConnectorInstance,
+    resource: Resource,
+    calls: PluginCalls,
+) -> Result<Details, (String, ConnectorError)> {
+    let id = resource.id.clone();
+    let failed = |e| (id.clone(), e);
+    let ents = detail_pages(&id, "entitlement", |token| {
+        let (instance, resource) = (instance.clone(), resource.clone());
+        calls.spawn(async move { instance.entitlements(&resource, token).await })
+    })
+    .await
+    .map_err(failed)?;
+    let grants = detail_pages(&id, "grant", |token| {
+        let (instance, resource) = (instance.clone(), resource.clone());
+        calls.spawn(async move { instance.grants(&resource, token).await })
+    })
+    .await
+    .map_err(failed)?;
+    Ok((ents, grants))
+}
+
+/// Every page of one detail listing (`what`: `entitlement` or `grant`) of resource `id`.
+async fn detail_pages<T: Send + 'static>(
+    id: &str,
+    what: &str,
+    page: impl Fn(PageToken) -> PluginCall<Page<T>>,
+) -> Result<Vec<T>, ConnectorError> {
+    let mut attempt = 1u32;
+    'listing: loop {
+        let mut items = Vec::new();
+        let mut token = PageToken::first();
+        let mut seen = HashSet::new();
+        loop {
+            let answer = page(token).join().await?;
+            if let Some(reason) = answer.relist {
+                if attempt >= MAX_LISTING_ATTEMPTS {
+                    return Err(ConnectorError::unavailable(format!(
+                        "the {what} listing of `{id}` is incomplete: it shifted while it was paged on each of {attempt} attempts (last: {reason}); nothing is removed or deactivated"
+                    )));
+                }
+                attempt += 1;
+                continue 'listing;
+            }
+            items.extend(answer.items);
+            match answer.next {
+                Some(next) if seen.insert(next.clone()) => token = PageToken::from_string(next),
+                Some(next) => {
+                    return Err(ConnectorError::internal(format!(
+                        "{what} page token `{next}` repeated"
+                    )));
+                }
+                None => return Ok(items),
+            }
+        }
+    }
 }

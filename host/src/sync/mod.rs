@@ -10,7 +10,6 @@
 //! [`SyncEnv::open`] is the one way to open what a sync needs; [`run`] syncs the chosen sources
 //! of a command, [`sync_source`] one source (the daemon calls it per schedule).
 
-pub(crate) mod call;
 mod connector;
 mod ctx;
 mod deliver;

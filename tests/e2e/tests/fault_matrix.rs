@@ -26,7 +26,14 @@
 //! | user with no email | here `clickwrap_user_without_email` |
 //! | 20 MB response | here `clickwrap_20_mb_response` |
 //! | plugin panics | host/tests/it/sync_fixture.rs `a_panicking_and_a_failing_source_fail_alone_and_keep_their_previous_snapshots` |
-//! | plugin hangs (awaits forever, or blocks its thread) past `call_timeout_secs` | here `fixture_plugin_hang`, `fixture_plugin_blocking_its_thread` |
+//! | plugin hangs past `call_timeout_secs` (awaiting forever, or blocking its thread) | here `fixture_plugin_hang`, `fixture_plugin_blocking_its_thread`; host/src/plugin_runtime.rs unit tests |
+//! | more sources blocking their plugin threads than cores (4 on the 2-core machine) | here `fixture_more_blocking_sources_than_cores_all_time_out` (fails cleanly: every source with "did not answer within call_timeout_secs = 2", exit 1 after 2.7 s), `fixture_sigterm_with_more_blocked_sources_than_cores` (`idhost run`: `/healthz` answers, SIGTERM exits 0 after 1.1 s with `--shutdown-grace 1s`) |
+//! | `open` blocking its thread | here `fixture_plugin_open_blocking_its_thread` (fails cleanly in `call_timeout_secs`) |
+//! | provisioning call blocking its thread | here `fixture_provisioning_blocking_its_thread` (exit 1 in `call_timeout_secs`, audited `failed`) |
+//! | a per-resource detail call fails | here `fixture_detail_call_failure_stops_the_page_at_once` (fails cleanly at the first failure: 1.3 s, not the page's 10 s of calls) |
+//! | user deleted upstream between offset pages | ironclad_fidelity.rs, clickwrap_fidelity.rs `a_user_deleted_between_pages_is_relisted_and_only_that_user_is_removed` (completes: the type is listed again; that user removed once, nobody else) |
+//! | offset listing that never stops shifting | ironclad_fidelity.rs, clickwrap_fidelity.rs `a_listing_that_never_stops_shifting_fails_the_source_as_incomplete_with_no_removal` (fails cleanly after 3 listings, no removal event) |
+//! | plugin built against a newer 1.x SDK (unknown capability, status, account type, purpose) | forward_compat.rs `a_plugin_from_a_newer_sdk_loads_syncs_and_its_unknown_values_are_reported` (completes; the values kept as sent, warned about and counted in `counts.unknown`) |
 //! | sink fails mid-write: SQLite locked by another writer (read-only mode does not stop root) | here `sqlite_sink_locked_by_another_writer_fails_cleanly` |
 //! | sink fails mid-write: Postgres down | host/tests/it/sinks_postgres.rs `postgres_down_at_write_time_fails_that_source_and_keeps_its_previous_snapshot` |
 //! | SIGTERM mid-sync, resumed | host/tests/it/checkpoints_resume.rs `a_stopped_sync_resumes_and_restart_starts_over_with_the_same_result`; host/tests/it/sync_fixture.rs `sigterm_mid_sync_leaves_the_previous_snapshot_whole`; host/tests/it/daemon.rs `sigterm_mid_sync_cancels_within_the_bound_and_leaves_no_partial_snapshot` |
@@ -691,23 +698,33 @@ async fn clickwrap_20_mb_response() {
 
 #[tokio::test]
 async fn fixture_plugin_hang() {
-    fixture_hang_row(false).await;
+    fixture_hang_row("list:user:1", false).await;
 }
 
 #[tokio::test]
 async fn fixture_plugin_blocking_its_thread() {
-    fixture_hang_row(true).await;
+    fixture_hang_row("list:user:1", true).await;
+}
+
+/// Issue 14 point 2: `open` is bounded like every other call.
+#[tokio::test]
+async fn fixture_plugin_open_blocking_its_thread() {
+    let log = fixture_hang_row("open", true).await;
+    assert!(
+        log.contains("opening connector `fixture` failed: the plugin did not answer within call_timeout_secs = 2"),
+        "{log}"
+    );
 }
 
 /// A plugin call that never answers (awaiting forever, or blocking the thread it is polled
 /// on): the source fails once `call_timeout_secs` passes, naming the setting, and keeps its
-/// previous snapshot; the next sync completes.
-async fn fixture_hang_row(blocking: bool) {
+/// previous snapshot; the next sync completes. Returns the faulty sync's log.
+async fn fixture_hang_row(call: &str, blocking: bool) -> String {
     require_plugins(&["fixture_connector"]);
     let s = Scratch::new();
     let write = |sleep: bool| {
         let extra = if sleep {
-            format!("sleep_on = \"list:user:1\"\nsleep_ms = 600000\nsleep_blocking = {blocking}\n")
+            format!("sleep_on = \"{call}\"\nsleep_ms = 600000\nsleep_blocking = {blocking}\n")
         } else {
             String::new()
         };
@@ -733,7 +750,9 @@ async fn fixture_hang_row(blocking: bool) {
     let waited = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
     let Ok(status) = waited else {
         child.kill().await.expect("kill idhost");
-        panic!("a plugin call hanging 600 s (blocking: {blocking}) still held the sync after 30 s");
+        panic!(
+            "a plugin call ({call}) hanging 600 s (blocking: {blocking}) still held the sync after 30 s"
+        );
     };
     let elapsed = started.elapsed();
     let mut log = String::new();
@@ -742,18 +761,207 @@ async fn fixture_hang_row(blocking: bool) {
         .expect("read stderr");
     assert_eq!(status.expect("exit status").code(), Some(1), "{log}");
     assert!(log.contains("call_timeout_secs = 2"), "{log}");
-    // 2 s of timeout, the first page, and at most the runtime's 2 s shutdown bound.
-    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    // 2 s of timeout and the first page; exiting never waits for the stuck plugin thread.
+    assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
     assert_eq!(
         s.db("idhost.db").snapshot("directory"),
         before,
         "previous snapshot intact"
     );
     eprintln!(
-        "[matrix] plugin hang (blocking: {blocking}): exit 1 after {elapsed:.1?}, previous snapshot intact"
+        "[matrix] plugin hang on {call} (blocking: {blocking}): exit 1 after {elapsed:.1?}, previous snapshot intact"
     );
     let config = write(false);
     s.sync(&config, &[]).await.expect_code(0);
+    log
+}
+
+/// `n` fixture sources `b0`..`b{n-1}`, each blocking its thread for 600 s in its first user
+/// page, under `call_timeout_secs = timeout`.
+fn blocking_sources(n: usize, timeout: u64) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "[sources.b{i}]\nconnector = \"fixture\"\ncall_timeout_secs = {timeout}\nschedule = \"1h\"\n[sources.b{i}.settings]\nusers = 20\npage_size = 10\nsleep_on = \"list:user:0\"\nsleep_ms = 600000\nsleep_blocking = true\n"
+            )
+        })
+        .collect()
+}
+
+/// Issue 14 point 1: more sources blocking their plugin threads than the machine has cores
+/// (4 on the 2-core development machine, whose runtime has 2 workers). Plugin calls run on
+/// plugin threads, so the host's timers still fire: every source fails with the timeout, in
+/// `call_timeout_secs`, and the process exits 1 without waiting for the stuck threads.
+#[tokio::test]
+async fn fixture_more_blocking_sources_than_cores_all_time_out() {
+    require_plugins(&["fixture_connector"]);
+    let n = std::thread::available_parallelism().map_or(2, |n| n.get()) + 2;
+    let s = Scratch::new();
+    let config = s.config(&format!("{}{SINK}", blocking_sources(n, 2)));
+    let run = s.sync(&config, &[]).await;
+    run.expect_code(1);
+    for i in 0..n {
+        let row = run.source(&format!("b{i}"));
+        assert_eq!(row["status"], "failed", "{}", run.text());
+        assert_eq!(
+            row["error"],
+            format!(
+                "source `b{i}`: listing `user` page 1: the plugin did not answer within call_timeout_secs = 2; the call was abandoned (unavailable)"
+            ),
+            "{}",
+            run.text()
+        );
+    }
+    assert!(run.elapsed < Duration::from_secs(6), "{:?}", run.elapsed);
+    eprintln!(
+        "[matrix] {n} blocking sources: exit 1 after {:.1?}, each failed with the timeout",
+        run.elapsed
+    );
+}
+
+/// Issue 14 point 1: `idhost run` with more blocked sources than cores still answers its
+/// health endpoint and stops on SIGTERM within `--shutdown-grace` + the abort bound.
+#[tokio::test]
+async fn fixture_sigterm_with_more_blocked_sources_than_cores() {
+    use tokio::io::AsyncBufReadExt as _;
+    require_plugins(&["fixture_connector"]);
+    let n = std::thread::available_parallelism().map_or(2, |n| n.get()) + 2;
+    let s = Scratch::new();
+    let config = s.config(&format!("{}{SINK}", blocking_sources(n, 600)));
+    let mut child = tokio::process::Command::from(idhost_e2e::idhost())
+        .args(["--log-format", "json", "run", "-c"])
+        .arg(&config)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--max-jitter",
+            "0s",
+            "--shutdown-grace",
+            "1s",
+        ])
+        .env_remove("IDHOST_LISTEN")
+        .current_dir(s.dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start idhost run");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    tokio::spawn(async move {
+        let mut reader = tokio::io::BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = reader.next_line().await {
+            let value = serde_json::from_str(&line).unwrap_or_else(|_| json!({ "raw": line }));
+            if lines_tx.send(value).is_err() {
+                break;
+            }
+        }
+    });
+    // Every source opened its connector (and went on to block in its first page).
+    let mut address = String::new();
+    let mut opened = 0;
+    let until = Instant::now() + Duration::from_secs(20);
+    while opened < n || address.is_empty() {
+        let line = tokio::time::timeout_at(until.into(), lines.recv())
+            .await
+            .expect("the daemon started and every source opened")
+            .expect("stderr open");
+        let message = line["fields"]["message"].as_str().unwrap_or_default();
+        if message == "idhost run: listening" {
+            address = line["fields"]["listen"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+        }
+        if message == "fixture opened" {
+            opened += 1;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The health server still answers with every plugin thread stuck.
+    let (status, _) = tokio::time::timeout(
+        Duration::from_secs(5),
+        idhost_e2e::http("GET", &format!("http://{address}/healthz"), &[], ""),
+    )
+    .await
+    .expect("/healthz answers while the plugins block");
+    assert_eq!(status, 200);
+    let sent = Instant::now();
+    let killed = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().expect("pid").to_string())
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("idhost run exits after SIGTERM with blocked plugins")
+        .expect("exit status");
+    let took = sent.elapsed();
+    assert_eq!(status.code(), Some(0));
+    // The grace (1 s), then the cancelled syncs stop waiting for their stuck calls at once.
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    eprintln!("[matrix] SIGTERM with {n} blocked sources: exit 0 after {took:.2?} (grace 1 s)");
+}
+
+/// Issue 14 point 2: a provisioning call that blocks its plugin thread is bounded by
+/// `call_timeout_secs`: exit 1, the timeout named, the attempt audited as failed.
+#[tokio::test]
+async fn fixture_provisioning_blocking_its_thread() {
+    require_plugins(&["fixture_connector"]);
+    let s = Scratch::new();
+    let config = s.config(&format!(
+        "[sources.directory]\nconnector = \"fixture\"\ncall_timeout_secs = 2\n[sources.directory.settings]\nusers = 5\nsleep_on = \"delete\"\nsleep_ms = 600000\nsleep_blocking = true\n{SINK}"
+    ));
+    let config = config.to_string_lossy().into_owned();
+    let started = Instant::now();
+    let run = s
+        .run(&[
+            "provision",
+            "-c",
+            &config,
+            "--source",
+            "directory",
+            "delete",
+            "--resource",
+            "user:u1",
+        ])
+        .await;
+    let elapsed = started.elapsed();
+    run.expect_code(1);
+    assert!(
+        run.text().contains("the plugin did not answer within call_timeout_secs = 2; the call was abandoned, and whether the upstream applied it is unknown"),
+        "{}",
+        run.text()
+    );
+    assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
+    let audit = s.run(&["audit", "-c", &config, "-o", "json"]).await;
+    audit.expect_code(0);
+    let rows: Value = serde_json::from_str(&audit.stdout).expect("audit json");
+    assert_eq!(rows[0]["result"], "failed", "{}", audit.text());
+    eprintln!("[matrix] provisioning call blocking its thread: exit 1 after {elapsed:.1?}");
+}
+
+/// Issue 14 point 2: per-resource detail calls stop at the first failure. 20 roles, two at a
+/// time, every grants call taking 1 s and the first role's failing: the source fails after
+/// about a second, not after the whole page's ten seconds of calls.
+#[tokio::test]
+async fn fixture_detail_call_failure_stops_the_page_at_once() {
+    require_plugins(&["fixture_connector"]);
+    let s = Scratch::new();
+    let config = s.config(&format!(
+        "[sources.directory]\nconnector = \"fixture\"\nconcurrency = 2\n[sources.directory.settings]\nusers = 5\nroles = 20\nsleep_on = \"grants\"\nsleep_ms = 1000\nfail_on = \"grants:role:r0\"\nfail_kind = \"invalid_input\"\n{SINK}"
+    ));
+    let run = s.sync(&config, &[]).await;
+    run.expect_code(1);
+    let row = run.source("directory");
+    let error = row["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("source `directory`: details of `role:r0`: GET https://fixture.invalid/grants:role:r0 answered 503"), "{}", run.text());
+    assert!(run.elapsed < Duration::from_secs(5), "{:?}", run.elapsed);
+    eprintln!(
+        "[matrix] a failing detail call: exit 1 after {:.1?}",
+        run.elapsed
+    );
 }
 
 #[tokio::test]

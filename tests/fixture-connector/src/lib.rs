@@ -10,10 +10,10 @@
 //! | `disabled_users` | upstream ids (numbers) reported as disabled |
 //! | `missing_users` | upstream ids (numbers) left out of the listing |
 //! | `rename_users` | upstream ids (numbers) whose display name gets a " (renamed)" suffix |
-//! | `panic_on`, `fail_on`, `sleep_on` | a call to misbehave on: `open`, `validate`, `list:<type>` or `list:<type>:<page>` (0-based page) |
+//! | `panic_on`, `fail_on`, `sleep_on` | a call to misbehave on: `open`, `validate`, `list:<type>` or `list:<type>:<page>` (0-based page), `entitlements:<resource id>`, `grants:<resource id>` (or just `grants`: every one), and the provisioning calls `grant`, `revoke`, `create_account`, `update`, `delete` |
 //! | `fail_kind` | the error kind `fail_on` returns (default `unavailable`) |
 //! | `sleep_ms` | how long `sleep_on` waits (on the host's timer) |
-//! | `sleep_blocking` | `sleep_on` blocks its thread instead (a plugin stuck in blocking code) |
+//! | `sleep_blocking` | `sleep_on` blocks its thread with `std::thread::sleep` instead (a plugin stuck in blocking code: it never yields) |
 //! | `http_url` | `validate` GETs this URL through the host's HTTP service |
 //! | `token` | a secret the connector logs at debug level and sends as a bearer token (redaction tests) |
 //! | `repeat_token_on` | `list:<type>`: hand back the same page token forever (guard tests) |
@@ -390,6 +390,8 @@ impl Connector for Fixture {
         resource: &Resource,
         _page: PageToken,
     ) -> Result<Page<Entitlement>, ConnectorError> {
+        self.misbehave(&format!("entitlements:{}", resource.id))
+            .await?;
         Ok(Page::last(vec![Entitlement::new(
             &resource.id,
             "member",
@@ -403,6 +405,7 @@ impl Connector for Fixture {
         resource: &Resource,
         _page: PageToken,
     ) -> Result<Page<Grant>, ConnectorError> {
+        self.misbehave(&format!("grants:{}", resource.id)).await?;
         // Role r is held by the users whose number is a multiple of (r + 2).
         let r: u64 = resource
             .upstream_id()
@@ -430,6 +433,7 @@ impl Provisioner for Fixture {
         entitlement: &EntitlementRef,
         principal: &ResourceRef,
     ) -> Result<GrantOutcome, ConnectorError> {
+        self.misbehave("grant").await?;
         let g = number(&entitlement.resource.id, 'g')?;
         let u = number(&principal.id, 'u')?;
         let already = self.is_member(g, u);
@@ -444,6 +448,7 @@ impl Provisioner for Fixture {
     }
 
     async fn revoke(&self, grant: &GrantRef) -> Result<RevokeOutcome, ConnectorError> {
+        self.misbehave("revoke").await?;
         let g = number(&grant.entitlement.resource.id, 'g')?;
         let u = number(&grant.principal.id, 'u')?;
         let already = !self.is_member(g, u);
@@ -459,6 +464,7 @@ impl Provisioner for Fixture {
         info: AccountInfo,
         credentials: CredentialOptions,
     ) -> Result<AccountCreated, ConnectorError> {
+        self.misbehave("create_account").await?;
         let mut resource = Resource::new(
             "user",
             &info.login,
@@ -481,10 +487,12 @@ impl Provisioner for Fixture {
         resource: &ResourceRef,
         _changes: Changes,
     ) -> Result<(), ConnectorError> {
+        self.misbehave("update").await?;
         number(&resource.id, 'u').map(drop)
     }
 
     async fn delete(&self, resource: &ResourceRef) -> Result<(), ConnectorError> {
+        self.misbehave("delete").await?;
         number(&resource.id, 'u').map(drop)
     }
 }

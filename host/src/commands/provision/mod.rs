@@ -215,28 +215,27 @@ pub(crate) async fn run(
             }
         };
 
-    // Bounded like every plugin call of a sync (`call_timeout_secs`): a hung plugin gets an
-    // audited failure, not a command that never returns.
-    let operation = operation::perform(
+    // Every plugin call runs on a plugin thread bounded by `call_timeout_secs`, like every
+    // plugin call of a sync: a hung or blocking plugin gets an audited failure, not a command
+    // that never returns.
+    let calls = crate::plugin_runtime::PluginCalls::for_source(&source);
+    let result: Result<(String, Value), ConnectorError> = operation::perform(
         &instance,
+        &calls,
         &args.op,
         &source.name,
         vault.as_ref(),
         services.http(),
         args.dry_run,
-    );
-    let result: Result<(String, Value), ConnectorError> = match tokio::time::timeout(
-        source.call_timeout,
-        operation,
     )
     .await
-    {
-        Ok(result) => result,
-        Err(_) => Err(ConnectorError::unavailable(format!(
-            "the plugin did not answer within call_timeout_secs = {}; the call was abandoned, and whether the upstream applied it is unknown",
-            source.call_timeout.as_secs()
-        ))),
-    };
+    .map_err(|mut err| {
+        if err.message.contains("call_timeout_secs") {
+            err.message
+                .push_str(", and whether the upstream applied it is unknown");
+        }
+        err
+    });
 
     let intercepted = services.http().intercepted();
     let (outcome, result_word, mut detail) = match result {

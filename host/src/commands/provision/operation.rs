@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::cli::ProvisionOp;
 use crate::exit::CommandError;
+use crate::plugin_runtime::PluginCalls;
 
 impl ProvisionOp {
     pub(super) fn name(&self) -> &'static str {
@@ -55,6 +56,7 @@ impl ProvisionOp {
 /// under `source`.
 pub(super) async fn perform(
     instance: &ConnectorInstance,
+    calls: &PluginCalls,
     op: &ProvisionOp,
     source: &str,
     vault: Option<&crate::vault::Vault>,
@@ -80,7 +82,8 @@ pub(super) async fn perform(
                 "<type>:<id>",
             )
             .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
-            let outcome = instance.grant(&e, &p).await?;
+            let i = instance.clone();
+            let outcome = calls.run(async move { i.grant(&e, &p).await }).await?;
             let result = if outcome.already {
                 "already"
             } else {
@@ -99,7 +102,8 @@ pub(super) async fn perform(
                 "<type>:<id>:<slug>:<principal type>:<principal id>",
             )
             .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
-            let outcome = instance.revoke(&g).await?;
+            let i = instance.clone();
+            let outcome = calls.run(async move { i.revoke(&g).await }).await?;
             let result = if outcome.already {
                 "already"
             } else {
@@ -128,13 +132,14 @@ pub(super) async fn perform(
                 profile: parse_profile(profile.as_deref())
                     .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?,
             };
-            let created = instance
-                .create_account(
-                    info,
-                    CredentialOptions {
-                        generate_password: *generate_password,
-                    },
-                )
+            let (i, credentials) = (
+                instance.clone(),
+                CredentialOptions {
+                    generate_password: *generate_password,
+                },
+            );
+            let created = calls
+                .run(async move { i.create_account(info, credentials).await })
                 .await?;
             let mut detail = json!({ "resource": created.resource.id });
             if let Some(password) = &created.password {
@@ -158,7 +163,10 @@ pub(super) async fn perform(
                 profile: parse_profile(profile.as_deref())
                     .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?,
             };
-            let created = instance.create_resource("group", spec).await?;
+            let i = instance.clone();
+            let created = calls
+                .run(async move { i.create_resource("group", spec).await })
+                .await?;
             ("changed".to_owned(), json!({ "resource": created.id }))
         }
         ProvisionOp::Update { resource, set } => {
@@ -172,7 +180,10 @@ pub(super) async fn perform(
             let changes = Changes {
                 set: set.iter().cloned().collect(),
             };
-            instance.update(&r, changes).await?;
+            let i = instance.clone();
+            calls
+                .run(async move { i.update(&r, changes).await })
+                .await?;
             (
                 "changed".to_owned(),
                 json!({ "resource": resource, "fields": set.iter().map(|(k, _)| k).collect::<Vec<_>>() }),
@@ -186,7 +197,8 @@ pub(super) async fn perform(
                 "<type>:<id>",
             )
             .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
-            instance.delete(&r).await?;
+            let (i, target) = (instance.clone(), r.clone());
+            calls.run(async move { i.delete(&target).await }).await?;
             // A DELETE answered 404: the resource was gone already, which is what the caller
             // wanted; say so rather than claim a change.
             let already = !dry_run
