@@ -25,6 +25,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod pg;
+pub mod plugin_files;
 pub mod plugins;
 pub mod progress;
 pub mod provision_guard;

@@ -68,6 +68,9 @@ pub(crate) struct RawSource {
     /// seconds, retries and rate-limit waits included.
     #[serde(default)]
     pub(crate) call_timeout_secs: Option<u64>,
+    /// SHA-256 (hex) the connector's plugin file must have (DESIGN §7.3).
+    #[serde(default)]
+    pub(crate) plugin_sha256: Option<Spanned<String>>,
     /// Handed to the plugin, validated by it.
     #[serde(default)]
     pub(crate) settings: Option<Spanned<toml::Table>>,

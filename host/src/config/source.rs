@@ -48,6 +48,8 @@ pub struct SourceConfig {
     pub secrets: Vec<String>,
     /// Whether the settings allow plain `http://` to non-loopback hosts.
     pub allow_insecure_http: bool,
+    /// `plugin_sha256`: the SHA-256 the connector's plugin file must have, lowercase hex.
+    pub plugin_sha256: Option<String>,
 }
 
 impl Validator<'_> {
@@ -92,10 +94,43 @@ impl Validator<'_> {
         };
         let _ = settings_from;
         self.settings_of = None;
+        let plugin_sha256 = raw.plugin_sha256.as_ref().and_then(|pin| {
+            let hex = pin.get_ref().trim().to_ascii_lowercase();
+            if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Some(hex)
+            } else {
+                self.errors.push(self.text.at(
+                    pin.span().start,
+                    format!(
+                        "plugin_sha256 of source `{}` must be 64 hexadecimal digits (the output of `sha256sum FILE`)",
+                        name.get_ref()
+                    ),
+                ));
+                None
+            }
+        });
         let allow_insecure_http = settings
             .get("allow_insecure_http")
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
+        // Known to the process-wide redactor from the moment the config is read, so no error
+        // of any later step (or of another part of the config) can print them.
+        for secret in &secrets {
+            crate::redact::global().add(secret.clone());
+        }
+        if let serde_json::Value::Object(map) = &settings {
+            for (key, value) in map {
+                if crate::redact::looks_secret(key) {
+                    match value {
+                        serde_json::Value::String(text) => {
+                            crate::redact::global().add(text.clone())
+                        }
+                        serde_json::Value::Number(n) => crate::redact::global().add(n.to_string()),
+                        _ => {}
+                    }
+                }
+            }
+        }
         if self.errors.len() > start {
             return None;
         }
@@ -121,6 +156,7 @@ impl Validator<'_> {
             settings,
             secrets,
             allow_insecure_http,
+            plugin_sha256,
         })
     }
 }
