@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FileError {
     /// Someone other than root or the running user could have written it.
-    #[error("{path}: refused: {reason}; idhost maps only plugins that no one but root or the running user can change")]
+    #[error(
+        "{path}: refused: {reason}; idhost maps only plugins that no one but root or the running user can change"
+    )]
     Untrusted {
         /// The file or directory (as found; a symlink is judged by its target).
         path: PathBuf,
@@ -31,7 +33,9 @@ pub enum FileError {
         reason: String,
     },
     /// `plugin_sha256` of a source does not match the file.
-    #[error("{path}: its SHA-256 is {found}, but source `{source_name}` pins plugin_sha256 = \"{expected}\"; the file was not loaded")]
+    #[error(
+        "{path}: its SHA-256 is {found}, but source `{source_name}` pins plugin_sha256 = \"{expected}\"; the file was not loaded"
+    )]
     Pin {
         /// The file.
         path: PathBuf,
@@ -43,7 +47,9 @@ pub enum FileError {
         found: String,
     },
     /// Two files claim one connector name.
-    #[error("connector `{name}` is provided by both {first} and {second}; neither was loaded: keep one of them in the plugin directory")]
+    #[error(
+        "connector `{name}` is provided by both {first} and {second}; neither was loaded: keep one of them in the plugin directory"
+    )]
     Duplicate {
         /// The connector name.
         name: String,
@@ -53,7 +59,9 @@ pub enum FileError {
         second: PathBuf,
     },
     /// The manifest names another connector than the file name says.
-    #[error("{path}: its manifest names connector `{declared}`, but its file name says `{named}`; rename the file to {expected_file}")]
+    #[error(
+        "{path}: its manifest names connector `{declared}`, but its file name says `{named}`; rename the file to {expected_file}"
+    )]
     Misnamed {
         /// The file.
         path: PathBuf,
@@ -198,9 +206,8 @@ pub fn check_elf(path: &Path) -> Result<(), FileError> {
         .len();
     let cache = object::ReadCache::new(file);
     let data = &cache;
-    let kind = object::FileKind::parse(data).map_err(|_| {
-        damaged("it is not an ELF shared object (no ELF header)".to_owned())
-    })?;
+    let kind = object::FileKind::parse(data)
+        .map_err(|_| damaged("it is not an ELF shared object (no ELF header)".to_owned()))?;
     let expected_kind = if cfg!(target_pointer_width = "64") {
         object::FileKind::Elf64
     } else {
@@ -326,7 +333,10 @@ mod tests {
             connector_name_of(&lib("fixture_bad_abi")).as_deref(),
             Some("fixture_bad_abi")
         );
-        assert_eq!(connector_name_of(&lib("acme-v2")).as_deref(), Some("acme_v2"));
+        assert_eq!(
+            connector_name_of(&lib("acme-v2")).as_deref(),
+            Some("acme_v2")
+        );
         assert_eq!(mode_text(0o100755), "0755 (rwxr-xr-x)");
     }
 
@@ -343,6 +353,9 @@ mod tests {
         let cut = dir.path().join("libcut.so");
         std::fs::write(&cut, &bytes[..4096.min(bytes.len())]).expect("write");
         let err = check_elf(&cut).expect_err("cut refused");
-        assert!(err.to_string().contains("cut short") || err.to_string().contains("damaged"), "{err}");
+        assert!(
+            err.to_string().contains("cut short") || err.to_string().contains("damaged"),
+            "{err}"
+        );
     }
 }

@@ -260,10 +260,7 @@ mod tests {
         assert!(!r.redact(&json).contains("s3cr"), "{}", r.redact(&json));
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("client-id:{secret}"));
         let header = format!("Authorization: Basic {basic}, again");
-        assert_eq!(
-            r.redact(&header),
-            "Authorization: Basic [REDACTED], again"
-        );
+        assert_eq!(r.redact(&header), "Authorization: Basic [REDACTED], again");
         assert!(!looks_secret("token_url"));
         assert!(looks_secret("client_secret"));
     }

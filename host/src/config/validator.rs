@@ -147,7 +147,9 @@ impl Validator<'_> {
                         && let Some(password) = url.password()
                     {
                         secrets.push(password.to_owned());
-                        if let Ok(decoded) = percent_encoding::percent_decode_str(password).decode_utf8() {
+                        if let Ok(decoded) =
+                            percent_encoding::percent_decode_str(password).decode_utf8()
+                        {
                             secrets.push(decoded.into_owned());
                         }
                     }

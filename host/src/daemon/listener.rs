@@ -33,7 +33,9 @@ struct Table {
 
 impl Table {
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Open>> {
-        self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Closes the oldest connection with no request in flight; whether there was one.

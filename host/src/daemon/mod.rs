@@ -9,9 +9,9 @@
 //! back and exits 0. A second signal skips the rest of the grace.
 
 mod lease;
+mod listener;
 mod metered;
 mod scheduler;
-mod listener;
 mod server;
 mod shutdown;
 mod slots;

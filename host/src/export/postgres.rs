@@ -57,7 +57,7 @@ impl PostgresStore {
         })
     }
 
-    fn err(&self, e: &tokio_postgres::Error) -> ExportError {
+    fn err(&self, e: &dyn crate::pg::ErrorText) -> ExportError {
         let message = crate::pg::error_text(e);
         ExportError::Postgres {
             target: self.target.clone(),

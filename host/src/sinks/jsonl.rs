@@ -152,9 +152,11 @@ impl JsonlSession {
             source,
         };
         let _guard = self.append_lock.lock().await;
+        // Created 0600 (DESIGN §7.3); an existing file keeps its mode.
         let mut out = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(target)
             .await
             .map_err(io)?;

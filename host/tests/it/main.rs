@@ -18,6 +18,7 @@ mod support;
 
 mod checkpoints_resume;
 mod daemon;
+mod daemon_listener;
 mod daemon_manifests;
 mod day_two;
 mod events_bench;

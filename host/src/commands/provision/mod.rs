@@ -54,7 +54,10 @@ impl Audit<'_> {
 
     /// Writes the intent row, before the first upstream write.
     fn intend(&mut self) -> Result<(), CommandError> {
-        self.append("pending", "intent recorded; outcome not yet known".to_owned())
+        self.append(
+            "pending",
+            "intent recorded; outcome not yet known".to_owned(),
+        )
     }
 
     /// Appends a refusal and returns it as the command's error.
