@@ -50,16 +50,15 @@ fn forms_of(secret: &str) -> Vec<String> {
         .remove(b'~')
         .remove(b'*');
     let mut forms = vec![secret.to_owned()];
-    let encoded = percent_encoding::utf8_percent_encode(secret, FORM).to_string();
-    forms.push(encoded.replace("%20", "+"));
-    forms.push(lower_hex(&encoded));
-    forms.push(lower_hex(&encoded).replace("%20", "+"));
-    // `~` is unreserved, but some encoders (form encoders of old) write it as `%7E`.
-    forms.push(
-        percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
-            .to_string(),
-    );
-    forms.push(encoded);
+    // RFC 3986 keeps `~` (and form encoders `*`); older encoders write `%7E`. Spaces are `%20`
+    // or, in a form body, `+`; the hex digits either case.
+    for set in [FORM, percent_encoding::NON_ALPHANUMERIC] {
+        let encoded = percent_encoding::utf8_percent_encode(secret, set).to_string();
+        for hex in [encoded.clone(), lower_hex(&encoded)] {
+            forms.push(hex.replace("%20", "+"));
+            forms.push(hex);
+        }
+    }
     if let Ok(json) = serde_json::to_string(secret) {
         let inner = json
             .strip_prefix('"')

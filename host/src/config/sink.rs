@@ -167,11 +167,12 @@ pub(super) fn check_postgres_url(url: &str) -> Result<(), String> {
                 .to_owned(),
         );
     }
+    let (_mode, url) = crate::pg::tls_mode(url)?;
     match url.parse::<tokio_postgres::Config>() {
         Ok(config) if config.get_hosts().is_empty() => {
             Err("is a PostgreSQL connection string without a host".to_owned())
         }
-        Ok(_) => crate::pg::tls_mode(url).map(drop),
+        Ok(_) => Ok(()),
         Err(e) => Err(format!("is not a PostgreSQL connection string ({e})")),
     }
 }
