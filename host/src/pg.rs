@@ -1,11 +1,12 @@
 //! PostgreSQL, reached one way: the `postgres` sink, the `postgres` export store and the
 //! daemon's lease store parse their URL, connect, and tell an error here.
 //!
-//! TLS follows the URL's `sslmode` (rustls, through tokio-postgres-rustls): `disable` (or no
-//! `sslmode` at all: plain TCP, as before TLS was offered), `prefer` (TLS when the server offers
-//! it), `require`, `verify-ca` and `verify-full`. Whenever TLS is used the server's certificate
-//! is verified, chain and host name, against the system's roots (`SSL_CERT_FILE` /
-//! `SSL_CERT_DIR` name others) and the Mozilla roots: `require` is `verify-full` here.
+//! TLS follows the URL's `sslmode` as libpq reads it (rustls, through tokio-postgres-rustls):
+//! `disable` (or no `sslmode` at all: plain TCP, as before TLS was offered); `prefer` (TLS when
+//! the server offers it) and `require` (TLS or no connection) encrypt without checking who the
+//! server is, as libpq does; `verify-ca` and `verify-full` verify the server's certificate, chain
+//! and host name, against the system's roots (`SSL_CERT_FILE` / `SSL_CERT_DIR` name others) and
+//! the Mozilla roots (`verify-ca` is held to `verify-full`).
 
 use std::str::FromStr as _;
 use std::sync::Arc;
@@ -18,10 +19,27 @@ use tokio_postgres::{Client, Config, NoTls};
 pub enum TlsMode {
     /// Plain TCP (`sslmode=disable`, or no `sslmode`).
     Disable,
-    /// TLS if the server offers it.
+    /// TLS if the server offers it, the certificate not checked (`prefer`, `allow`).
     Prefer,
-    /// TLS or no connection, the certificate verified.
+    /// TLS or no connection, the certificate not checked (`require`).
     Require,
+    /// TLS or no connection, the certificate verified (`verify-ca`, `verify-full`).
+    Verify,
+}
+
+/// A parsed connection string and whether its TLS verifies the server. Derefs to the
+/// tokio-postgres [`Config`].
+#[derive(Debug, Clone)]
+pub struct Target {
+    config: Config,
+    mode: TlsMode,
+}
+
+impl std::ops::Deref for Target {
+    type Target = Config;
+    fn deref(&self) -> &Config {
+        &self.config
+    }
 }
 
 /// The `sslmode` of `url` (URL or key=value form), and the string tokio-postgres parses (it
@@ -45,7 +63,8 @@ pub fn tls_mode(url: &str) -> Result<(TlsMode, String), String> {
     let mode = match value.as_str() {
         "disable" => TlsMode::Disable,
         "allow" | "prefer" => TlsMode::Prefer,
-        "require" | "verify-ca" | "verify-full" => TlsMode::Require,
+        "require" => TlsMode::Require,
+        "verify-ca" | "verify-full" => TlsMode::Verify,
         other => {
             return Err(format!(
                 "has sslmode `{other}`; it must be disable, prefer, require, verify-ca or verify-full"
@@ -67,7 +86,7 @@ pub fn tls_mode(url: &str) -> Result<(TlsMode, String), String> {
 
 /// The connection string `url`, parsed; the error shows a correct value (never the URL, which
 /// may hold a password). An absent `sslmode` is `disable`.
-pub fn parse_url(url: &str) -> Result<Config, String> {
+pub fn parse_url(url: &str) -> Result<Target, String> {
     let (mode, url) = tls_mode(url).map_err(|e| format!("`url` {e}"))?;
     let mut config = Config::from_str(&url).map_err(|e| {
         format!(
@@ -77,32 +96,92 @@ pub fn parse_url(url: &str) -> Result<Config, String> {
     if mode == TlsMode::Disable {
         config.ssl_mode(SslMode::Disable);
     }
-    Ok(config)
+    Ok(Target { config, mode })
 }
 
-/// The TLS connector of every PostgreSQL connection: rustls with the system's and Mozilla's
-/// roots, built once.
-fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
-    static CONFIG: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> =
-        std::sync::OnceLock::new();
-    let config = CONFIG.get_or_init(|| {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let native = rustls_native_certs::load_native_certs();
-        for cert in native.certs {
-            let _ = roots.add(cert);
-        }
+/// The TLS connector of PostgreSQL connections: rustls (ring) with the system's and Mozilla's
+/// roots when `verify`, else one that encrypts without checking the certificate (libpq's
+/// `prefer` and `require`). Each is built once.
+fn tls(verify: bool) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    type Built = std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>;
+    static VERIFYING: Built = std::sync::OnceLock::new();
+    static ENCRYPTING: Built = std::sync::OnceLock::new();
+    let build = || {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-            .map_err(|e| format!("cannot set up TLS: {e}"))
-    });
-    match config {
+            .map_err(|e| format!("cannot set up TLS: {e}"))?;
+        let config = if verify {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        } else {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+                .with_no_client_auth()
+        };
+        Ok(Arc::new(config))
+    };
+    let cell = if verify { &VERIFYING } else { &ENCRYPTING };
+    match cell.get_or_init(build) {
         Ok(config) => Ok(tokio_postgres_rustls::MakeRustlsConnect::new(
             (**config).clone(),
         )),
         Err(e) => Err(e.clone()),
+    }
+}
+
+/// libpq's `sslmode=require`: the handshake's signatures are checked, the certificate's issuer
+/// and name are not (that is `verify-full`).
+#[derive(Debug)]
+struct Unverified(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -157,7 +236,7 @@ impl ErrorText for tokio_postgres::Error {
                 }
                 if text.contains("server does not support TLS") {
                     text.push_str(
-                        " (the URL asks for TLS with sslmode=require or verify-full; \
+                        " (the URL asks for TLS with sslmode=require, verify-ca or verify-full; \
                          use sslmode=prefer or disable for a server without TLS)",
                     );
                 }
@@ -191,7 +270,7 @@ impl ErrorText for ConnectError {
 /// waits for it to close) until the client is dropped; an error that ends it is logged with
 /// `who` (a [`describe`]d server, or what the connection is for).
 pub async fn connect(
-    config: &Config,
+    target: &Target,
     who: &str,
 ) -> Result<(Client, tokio::task::JoinHandle<()>), ConnectError> {
     let who = who.to_owned();
@@ -200,7 +279,8 @@ pub async fn connect(
             tracing::warn!(db = %who, error = %error_text(&err), "PostgreSQL connection ended with an error");
         }
     };
-    if config.get_ssl_mode() == SslMode::Disable {
+    let config = &target.config;
+    if target.mode == TlsMode::Disable {
         let (client, connection) = config.connect(NoTls).await?;
         let warn = warn(who);
         let driver = tokio::spawn(async move {
@@ -210,7 +290,7 @@ pub async fn connect(
         });
         return Ok((client, driver));
     }
-    let tls = tls().map_err(ConnectError::Tls)?;
+    let tls = tls(target.mode == TlsMode::Verify).map_err(ConnectError::Tls)?;
     let (client, connection) = config.connect(tls).await?;
     let warn = warn(who);
     let driver = tokio::spawn(async move {

@@ -48,9 +48,9 @@ pub enum DiscoveryError {
         /// Why.
         source: std::io::Error,
     },
-    /// The directory itself is not trusted.
-    #[error("plugin directory {0}")]
-    Untrusted(#[source] FileError),
+    /// The directory itself is not trusted (the error names it).
+    #[error("{0}")]
+    Untrusted(FileError),
 }
 
 /// Which plugins to load: all (`idhost plugins`), or those of some connectors, with the
@@ -126,11 +126,11 @@ impl Registry {
     /// Loads the libraries in `dir` (not recursively) that `wanted` asks for and that pass the
     /// checks of [`crate::plugin_files`]; no other file is mapped.
     pub fn discover_wanted(dir: &Path, wanted: &Wanted) -> Result<Self, DiscoveryError> {
-        plugin_files::check_trusted(dir, "plugin directory").map_err(DiscoveryError::Untrusted)?;
         let entries = std::fs::read_dir(dir).map_err(|source| DiscoveryError::Unreadable {
             dir: dir.to_owned(),
             source,
         })?;
+        plugin_files::check_trusted(dir, "plugin directory").map_err(DiscoveryError::Untrusted)?;
         let mut files: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())

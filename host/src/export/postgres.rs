@@ -23,7 +23,7 @@ const MAX_IDENTIFIER: usize = 63;
 
 /// An export table in a PostgreSQL database.
 pub(crate) struct PostgresStore {
-    config: tokio_postgres::Config,
+    config: crate::pg::Target,
     table: String,
     target: String,
 }

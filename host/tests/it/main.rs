@@ -33,6 +33,7 @@ mod fuzz_corpus;
 mod http_policy;
 mod lease;
 mod notify;
+mod pg_tls;
 mod plugins_and_config;
 mod provision_cli;
 mod query_cli;

@@ -622,8 +622,9 @@ async fn an_odata_literal_in_a_directory_role_revoke_cannot_rewrite_the_filter()
         .await;
     run.expect_code(1);
     assert!(
-        run.text()
-            .contains("principal id `x\\'or\\'principalId\\'ne\\'y` is not a Microsoft Entra object id"),
+        run.text().contains(
+            "principal id `x\\'or\\'principalId\\'ne\\'y` is not a Microsoft Entra object id"
+        ),
         "{}",
         run.text()
     );
