@@ -403,6 +403,22 @@ pub fn id_url(data: &[u8]) {
     let Ok(base) = url::Url::parse("https://na1.ironcladapp.com/scim/v2") else {
         return;
     };
+    // Every character of an id belongs to one of its parts, so a separator, whitespace or a
+    // control character anywhere (CR/LF that a URL parser would drop) refuses every form.
+    if text.contains(['/', '\\']) || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        assert!(
+            ResourceRef::try_parse(text).is_err(),
+            "{text:?} parsed as a resource id"
+        );
+        assert!(
+            EntitlementRef::try_parse(text).is_err(),
+            "{text:?} parsed as an entitlement id"
+        );
+        assert!(
+            GrantRef::try_parse(text).is_err(),
+            "{text:?} parsed as a grant id"
+        );
+    }
     if let Ok(r) = ResourceRef::try_parse(text) {
         assert_lands(&base, &["Users", &r.rtype, &r.id]);
     }

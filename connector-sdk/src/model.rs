@@ -328,7 +328,7 @@ impl Grant {
 /// part at fault and what is wrong, e.g. ``"`user:..` is not a usable resource id: its id part
 /// `..` is a path step, not an id"``.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{id}` is not a usable {what}: {reason}")]
+#[error("`{}` is not a usable {what}: {reason}", id.escape_debug())]
 pub struct IdError {
     /// The id as given.
     pub id: String,

@@ -519,7 +519,16 @@ fn token_error(response: &HttpResponse) -> ConnectorError {
             Some(d) => format!("{}: {d}", e.error),
             None => e.error,
         },
-        Err(_) => response.body_excerpt(200),
+        // Not an OAuth error answer: summarised, never echoed (an endpoint that echoes the
+        // request would print the client secret, in encodings no redactor can guess).
+        Err(_) => format!(
+            "no OAuth error code in the answer ({} bytes{})",
+            response.body.len(),
+            response
+                .header("content-type")
+                .map(|t| format!(" of {t}"))
+                .unwrap_or_default()
+        ),
     };
     response.to_error(kind, &format!("the token request was refused ({detail})"))
 }

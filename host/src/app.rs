@@ -42,7 +42,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(outcome) => ExitCode::from(outcome as u8),
         Err(err) => {
-            eprintln!("error: {:#}", err.error);
+            let message = format!("{:#}", err.error);
+            eprintln!("error: {}", crate::redact::redact(&message));
             ExitCode::from(err.outcome as u8)
         }
     }

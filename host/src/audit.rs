@@ -21,7 +21,9 @@ pub struct AuditRecord {
     pub target: String,
     /// Whether it was a dry run.
     pub dry_run: bool,
-    /// `changed`, `already`, `refused`, `failed`, `dry_run`.
+    /// `changed`, `already`, `refused`, `failed`, `dry_run`; `pending` from the intent written
+    /// before the upstream call until its outcome replaces it (a row left `pending` is a call
+    /// whose outcome idhost never learnt).
     pub result: String,
     /// Error text or outcome detail (redacted).
     pub detail: String,
@@ -35,8 +37,8 @@ pub struct AuditError {
     source: rusqlite::Error,
 }
 
-/// Appends `record` to the `audit` table of the state database at `path`.
-pub fn append(path: &Path, record: &AuditRecord) -> Result<(), AuditError> {
+/// Appends `record` to the `audit` table of the state database at `path`; the new row's id.
+pub fn append(path: &Path, record: &AuditRecord) -> Result<i64, AuditError> {
     let wrap = |source| AuditError {
         path: path.to_owned(),
         source,
@@ -65,6 +67,24 @@ pub fn append(path: &Path, record: &AuditRecord) -> Result<(), AuditError> {
                 record.result,
                 record.detail
             ],
+        )?;
+        Ok(conn.last_insert_rowid())
+    })
+    .map_err(wrap)
+}
+
+/// Sets the result and detail of row `id` (written by [`append`] as the intent, before the
+/// upstream write it records) to the outcome.
+pub fn finish(path: &Path, id: i64, record: &AuditRecord) -> Result<(), AuditError> {
+    let wrap = |source| AuditError {
+        path: path.to_owned(),
+        source,
+    };
+    let mut conn = crate::db::open(path).map_err(wrap)?;
+    crate::db::durably(&mut conn, |conn| {
+        conn.execute(
+            "UPDATE audit SET result = ?2, detail = ?3 WHERE id = ?1",
+            params![id, record.result, record.detail],
         )
     })
     .map(drop)

@@ -49,6 +49,7 @@ pub fn open(path: &Path) -> Result<Connection, rusqlite::Error> {
         // If this fails, the open below fails too, naming the file.
         let _ = std::fs::create_dir_all(dir);
     }
+    create_private(path);
     #[allow(
         clippy::disallowed_methods,
         reason = "the one place a writable connection is opened"
@@ -56,6 +57,22 @@ pub fn open(path: &Path) -> Result<Connection, rusqlite::Error> {
     let conn = Connection::open(path)?;
     conn.execute_batch(PRAGMAS)?;
     Ok(conn)
+}
+
+/// Creates `path` empty with mode 0600 if it does not exist (DESIGN §7.3: files idhost creates
+/// are 0600; SQLite gives its `-wal` and `-shm` files the database's mode). An existing file
+/// keeps the mode its operator gave it. If this fails, the open that follows fails too, naming
+/// the file.
+pub fn create_private(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return;
+    }
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
 }
 
 /// Opens the existing database at `path` read-only (it is never created).

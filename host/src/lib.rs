@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod notify;
 pub mod pg;
 pub mod plugin_runtime;
+pub mod plugin_files;
 pub mod plugins;
 pub mod progress;
 pub mod provision_guard;

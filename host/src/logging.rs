@@ -49,8 +49,10 @@ impl Write for BarAwareWriter {
 impl Drop for BarAwareWriter {
     fn drop(&mut self) {
         let buffer = std::mem::take(&mut self.buffer);
+        // Every log line passes the process-wide redactor (DESIGN §7.3: secrets in every form).
+        let line = crate::redact::redact(&String::from_utf8_lossy(&buffer));
         self.progress.suspend(|| {
-            let _ = std::io::stderr().write_all(&buffer);
+            let _ = std::io::stderr().write_all(line.as_bytes());
         });
     }
 }

@@ -118,10 +118,9 @@ async fn offline(path: &Path, flag: Option<&Path>) -> Result<Outcome, CommandErr
     for source in &config.sources {
         let Some(plugin) = env.registry.get(&source.connector) else {
             println!(
-                "✗ {}: no plugin provides connector `{}` in {}",
+                "✗ {}: {}",
                 source.name,
-                source.connector,
-                env.registry.dir.display()
+                env.registry.explain_missing(&source.connector)
             );
             fail(&mut outcome, Outcome::Plugin);
             continue;

@@ -2,7 +2,6 @@
 //! `deadline`. Validated here, in the parent's style (located errors that show a correct value),
 //! so the rest of the config module stays about sources and sinks.
 
-use std::str::FromStr as _;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -54,12 +53,12 @@ impl Validator<'_> {
         let mut secrets = Vec::new();
         let url = self.expand_string(&coordination.postgres_url, &mut secrets)?;
         let offset = coordination.postgres_url.span().start;
-        if let Err(err) = tokio_postgres::Config::from_str(&url) {
-            // The parser's message names the bad part, never the password.
+        if let Err(problem) = super::sink::check_postgres_url(&url) {
+            // The message names the bad part, never the URL (it may hold the password).
             self.errors.push(self.text.at(
                 offset,
                 format!(
-                    "coordination postgres_url is not a Postgres connection string ({err}); write it like `postgres://idhost:${{PGPASSWORD}}@db.example.com:5432/idhost`"
+                    "[coordination] postgres_url {problem}; write it like `postgres://idhost:${{PGPASSWORD}}@db.example.com:5432/idhost`"
                 ),
             ));
             return None;
@@ -219,7 +218,7 @@ lease_secs = 20
             ),
             (
                 "[coordination]\npostgres_url = \"postgres://u:hunter2@db:notaport/x\"\n",
-                "coordination postgres_url is not a Postgres connection string",
+                "[coordination] postgres_url is not a PostgreSQL connection string",
             ),
         ];
         for (tail, expected) in cases {

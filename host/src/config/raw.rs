@@ -78,6 +78,9 @@ pub(crate) struct RawSource {
     /// The mass-removal brake (DESIGN §7.1): `"20%"` (default), a count, or `"off"`.
     #[serde(default)]
     pub(crate) max_removals: Option<Spanned<toml::Value>>,
+    /// SHA-256 (hex) the connector's plugin file must have (DESIGN §7.3).
+    #[serde(default)]
+    pub(crate) plugin_sha256: Option<Spanned<String>>,
     /// Handed to the plugin, validated by it.
     #[serde(default)]
     pub(crate) settings: Option<Spanned<toml::Table>>,

@@ -107,6 +107,76 @@ pub struct SinkConfig {
     pub request_timeout: Option<Duration>,
 }
 
+/// Why `url` cannot be the address of a `kind` sink (`None` when it can be). The URL itself is
+/// never repeated: it may hold a password.
+pub(super) fn check_url(kind: SinkKind, url: &str) -> Result<(), String> {
+    match kind {
+        SinkKind::Postgres => check_postgres_url(url),
+        SinkKind::Webhook => match url::Url::parse(url) {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some_and(|h| !h.is_empty()) =>
+            {
+                Ok(())
+            }
+            Ok(u) => Err(format!(
+                "is not an http:// or https:// URL with a host (its scheme is `{}`)",
+                u.scheme()
+            )),
+            Err(e) => Err(format!(
+                "is not a URL ({e}); a webhook sink posts to an https:// URL"
+            )),
+        },
+        SinkKind::Nats => {
+            for server in url.split(',').map(str::trim) {
+                let full = if server.contains("://") {
+                    server.to_owned()
+                } else {
+                    format!("nats://{server}")
+                };
+                match url::Url::parse(&full) {
+                    Ok(u)
+                        if matches!(u.scheme(), "nats" | "tls" | "ws" | "wss")
+                            && u.host_str().is_some_and(|h| !h.is_empty()) => {}
+                    Ok(u) => {
+                        return Err(format!(
+                            "is not a NATS server address (nats://, tls://, ws:// or wss:// with a host; a scheme `{}` was given)",
+                            u.scheme()
+                        ));
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "is not a NATS server address ({e}); e.g. nats://127.0.0.1:4222"
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Why `url` is not a PostgreSQL connection string or URL.
+pub(super) fn check_postgres_url(url: &str) -> Result<(), String> {
+    let is_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let is_key_value = !url.contains("://") && url.contains('=');
+    if !is_url && !is_key_value {
+        return Err(
+            "is not a PostgreSQL connection URL (postgres://user@host:5432/db) or key=value string"
+                .to_owned(),
+        );
+    }
+    let (_mode, url) = crate::pg::tls_mode(url)?;
+    match url.parse::<tokio_postgres::Config>() {
+        Ok(config) if config.get_hosts().is_empty() => {
+            Err("is a PostgreSQL connection string without a host".to_owned())
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("is not a PostgreSQL connection string ({e})")),
+    }
+}
+
 impl Validator<'_> {
     pub(super) fn sink(
         &mut self,
@@ -215,6 +285,14 @@ impl Validator<'_> {
                     .push(self.text.at(raw.sink_type.span().start, needs("url")));
             }
             _ => {}
+        }
+        if let (Some(url), Some(raw_url)) = (&url, &raw.url)
+            && let Err(problem) = check_url(kind, url)
+        {
+            self.errors.push(self.text.at(
+                raw_url.span().start,
+                format!("sink `{}`: `url` {problem}", name.get_ref()),
+            ));
         }
         let export = self.export(name, kind == SinkKind::Csv, raw);
         if self.errors.len() > start {

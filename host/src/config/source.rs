@@ -53,6 +53,8 @@ pub struct SourceConfig {
     pub settings_template: String,
     /// The mass-removal brake (`max_removals`, DESIGN §7.1).
     pub max_removals: RemovalLimit,
+    /// `plugin_sha256`: the SHA-256 the connector's plugin file must have, lowercase hex.
+    pub plugin_sha256: Option<String>,
 }
 
 /// `max_removals`: how much of the previous snapshot a complete sync may remove before it
@@ -189,10 +191,43 @@ impl Validator<'_> {
                 }
             },
         };
+        let plugin_sha256 = raw.plugin_sha256.as_ref().and_then(|pin| {
+            let hex = pin.get_ref().trim().to_ascii_lowercase();
+            if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Some(hex)
+            } else {
+                self.errors.push(self.text.at(
+                    pin.span().start,
+                    format!(
+                        "plugin_sha256 of source `{}` must be 64 hexadecimal digits (the output of `sha256sum FILE`)",
+                        name.get_ref()
+                    ),
+                ));
+                None
+            }
+        });
         let allow_insecure_http = settings
             .get("allow_insecure_http")
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
+        // Known to the process-wide redactor from the moment the config is read, so no error
+        // of any later step (or of another part of the config) can print them.
+        for secret in &secrets {
+            crate::redact::global().add(secret.clone());
+        }
+        if let serde_json::Value::Object(map) = &settings {
+            for (key, value) in map {
+                if crate::redact::looks_secret(key) {
+                    match value {
+                        serde_json::Value::String(text) => {
+                            crate::redact::global().add(text.clone())
+                        }
+                        serde_json::Value::Number(n) => crate::redact::global().add(n.to_string()),
+                        _ => {}
+                    }
+                }
+            }
+        }
         if self.errors.len() > start {
             return None;
         }
@@ -220,6 +255,7 @@ impl Validator<'_> {
             allow_insecure_http,
             settings_template,
             max_removals,
+            plugin_sha256,
         })
     }
 }

@@ -93,6 +93,10 @@ impl Validator<'_> {
         }
         match interpolate::expand(s.get_ref(), &self.file_dir, self.env) {
             Ok((value, subs)) => {
+                // Every interpolated value is redacted process-wide, whichever field holds it.
+                for sub in &subs {
+                    crate::redact::global().add(sub.clone());
+                }
                 secrets.extend(subs);
                 Some(value)
             }
@@ -137,6 +141,18 @@ impl Validator<'_> {
                     if crate::redact::looks_secret(key) || s.contains("${file:") {
                         secrets.extend(subs);
                     }
+                    // A password inside a URL (`https://user:pw@host`) is a secret wherever
+                    // the URL is; so is its decoded form.
+                    if let Ok(url) = url::Url::parse(&v)
+                        && let Some(password) = url.password()
+                    {
+                        secrets.push(password.to_owned());
+                        if let Ok(decoded) =
+                            percent_encoding::percent_decode_str(password).decode_utf8()
+                        {
+                            secrets.push(decoded.into_owned());
+                        }
+                    }
                     J::String(v)
                 }
                 Err(err) => {
@@ -145,8 +161,20 @@ impl Validator<'_> {
                     J::Null
                 }
             },
-            toml::Value::Integer(i) => J::from(*i),
-            toml::Value::Float(f) => J::from(*f),
+            // A secret typed as a number is still a secret (a mistyped value is echoed by the
+            // plugin's "invalid type" error).
+            toml::Value::Integer(i) => {
+                if crate::redact::looks_secret(key) {
+                    secrets.push(i.to_string());
+                }
+                J::from(*i)
+            }
+            toml::Value::Float(f) => {
+                if crate::redact::looks_secret(key) {
+                    secrets.push(f.to_string());
+                }
+                J::from(*f)
+            }
             toml::Value::Boolean(b) => J::Bool(*b),
             toml::Value::Datetime(d) => J::String(d.to_string()),
             toml::Value::Array(items) => J::Array(

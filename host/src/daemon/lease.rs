@@ -88,7 +88,7 @@ pub(crate) struct PgCoordinator {
     metrics: Arc<DaemonMetrics>,
 }
 
-fn pg(context: &str, err: &tokio_postgres::Error) -> StoreError {
+fn pg(context: &str, err: &dyn crate::pg::ErrorText) -> StoreError {
     StoreError::Postgres {
         message: format!("{context}: {}", crate::pg::error_text(err)),
     }

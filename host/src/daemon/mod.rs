@@ -9,6 +9,7 @@
 //! back and exits 0. A second signal skips the rest of the grace.
 
 mod lease;
+mod listener;
 mod metered;
 mod scheduler;
 mod server;
@@ -16,7 +17,6 @@ mod shutdown;
 mod slots;
 mod store;
 
-use std::future::IntoFuture as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,6 +60,7 @@ pub struct DaemonOptions {
 /// Runs the daemon until a stop signal; `Ok(Success)` after a graceful stop.
 pub async fn run(options: DaemonOptions) -> Result<Outcome, CommandError> {
     let config = options.config.clone();
+    listener::raise_fd_limit();
     let mut signals = shutdown::install()
         .context("cannot install the SIGTERM handler")
         .map_err(CommandError::failed)?;
@@ -82,11 +83,11 @@ pub async fn run(options: DaemonOptions) -> Result<Outcome, CommandError> {
     tracing::info!(listen = %address, "idhost run: listening");
     let hard = CancellationToken::new();
     let server_stop = CancellationToken::new();
-    let server = tokio::spawn(
-        axum::serve(listener, server::app(status.clone()))
-            .with_graceful_shutdown(server_stop.clone().cancelled_owned())
-            .into_future(),
-    );
+    let server = tokio::spawn(listener::serve(
+        listener,
+        server::app(status.clone()),
+        server_stop.clone(),
+    ));
 
     let env = SyncEnv::open(
         config.clone(),

@@ -93,10 +93,37 @@ fn read(path: &Path, columns: &[String]) -> Result<TargetTable, ExportError> {
     super::store::check_layout(&path.display().to_string(), &stored, &layout, columns)?;
     for record in reader.records() {
         let record = record.map_err(csv_err)?;
-        let fields: Vec<Option<String>> = record.iter().map(|f| Some(f.to_owned())).collect();
+        let fields: Vec<Option<String>> = record
+            .iter()
+            .map(|f| Some(formula_unsafe(f).to_owned()))
+            .collect();
         table.rows.push(layout.row(&fields));
     }
     Ok(table)
+}
+
+/// Whether `text`, past its leading `'`s, begins like a formula (DESIGN §7.3).
+fn formula_like(text: &str) -> bool {
+    text.trim_start_matches('\'')
+        .starts_with(['=', '+', '-', '@', '\t', '\r'])
+}
+
+/// `text` as a cell: a leading `'` when a spreadsheet would take it for a formula (a value that
+/// already starts with `'`s before one gets one more, so reading it back is exact).
+fn formula_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if formula_like(text) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// A cell read back: the `'` [`formula_safe`] added, removed.
+fn formula_unsafe(text: &str) -> &str {
+    match text.strip_prefix('\'') {
+        Some(rest) if formula_like(rest) => rest,
+        _ => text,
+    }
 }
 
 /// Writes `table` to a temporary file beside `path`, syncs it, and renames it over `path`.
@@ -138,7 +165,9 @@ fn write_atomically(path: &Path, table: &TargetTable) -> Result<(), ExportError>
                     row.source.as_str(),
                     row.synced_at.as_str(),
                 ]);
-            writer.write_record(fields).map_err(csv_err)?;
+            writer
+                .write_record(fields.map(|f| formula_safe(f).into_owned()))
+                .map_err(csv_err)?;
         }
         let mut inner = writer
             .into_inner()
@@ -161,6 +190,30 @@ fn write_atomically(path: &Path, table: &TargetTable) -> Result<(), ExportError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formula_cells_are_quoted_on_write_and_read_back_exactly() {
+        for value in [
+            "=HYPERLINK(\"http://x\")",
+            "+1",
+            "-1",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "'=x",
+            "''+y",
+            "plain",
+            "'plain",
+            "",
+        ] {
+            let cell = formula_safe(value);
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell}"
+            );
+            assert_eq!(formula_unsafe(&cell), value);
+        }
+    }
     use crate::export::table::Row;
 
     fn names(list: &[&str]) -> Vec<String> {

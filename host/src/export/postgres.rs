@@ -23,7 +23,7 @@ const MAX_IDENTIFIER: usize = 63;
 
 /// An export table in a PostgreSQL database.
 pub(crate) struct PostgresStore {
-    config: tokio_postgres::Config,
+    config: crate::pg::Target,
     table: String,
     target: String,
 }
@@ -57,7 +57,7 @@ impl PostgresStore {
         })
     }
 
-    fn err(&self, e: &tokio_postgres::Error) -> ExportError {
+    fn err(&self, e: &dyn crate::pg::ErrorText) -> ExportError {
         let message = crate::pg::error_text(e);
         ExportError::Postgres {
             target: self.target.clone(),

@@ -76,6 +76,27 @@ pub fn formula_safe(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// `text` with every control character (ESC of an ANSI sequence, CR, LF, BEL, …) written as
+/// its escape (`\u{1b}`, `\r`), so upstream data cannot move the cursor, recolour or rewrite
+/// a terminal (DESIGN §7.3); tables only (JSON escapes them itself, CSV quotes them).
+pub fn terminal_safe(text: Cow<'_, str>) -> Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        Cow::Owned(
+            text.chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        text
+    }
+}
+
 /// Prints `rows` on stdout in `format`; a table ends with a row count on stderr. A reader
 /// that went away (`| head`) is not an error.
 pub fn print(rows: &Rows, format: OutputFormat) -> std::io::Result<()> {
@@ -129,7 +150,7 @@ pub fn write(
             let texts: Vec<Vec<Cow<'_, str>>> = rows
                 .rows
                 .iter()
-                .map(|row| row.iter().map(cell_text).collect())
+                .map(|row| row.iter().map(|v| terminal_safe(cell_text(v))).collect())
                 .collect();
             let mut widths: Vec<usize> = rows.columns.iter().map(|c| c.len()).collect();
             for row in &texts {
@@ -164,6 +185,15 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_in_tables() {
+        assert_eq!(
+            terminal_safe(Cow::Borrowed("a\u{1b}[31mred\r\nb")),
+            "a\\u{1b}[31mred\\r\\nb"
+        );
+        assert_eq!(terminal_safe(Cow::Borrowed("plain é")), "plain é");
+    }
 
     #[test]
     fn formula_like_cells_get_a_leading_quote() {

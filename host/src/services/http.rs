@@ -121,6 +121,43 @@ pub fn build_client() -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
+/// The error for a redirect the client's policy did not follow (to another origin, or past the
+/// fifth hop): it says so and where it pointed (its origin only: a query may hold a token),
+/// instead of handing the connector a bodiless 3xx.
+fn refused_redirect(response: &reqwest::Response, line: &str) -> Option<ConnectorError> {
+    let status = response.status();
+    if !status.is_redirection() || status == reqwest::StatusCode::NOT_MODIFIED {
+        return None;
+    }
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)?
+        .to_str()
+        .ok()?;
+    let target = response.url().join(location).ok()?;
+    let origin = format!(
+        "{}://{}{}",
+        target.scheme(),
+        target.host_str().unwrap_or(""),
+        target.port().map(|p| format!(":{p}")).unwrap_or_default()
+    );
+    let here = response.url();
+    let same_origin = here.scheme() == target.scheme()
+        && here.host_str() == target.host_str()
+        && here.port_or_known_default() == target.port_or_known_default();
+    let why = if same_origin {
+        "more redirects than the 5 idhost follows".to_owned()
+    } else {
+        format!(
+            "a redirect to another origin ({origin}), which idhost does not follow so that credentials never reach a host the config did not name; point the source's URL at {origin} if that is the upstream"
+        )
+    };
+    Some(ConnectorError::new(
+        ErrorKind::Internal,
+        format!("{line} answered {}: refused {why}", status.as_u16()),
+    ))
+}
+
 fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
@@ -345,6 +382,9 @@ impl HostHttp {
         line: String,
     ) -> Result<HttpResponse, ConnectorError> {
         let status = response.status().as_u16();
+        if let Some(refusal) = refused_redirect(&response, &line) {
+            return Err(refusal.with_status(status));
+        }
         let headers = response
             .headers()
             .iter()

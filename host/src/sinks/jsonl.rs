@@ -160,11 +160,14 @@ fn append_commit(
     commit: Option<(&str, &str)>,
 ) -> std::io::Result<()> {
     use std::io::{Read as _, Seek as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
     let marker_file = marker_path(target);
+    // Created 0600 (DESIGN §7.3); an existing file keeps its mode.
     let mut out = std::fs::OpenOptions::new()
         .create(true)
         .read(true)
         .append(true)
+        .mode(0o600)
         .open(target)?;
     let len = out.metadata()?.len();
     let mut marker: Marker = match std::fs::read(&marker_file) {

@@ -77,7 +77,7 @@ const EVENTS_LOCK: i64 = 0x6964_686f_7374; // "idhost"
 /// The PostgreSQL sink.
 pub struct PostgresSink {
     config: SinkConfig,
-    pg: tokio_postgres::Config,
+    pg: crate::pg::Target,
     /// The server without credentials, for messages.
     target: String,
     /// Whether the migrations ran in this process.

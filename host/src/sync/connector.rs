@@ -34,21 +34,14 @@ pub(crate) fn source_redactor(source: &SourceConfig, manifest: Option<&Manifest>
 
 /// The error for a source whose connector no plugin provides, located in the config.
 fn missing_plugin(env: &SyncEnv, source: &SourceConfig) -> String {
-    let available = env.registry.names();
     env.config
         .text
         .at(
             source.connector_offset,
             format!(
-                "source `{}`: no plugin provides connector `{}` in {}; available: {}",
+                "source `{}`: {}",
                 source.name,
-                source.connector,
-                env.registry.dir.display(),
-                if available.is_empty() {
-                    "none".to_owned()
-                } else {
-                    available.join(", ")
-                }
+                env.registry.explain_missing(&source.connector)
             ),
         )
         .to_string()

@@ -18,6 +18,7 @@ mod support;
 
 mod checkpoints_resume;
 mod daemon;
+mod daemon_listener;
 mod daemon_manifests;
 mod day_two;
 mod events_bench;
@@ -32,6 +33,7 @@ mod fuzz_corpus;
 mod http_policy;
 mod lease;
 mod notify;
+mod pg_tls;
 mod plugins_and_config;
 mod provision_cli;
 mod query_cli;

@@ -21,18 +21,43 @@ use crate::exit::{CommandError, Outcome};
 use crate::metrics::SourceMetrics;
 use crate::sync::{EnvSetup, SyncEnv};
 
-/// The audit trail of one provisioning call: the row is appended once per decision.
+/// The audit trail of one provisioning call: one row per attempt, written as the intent
+/// (`pending`) before the first upstream write and set to the outcome after it, or written once
+/// for a decision taken before any call.
 struct Audit<'a> {
     config: &'a Config,
     record: AuditRecord,
+    /// The intent row, once written.
+    row: Option<i64>,
 }
 
 impl Audit<'_> {
-    /// Appends the row with `result` and `detail`; nothing goes upstream if this fails.
+    /// Writes the row with `result` and `detail` (the intent row's outcome, if there is one);
+    /// nothing goes upstream if this fails.
     fn append(&mut self, result: &str, detail: String) -> Result<(), CommandError> {
         self.record.result = result.to_owned();
         self.record.detail = detail;
-        audit::append(&self.config.state_path, &self.record).map_err(CommandError::failed)
+        let path = &self.config.state_path;
+        let written = match self.row {
+            Some(id) => audit::finish(path, id, &self.record),
+            None => audit::append(path, &self.record).map(|id| {
+                self.row = Some(id);
+            }),
+        };
+        written.map_err(|err| {
+            CommandError::failed(anyhow::Error::new(err).context(format!(
+                "the audit row of this {} could not be written, so nothing was sent upstream",
+                self.record.operation
+            )))
+        })
+    }
+
+    /// Writes the intent row, before the first upstream write.
+    fn intend(&mut self) -> Result<(), CommandError> {
+        self.append(
+            "pending",
+            "intent recorded; outcome not yet known".to_owned(),
+        )
     }
 
     /// Appends a refusal and returns it as the command's error.
@@ -139,10 +164,9 @@ fn check_capable(
 ) -> Result<(), CommandError> {
     let Some(plugin) = env.registry.get(&source.connector) else {
         return Err(CommandError::plugin(anyhow!(
-            "source `{}`: no plugin provides connector `{}` in {}",
+            "source `{}`: {}",
             source.name,
-            source.connector,
-            env.registry.dir.display()
+            env.registry.explain_missing(&source.connector)
         )));
     };
     let manifest = plugin.manifest();
@@ -174,6 +198,8 @@ pub(crate) async fn run(
             "provision reports one result: --output table or json, not csv"
         )));
     }
+    // Every id is checked before anything is opened or sent (DESIGN §7.3: exit 2, no request).
+    operation::check_ids(&args.op)?;
     let config = Arc::new(crate::config::load(path)?);
     let source = chosen_source(&config, path, &args)?;
     let actor = args
@@ -193,6 +219,7 @@ pub(crate) async fn run(
             result: String::new(),
             detail: String::new(),
         },
+        row: None,
     };
     check_writable(&source, &args, &mut audit)?;
     check_grantable(&config, &source, &args, &mut audit)?;
@@ -218,6 +245,8 @@ pub(crate) async fn run(
     // Every plugin call runs on a plugin thread bounded by `call_timeout_secs`, like every
     // plugin call of a sync: a hung or blocking plugin gets an audited failure, not a command
     // that never returns.
+    // The intent is on disk before the first upstream write; if it cannot be, nothing is sent.
+    audit.intend()?;
     let calls = crate::plugin_runtime::PluginCalls::for_source(&source);
     let result: Result<(String, Value), ConnectorError> = operation::perform(
         &instance,

@@ -214,6 +214,48 @@ pub(super) async fn perform(
     })
 }
 
+/// Checks every id `op` holds (DESIGN §7.3): a usage error (exit 2) naming the flag and the
+/// part at fault, before anything is opened or sent.
+pub(super) fn check_ids(op: &ProvisionOp) -> Result<(), CommandError> {
+    match op {
+        ProvisionOp::Grant {
+            entitlement,
+            principal,
+        } => {
+            parse_ref(
+                "--entitlement",
+                entitlement,
+                EntitlementRef::try_parse,
+                "<type>:<id>:<slug>",
+            )?;
+            parse_ref(
+                "--principal",
+                principal,
+                ResourceRef::try_parse,
+                "<type>:<id>",
+            )?;
+        }
+        ProvisionOp::Revoke { grant } => {
+            parse_ref(
+                "--grant",
+                grant,
+                GrantRef::try_parse,
+                "<type>:<id>:<slug>:<principal type>:<principal id>",
+            )?;
+        }
+        ProvisionOp::Update { resource, .. } | ProvisionOp::Delete { resource } => {
+            parse_ref(
+                "--resource",
+                resource,
+                ResourceRef::try_parse,
+                "<type>:<id>",
+            )?;
+        }
+        ProvisionOp::CreateAccount { .. } | ProvisionOp::CreateGroup { .. } => {}
+    }
+    Ok(())
+}
+
 fn parse_ref<T>(
     what: &str,
     text: &str,
