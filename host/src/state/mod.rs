@@ -14,16 +14,21 @@
 //! listing is complete:
 //! 1. resource types listed incrementally carry over what the delta did not touch from
 //!    generation `g` ([`carry`]), so `g + 1` is a complete snapshot again;
-//! 2. the diff of `g` against `g + 1` runs inside SQLite ([`diff`]) and writes change events
-//!    into the `events` outbox, in the same transaction that marks the sync `delivering`;
-//! 3. each sink takes the events and commits; the host records every sink that did;
-//! 4. once every sink has, one transaction makes `g + 1` the snapshot, drops `g`, commits the
-//!    connector state and clears the outbox and the checkpoint.
+//! 2. the mass-removal brake counts what the listing removes; over `max_removals` the sync
+//!    is held (phase `held`: nothing diffed, delivered or committed) until `idhost approve`;
+//! 3. the diff of `g` against `g + 1` runs inside SQLite ([`diff`]) and writes change events
+//!    into the `events` outbox, then marks the sync `delivering`;
+//! 4. each sink takes the events after its own position in the outbox ([`outbox`]) and
+//!    commits; the host records every sink that did, with its new position;
+//! 5. one transaction makes `g + 1` the snapshot, drops `g`, commits the connector state,
+//!    clears the checkpoint, and drops the events every sink has taken.
 //!
-//! A sink that fails in 3 leaves the sync `delivering`: the next `idhost sync` delivers the
-//! same events (same ids) to the sinks that have not committed, so nothing is lost and a
-//! redelivery is recognizable by id. The first sync of a source is its baseline: it emits no
-//! events (a new source's whole directory is not a change).
+//! A sink that fails in 4 keeps its position: the snapshot still advances and the next sync
+//! lists again; the failing sink gets every event it missed (same ids, in order, once) when
+//! it next commits. A sync killed in 4 stays `delivering` and the next run finishes it; one
+//! that `--restart` or a config change would start over is committed first, never dropped.
+//! The first sync of a source is its baseline: it emits no events (a new source's whole
+//! directory is not a change).
 
 mod carry;
 mod checkpoint;

@@ -540,3 +540,61 @@ fail_on = "list:user"
         of(&all, "sync_failed")[0]["incident_id"]
     );
 }
+
+#[test]
+fn a_held_sync_notifies_once_however_often_the_daemon_runs_it() {
+    let (hook, smtp, dir) = (Webhook::start(), SmtpSink::start(), workdir());
+    let sources = |missing: &str| {
+        format!(
+            r#"
+[sources.corp]
+connector = "fixture"
+schedule = "1s"
+[sources.corp.settings]
+users = 20
+groups = 3
+memberships = 30
+missing_users = [{missing}]
+
+[sinks.out]
+type = "jsonl"
+path = "{}/out.jsonl"
+records = ["event"]
+"#,
+            dir.path().display()
+        )
+    };
+    let cfg = write_config(dir.path(), &sources(""), &hook, &smtp);
+    let out = idhost_e2e::output_within(
+        {
+            let mut cmd = idhost_e2e::idhost();
+            cmd.args(["sync", "-c", cfg.to_str().unwrap()]);
+            cmd
+        },
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", idhost_e2e::text(&out));
+    // 15 of the 20 users go: more than 20% of the 23 resources, and more than 10.
+    let missing: Vec<String> = (1..=15).map(|n| n.to_string()).collect();
+    let cfg = write_config(dir.path(), &sources(&missing.join(", ")), &hook, &smtp);
+    let daemon = Daemon::start(&cfg, &[]);
+    wait_until(Duration::from_secs(15), "three held syncs", || {
+        value(
+            &daemon.metrics(),
+            r#"idhost_source_syncs_total{source="corp",status="held"}"#,
+        ) >= 3.0
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let held = of(&hook.events("/all"), "sync_held");
+    assert_eq!(held.len(), 1, "one notice per held sync: {held:#?}");
+    assert!(
+        held[0]["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("idhost approve"),
+        "{}",
+        held[0]
+    );
+    let events = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap_or_default();
+    assert_eq!(events, "", "a held sync sends no event");
+}
