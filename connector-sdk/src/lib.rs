@@ -95,6 +95,7 @@ pub mod testing;
 pub mod abi;
 mod secret_serde;
 mod wire;
+pub use wire::UnknownName;
 
 pub use connector::{
     AccountCreated, AccountInfo, Capability, Changes, ConfigKey, Connector, CredentialOptions,
