@@ -457,14 +457,8 @@ pub struct Changes {
 /// impl Connector for Acme {
 ///     type Settings = ();
 ///     fn manifest() -> Manifest {
-///         Manifest {
-///             name: "acme".into(),
-///             version: "1.0.0".into(),
-///             description: String::new(),
-///             resource_types: vec![ResourceTypeSpec::new("user", "Acme users")],
-///             capabilities: Vec::new(),
-///             config_keys: Vec::new(),
-///         }
+///         Manifest::new("acme".into(), "1.0.0".into(), String::new())
+///             .with_resource_types(vec![ResourceTypeSpec::new("user", "Acme users")])
 ///     }
 ///     async fn open(_settings: (), _ctx: Context) -> Result<Self, ConnectorError> {
 ///         Ok(Acme)
