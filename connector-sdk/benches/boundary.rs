@@ -106,9 +106,10 @@ fn main() {
         let instance: ConnectorInstance = plugin
             .open(
                 &settings,
-                SourceInfo {
-                    source: "bench".into(),
-                    ..SourceInfo::default()
+                {
+                    let mut built = SourceInfo::default();
+                    built.source = "bench".into();
+                    built
                 },
                 1,
                 Arc::new(NoServices),

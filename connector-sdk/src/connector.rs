@@ -12,6 +12,7 @@ use crate::model::{Entitlement, EntitlementRef, Grant, GrantRef, Profile, Resour
 
 /// What a connector is and can do; the host reads it before opening the connector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Manifest {
     /// The name configs use in `connector = "..."`.
     pub name: String,
@@ -31,6 +32,37 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// A manifest of connector `name`, version `version`, with no resource type, capability
+    /// or setting yet (add them with the `with_` methods).
+    pub fn new(name: String, version: String, description: String) -> Self {
+        Self {
+            name,
+            version,
+            description,
+            resource_types: Vec::new(),
+            capabilities: Vec::new(),
+            config_keys: Vec::new(),
+        }
+    }
+
+    /// With these resource types, in sync order.
+    pub fn with_resource_types(mut self, types: Vec<ResourceTypeSpec>) -> Self {
+        self.resource_types = types;
+        self
+    }
+
+    /// With these capabilities.
+    pub fn with_capabilities(mut self, capabilities: Vec<Capability>) -> Self {
+        self.capabilities = capabilities;
+        self
+    }
+
+    /// With these settings.
+    pub fn with_config_keys(mut self, keys: Vec<ConfigKey>) -> Self {
+        self.config_keys = keys;
+        self
+    }
+
     /// Whether the manifest advertises `capability`.
     pub fn can(&self, capability: Capability) -> bool {
         self.capabilities.contains(&capability)
@@ -71,6 +103,7 @@ impl Manifest {
 
 /// One resource type a connector lists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ResourceTypeSpec {
     /// `user`, `group`, `app`, `role` or a connector-specific name.
     pub name: String,
@@ -134,7 +167,7 @@ pub enum Capability {
     Incremental,
     /// A capability this SDK does not know (from a newer 1.x SDK), kept as sent. A host never
     /// relies on one it does not know.
-    Other(&'static str),
+    Other(crate::wire::UnknownName),
 }
 
 crate::wire::wire_enum!(Capability {
@@ -149,6 +182,7 @@ crate::wire::wire_enum!(Capability {
 
 /// One setting a connector accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ConfigKey {
     /// Key under `[sources.X.settings]`.
     pub name: String,
@@ -229,6 +263,7 @@ impl PageToken {
 /// group carries its members; a Graph `$batch` fetches 20 groups' members at once), which saves
 /// the host a call per resource.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Page<T> {
     /// The records on this page.
     pub items: Vec<T>,
@@ -313,6 +348,7 @@ impl<T> Page<T> {
 
 /// What a grant call did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct GrantOutcome {
     /// The grant as it now exists.
     pub grant: Grant,
@@ -320,15 +356,31 @@ pub struct GrantOutcome {
     pub already: bool,
 }
 
+impl GrantOutcome {
+    /// `grant` now exists; `already`: it did before the call.
+    pub fn new(grant: Grant, already: bool) -> Self {
+        Self { grant, already }
+    }
+}
+
 /// What a revoke call did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RevokeOutcome {
     /// `true` when the grant was already absent (nothing was changed).
     pub already: bool,
 }
 
+impl RevokeOutcome {
+    /// `already`: the grant was absent before the call.
+    pub fn new(already: bool) -> Self {
+        Self { already }
+    }
+}
+
 /// The account to create.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AccountInfo {
     /// Sign-in name.
     pub login: String,
@@ -351,6 +403,7 @@ pub struct AccountInfo {
 
 /// How to credential a new account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CredentialOptions {
     /// Generate a password meeting the upstream's policy and hand it back.
     #[serde(default)]
@@ -359,6 +412,7 @@ pub struct CredentialOptions {
 
 /// A created account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AccountCreated {
     /// The new resource.
     pub resource: Resource,
@@ -367,8 +421,16 @@ pub struct AccountCreated {
     pub password: Option<SecretString>,
 }
 
+impl AccountCreated {
+    /// `resource` was created; `password` if one was generated.
+    pub fn new(resource: Resource, password: Option<SecretString>) -> Self {
+        Self { resource, password }
+    }
+}
+
 /// A non-user resource to create (e.g. a group).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ResourceSpec {
     /// Display name.
     pub display_name: String,
@@ -379,6 +441,7 @@ pub struct ResourceSpec {
 
 /// Attribute changes: field path → new value (`null` clears it).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Changes {
     /// The changes, in the order given.
     pub set: Profile,
@@ -421,14 +484,8 @@ impl CheckNote {
 /// impl Connector for Acme {
 ///     type Settings = ();
 ///     fn manifest() -> Manifest {
-///         Manifest {
-///             name: "acme".into(),
-///             version: "1.0.0".into(),
-///             description: String::new(),
-///             resource_types: vec![ResourceTypeSpec::new("user", "Acme users")],
-///             capabilities: Vec::new(),
-///             config_keys: Vec::new(),
-///         }
+///         Manifest::new("acme".into(), "1.0.0".into(), String::new())
+///             .with_resource_types(vec![ResourceTypeSpec::new("user", "Acme users")])
 ///     }
 ///     async fn open(_settings: (), _ctx: Context) -> Result<Self, ConnectorError> {
 ///         Ok(Acme)

@@ -15,6 +15,7 @@ pub const VAULT_REFRESH_TOKEN_KEY: &str = "idhost.vault.refresh_token";
 
 /// Facts about the source a connector instance serves.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SourceInfo {
     /// The source name from the config (`[sources.NAME]`).
     pub source: String,
@@ -28,6 +29,35 @@ pub struct SourceInfo {
     /// Whether the host asked for a full (non-incremental) sync.
     #[serde(default)]
     pub full_sync: bool,
+}
+
+impl SourceInfo {
+    /// Source `source`: writable, not a dry run, not a full sync (set those with the `with_`
+    /// methods).
+    pub fn new(source: impl Into<String>) -> Self {
+        Self {
+            source: source.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Whether the source is read-only.
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Whether writes are only shown, not sent.
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Whether connector state is ignored (a full listing).
+    pub fn with_full_sync(mut self, full_sync: bool) -> Self {
+        self.full_sync = full_sync;
+        self
+    }
 }
 
 /// What the host that opened the connector can do beyond the first interface version. Sent in

@@ -31,7 +31,7 @@ pub enum ErrorKind {
     Internal,
     /// A kind this SDK does not know (from a newer 1.x SDK), kept as sent; a host treats it
     /// like [`ErrorKind::Internal`].
-    Other(&'static str),
+    Other(crate::wire::UnknownName),
 }
 
 crate::wire::wire_enum!(ErrorKind {
@@ -88,7 +88,7 @@ impl ErrorKind {
             7 => ErrorKind::InvalidInput,
             8 => ErrorKind::Unsupported,
             9 => ErrorKind::Internal,
-            0 => ErrorKind::Other("unknown"),
+            0 => ErrorKind::Other(crate::wire::UnknownName::UNKNOWN),
             // A code from a newer SDK: kept, so it is reported as unknown, not as a bug.
             other => ErrorKind::Other(crate::wire::intern(&format!("kind_{other}"))),
         }

@@ -33,14 +33,9 @@
 //!     type Settings = AcmeSettings;
 //!
 //!     fn manifest() -> Manifest {
-//!         Manifest {
-//!             name: "acme".into(),
-//!             version: env!("CARGO_PKG_VERSION").into(),
-//!             description: "Acme users".into(),
-//!             resource_types: vec![ResourceTypeSpec::new("user", "Acme users")],
-//!             capabilities: Vec::new(),
-//!             config_keys: vec![ConfigKey::required("base_url", "The API's origin")],
-//!         }
+//!         Manifest::new("acme".into(), env!("CARGO_PKG_VERSION").into(), "Acme users".into())
+//!             .with_resource_types(vec![ResourceTypeSpec::new("user", "Acme users")])
+//!             .with_config_keys(vec![ConfigKey::required("base_url", "The API's origin")])
 //!     }
 //!
 //!     async fn open(settings: AcmeSettings, ctx: Context) -> Result<Self, ConnectorError> {
@@ -97,6 +92,7 @@ pub mod testing;
 pub mod abi;
 mod secret_serde;
 mod wire;
+pub use wire::UnknownName;
 
 pub use connector::{
     AccountCreated, AccountInfo, Capability, Changes, CheckNote, ConfigKey, Connector,

@@ -23,7 +23,7 @@ pub enum Status {
     /// Reported as deleted by the upstream (e.g. a delta `@removed`).
     Deleted,
     /// A status this SDK does not know (from a newer 1.x SDK), kept as sent.
-    Other(&'static str),
+    Other(crate::wire::UnknownName),
 }
 
 crate::wire::wire_enum!(Status {
@@ -34,6 +34,7 @@ crate::wire::wire_enum!(Status {
 
 /// One identity object: a user, group, app, role or a connector-specific type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Resource {
     /// Resource type (`user`, `group`, `app`, `role`, or one the manifest declares).
     #[serde(rename = "type")]
@@ -121,7 +122,7 @@ pub enum AccountType {
     /// A built-in system account.
     System,
     /// An account type this SDK does not know (from a newer 1.x SDK), kept as sent.
-    Other(&'static str),
+    Other(crate::wire::UnknownName),
 }
 
 crate::wire::wire_enum!(AccountType {
@@ -132,6 +133,7 @@ crate::wire::wire_enum!(AccountType {
 
 /// One email address of a user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Email {
     /// The address.
     pub address: String,
@@ -140,8 +142,21 @@ pub struct Email {
     pub primary: bool,
 }
 
+impl Email {
+    /// The address `address`, primary or not.
+    pub fn new(address: String, primary: bool) -> Self {
+        Self { address, primary }
+    }
+
+    /// The user's primary address.
+    pub fn primary(address: String) -> Self {
+        Self::new(address, true)
+    }
+}
+
 /// Attributes every identity tool expects of a user.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct UserTrait {
     /// Sign-in name (userName, userPrincipalName, email).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -200,6 +215,7 @@ impl UserTrait {
 
 /// Attributes of a group.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct GroupTrait {
     /// Kind: `security`, `microsoft_365`, `mail_enabled_security`, `distribution`, `scim`, ...
     pub kind: String,
@@ -213,6 +229,7 @@ pub struct GroupTrait {
 
 /// One role an application defines.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AppRole {
     /// Upstream role id.
     pub id: String,
@@ -225,6 +242,7 @@ pub struct AppRole {
 
 /// Attributes of an application.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AppTrait {
     /// Upstream application (client) id.
     pub app_id: String,
@@ -235,6 +253,7 @@ pub struct AppTrait {
 
 /// Attributes of a role.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RoleTrait {
     /// Upstream role template / definition id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -253,7 +272,7 @@ pub enum Purpose {
     /// Ownership of the resource.
     Ownership,
     /// A purpose this SDK does not know (from a newer 1.x SDK), kept as sent.
-    Other(&'static str),
+    Other(crate::wire::UnknownName),
 }
 
 crate::wire::wire_enum!(Purpose {
@@ -264,6 +283,7 @@ crate::wire::wire_enum!(Purpose {
 
 /// Something that can be granted on a resource: `"<type>:<id>:<slug>"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Entitlement {
     /// `"<resource id>:<slug>"`.
     pub id: String,
@@ -304,6 +324,7 @@ impl Entitlement {
 
 /// A principal holding an entitlement: `"<entitlement>:<principal type>:<principal id>"`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Grant {
     /// `"<entitlement id>:<principal id>"`.
     pub id: String,
@@ -320,6 +341,15 @@ impl Grant {
             id: format!("{entitlement_id}:{principal_id}"),
             entitlement: entitlement_id.to_owned(),
             principal: principal_id.to_owned(),
+        }
+    }
+
+    /// A grant with the id it was stored under (a host reading its own journal back).
+    pub fn from_parts(id: String, entitlement: String, principal: String) -> Self {
+        Self {
+            id,
+            entitlement,
+            principal,
         }
     }
 }

@@ -4,28 +4,71 @@
 //! advertise a capability or report a status an older host has never heard of: the older host
 //! still loads it and syncs, reports the unknown values, and keeps them as they were sent.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 /// Most distinct unknown names kept; any further one reads as `unknown`. Unknown names come
 /// from a newer SDK's few new variants, so the bound is never reached by an honest plugin.
 const MAX_UNKNOWN_NAMES: usize = 256;
 
-/// A `'static` copy of `name`, made once per distinct name (so the enums stay `Copy`).
-pub(crate) fn intern(name: &str) -> &'static str {
-    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let Ok(mut names) = NAMES.get_or_init(Mutex::default).lock() else {
-        return "unknown";
-    };
-    if let Some(known) = names.get(name) {
-        return known;
+/// A wire name this SDK does not know, as it was sent: a small handle (two bytes) into a
+/// process-wide table, so the enums holding it stay `Copy` and small.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UnknownName(u16);
+
+impl UnknownName {
+    /// Stands for every name beyond the table's bound.
+    pub const UNKNOWN: UnknownName = UnknownName(0);
+
+    /// The name as it was sent.
+    pub fn as_str(self) -> &'static str {
+        table()
+            .lock()
+            .ok()
+            .and_then(|t| t.names.get(usize::from(self.0)).copied())
+            .unwrap_or("unknown")
     }
-    if names.len() >= MAX_UNKNOWN_NAMES {
-        return "unknown";
+}
+
+impl std::fmt::Debug for UnknownName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+struct Table {
+    names: Vec<&'static str>,
+    index: HashMap<&'static str, u16>,
+}
+
+fn table() -> &'static Mutex<Table> {
+    static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        Mutex::new(Table {
+            names: vec!["unknown"],
+            index: HashMap::from([("unknown", 0)]),
+        })
+    })
+}
+
+/// The handle of `name`, kept once per distinct name.
+pub(crate) fn intern(name: &str) -> UnknownName {
+    let Ok(mut table) = table().lock() else {
+        return UnknownName::UNKNOWN;
+    };
+    if let Some(&n) = table.index.get(name) {
+        return UnknownName(n);
+    }
+    let Ok(n) = u16::try_from(table.names.len()) else {
+        return UnknownName::UNKNOWN;
+    };
+    if table.names.len() >= MAX_UNKNOWN_NAMES {
+        return UnknownName::UNKNOWN;
     }
     let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
-    names.insert(leaked);
-    leaked
+    table.names.push(leaked);
+    table.index.insert(leaked, n);
+    UnknownName(n)
 }
 
 /// Implements the wire form of an enum of unit variants plus `Other(&'static str)`: the
@@ -37,7 +80,7 @@ macro_rules! wire_enum {
             pub fn as_str(self) -> &'static str {
                 match self {
                     $($ty::$variant => $name,)*
-                    $ty::Other(name) => name,
+                    $ty::Other(name) => name.as_str(),
                 }
             }
 

@@ -76,9 +76,10 @@ struct Scope {
 
 fn open(script: &Script, scope: Scope) -> Option<Clickwrap> {
     let host = ScriptedHost::new(script);
-    let ctx = host.context(SourceInfo {
-        source: "fuzz".to_owned(),
-        ..SourceInfo::default()
+    let ctx = host.context({
+        let mut built = SourceInfo::default();
+        built.source = "fuzz".to_owned();
+        built
     });
     let mut settings = json!({ "access_token": "fuzz-token", "per_page": 100 });
     if let Some(id) = scope.account_id {

@@ -123,20 +123,18 @@ impl ApiUser {
             .or_else(|| email.clone())
             .unwrap_or_else(|| id.clone());
         let mut resource = Resource::new(USER, &id, display);
-        resource.user = Some(UserTrait {
-            login: email.clone(),
-            emails: email
+        resource.user = Some({
+            let mut built = UserTrait::default();
+            built.login = email.clone();
+            built.emails = email
                 .into_iter()
-                .map(|address| Email {
-                    address,
-                    primary: true,
-                })
-                .collect(),
-            locale: non_empty(&self.locale).map(str::to_owned),
-            time_zone: non_empty(&self.time_zone).map(str::to_owned),
-            verified: self.verified,
-            verified_at: non_empty(&self.verified_time).map(str::to_owned),
-            ..UserTrait::default()
+                .map(|address| Email::new(address, true))
+                .collect();
+            built.locale = non_empty(&self.locale).map(str::to_owned);
+            built.time_zone = non_empty(&self.time_zone).map(str::to_owned);
+            built.verified = self.verified;
+            built.verified_at = non_empty(&self.verified_time).map(str::to_owned);
+            built
         });
         let mut profile = Profile::new();
         profile.insert("user_id".to_owned(), self.id);

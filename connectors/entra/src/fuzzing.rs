@@ -118,9 +118,10 @@ fn open(script: &Script, setup: Setup) -> Option<Entra> {
             host.set_state(key, &format!("{TENANT} {link}"));
         }
     }
-    let ctx = host.context(SourceInfo {
-        source: "fuzz".to_owned(),
-        ..SourceInfo::default()
+    let ctx = host.context({
+        let mut built = SourceInfo::default();
+        built.source = "fuzz".to_owned();
+        built
     });
     let settings = serde_json::from_value(json!({
         "tenant_id": TENANT,

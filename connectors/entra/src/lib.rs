@@ -62,26 +62,26 @@ impl Connector for Entra {
     type Settings = EntraSettings;
 
     fn manifest() -> Manifest {
-        Manifest {
-            name: "entra".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "Microsoft Entra ID through Microsoft Graph v1.0".into(),
-            resource_types: vec![
-                ResourceTypeSpec::new("user", "Users and managed identities"),
-                ResourceTypeSpec::new("group", "Groups; members and owners side-loaded"),
-                ResourceTypeSpec::new(
-                    "app",
-                    "Enterprise apps; app role assignments and owners side-loaded",
-                ),
-                ResourceTypeSpec::new("role", "Activated directory roles; members side-loaded"),
-            ],
-            capabilities: vec![
-                Capability::Grant,
-                Capability::Revoke,
-                Capability::Incremental,
-            ],
-            config_keys: config::config_keys(),
-        }
+        Manifest::new(
+            "entra".into(),
+            env!("CARGO_PKG_VERSION").into(),
+            "Microsoft Entra ID through Microsoft Graph v1.0".into(),
+        )
+        .with_resource_types(vec![
+            ResourceTypeSpec::new("user", "Users and managed identities"),
+            ResourceTypeSpec::new("group", "Groups; members and owners side-loaded"),
+            ResourceTypeSpec::new(
+                "app",
+                "Enterprise apps; app role assignments and owners side-loaded",
+            ),
+            ResourceTypeSpec::new("role", "Activated directory roles; members side-loaded"),
+        ])
+        .with_capabilities(vec![
+            Capability::Grant,
+            Capability::Revoke,
+            Capability::Incremental,
+        ])
+        .with_config_keys(config::config_keys())
     }
 
     async fn open(settings: EntraSettings, ctx: Context) -> Result<Self, ConnectorError> {

@@ -71,10 +71,7 @@ pub(crate) fn user(v: &Value) -> Option<Resource> {
     r.status = status(v);
     let mut emails: Vec<Email> = Vec::new();
     if let Some(mail) = text(v, "mail") {
-        emails.push(Email {
-            address: mail.to_owned(),
-            primary: true,
-        });
+        emails.push(Email::new(mail.to_owned(), true));
     }
     for other in v
         .get("otherMails")
@@ -84,23 +81,21 @@ pub(crate) fn user(v: &Value) -> Option<Resource> {
         .filter_map(Value::as_str)
     {
         if !emails.iter().any(|e| e.address.eq_ignore_ascii_case(other)) {
-            emails.push(Email {
-                address: other.to_owned(),
-                primary: false,
-            });
+            emails.push(Email::new(other.to_owned(), false));
         }
     }
-    r.user = Some(UserTrait {
-        login: upn,
-        emails,
-        given_name: owned(v, "givenName"),
-        family_name: owned(v, "surname"),
-        account_type: AccountType::Human,
-        title: owned(v, "jobTitle"),
-        department: owned(v, "department"),
-        employee_id: owned(v, "employeeId"),
-        locale: owned(v, "preferredLanguage"),
-        ..UserTrait::default()
+    r.user = Some({
+        let mut built = UserTrait::default();
+        built.login = upn;
+        built.emails = emails;
+        built.given_name = owned(v, "givenName");
+        built.family_name = owned(v, "surname");
+        built.account_type = AccountType::Human;
+        built.title = owned(v, "jobTitle");
+        built.department = owned(v, "department");
+        built.employee_id = owned(v, "employeeId");
+        built.locale = owned(v, "preferredLanguage");
+        built
     });
     put(&mut r.profile, "user_type", v, "userType");
     Some(r)
@@ -112,11 +107,12 @@ pub(crate) fn managed_identity(v: &Value) -> Option<Resource> {
     let name = text(v, "displayName").unwrap_or(id);
     let mut r = Resource::new("user", id, name);
     r.status = status(v);
-    r.user = Some(UserTrait {
-        // The client id is what a managed identity signs in with.
-        login: owned(v, "appId"),
-        account_type: AccountType::Service,
-        ..UserTrait::default()
+    r.user = Some({
+        let mut built = UserTrait::default();
+        built.// The client id is what a managed identity signs in with.
+        login = owned(v, "appId");
+        built.account_type = AccountType::Service;
+        built
     });
     put(&mut r.profile, "app_id", v, "appId");
     put(
@@ -159,10 +155,12 @@ pub(crate) fn group(v: &Value) -> Option<(Resource, Vec<Entitlement>)> {
     let id = text(v, "id")?;
     let name = text(v, "displayName").unwrap_or(id).to_owned();
     let mut r = Resource::new("group", id, name.clone());
-    r.group = Some(GroupTrait {
-        kind: group_kind(v).to_owned(),
-        member_count: None,
-        dynamic: has(v, "groupTypes", "DynamicMembership"),
+    r.group = Some({
+        let mut built = GroupTrait::default();
+        built.kind = group_kind(v).to_owned();
+        built.member_count = None;
+        built.dynamic = has(v, "groupTypes", "DynamicMembership");
+        built
     });
     for (name, key) in [
         ("description", "description"),
@@ -263,10 +261,12 @@ pub(crate) fn app(v: &Value) -> Option<App> {
             Entitlement::new(&r.id, &slug, Purpose::Assignment, &to)
                 .named(format!("{display} of {name}")),
         );
-        roles.push(AppRole {
-            id: role_id.to_owned(),
-            value: text(role, "value").unwrap_or_default().to_owned(),
-            display_name: display,
+        roles.push({
+            let mut built = AppRole::default();
+            built.id = role_id.to_owned();
+            built.value = text(role, "value").unwrap_or_default().to_owned();
+            built.display_name = display;
+            built
         });
         slugs.insert(role_id.to_ascii_lowercase(), slug);
     }
@@ -274,9 +274,11 @@ pub(crate) fn app(v: &Value) -> Option<App> {
         Entitlement::new(&r.id, "owner", Purpose::Ownership, &["user", "app"])
             .named(format!("Owner of {name}")),
     );
-    r.app = Some(AppTrait {
-        app_id: text(v, "appId").unwrap_or_default().to_owned(),
-        roles,
+    r.app = Some({
+        let mut built = AppTrait::default();
+        built.app_id = text(v, "appId").unwrap_or_default().to_owned();
+        built.roles = roles;
+        built
     });
     put(
         &mut r.profile,
@@ -302,8 +304,10 @@ pub(crate) fn role(v: &Value) -> Option<(Resource, Entitlement)> {
     let id = text(v, "id")?;
     let name = text(v, "displayName").unwrap_or(id).to_owned();
     let mut r = Resource::new("role", id, name.clone());
-    r.role = Some(RoleTrait {
-        template_id: owned(v, "roleTemplateId"),
+    r.role = Some({
+        let mut built = RoleTrait::default();
+        built.template_id = owned(v, "roleTemplateId");
+        built
     });
     put(&mut r.profile, "description", v, "description");
     let ent = role_entitlement(&r.id, &name, &crate::scope::Scope::Tenant);

@@ -116,10 +116,7 @@ impl Entra {
         if outcome == Outcome::Done && is_link {
             self.written.created(&grant.id, None);
         }
-        Ok(GrantOutcome {
-            grant,
-            already: outcome == Outcome::Already,
-        })
+        Ok(GrantOutcome::new(grant, outcome == Outcome::Already))
     }
 
     pub(crate) async fn revoke(&self, grant: &GrantRef) -> Result<RevokeOutcome, ConnectorError> {
@@ -175,9 +172,7 @@ impl Entra {
         if outcome == Outcome::Done {
             self.written.revoked(&grant_id);
         }
-        Ok(RevokeOutcome {
-            already: outcome == Outcome::Already,
-        })
+        Ok(RevokeOutcome::new(outcome == Outcome::Already))
     }
 
     /// The group's kind, read with one GET (a 404 is the caller's `NotFound`).

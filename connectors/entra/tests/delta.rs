@@ -195,9 +195,10 @@ async fn full_sync_requested_by_the_host_ignores_the_delta_link() {
     list(&connector, &["user", "group"])
         .await
         .expect("full listing");
-    let full = SourceInfo {
-        full_sync: true,
-        ..SourceInfo::default()
+    let full = {
+        let mut built = SourceInfo::default();
+        built.full_sync = true;
+        built
     };
     let forced = sim.open_with(json!({}), services.clone(), full).await;
     let listed = list(&forced, &["user", "group"]).await.expect("full again");

@@ -199,9 +199,10 @@ async fn read_only_sources_refuse_before_any_request() {
     let by_setting = sim
         .open(json!({ "read_only": true }), TestServices::new())
         .await;
-    let read_only = SourceInfo {
-        read_only: true,
-        ..SourceInfo::default()
+    let read_only = {
+        let mut built = SourceInfo::default();
+        built.read_only = true;
+        built
     };
     let by_source = sim
         .open_with(json!({}), TestServices::new(), read_only)
@@ -322,9 +323,10 @@ async fn dry_run_sends_no_write_but_still_lists_through_batch() {
     let services = std::sync::Arc::new(DryRun(TestServices::new()));
     let settings: idhost_entra::config::EntraSettings =
         serde_json::from_value(sim.settings(json!({}))).expect("settings");
-    let info = SourceInfo {
-        dry_run: true,
-        ..SourceInfo::default()
+    let info = {
+        let mut built = SourceInfo::default();
+        built.dry_run = true;
+        built
     };
     let connector = Entra::open(settings, idhost_connector_sdk::Context::new(services, info))
         .await

@@ -39,9 +39,10 @@ async fn connector_passes_the_compliance_harness() {
         .await;
     let listing = assert_connector_compliance(&connector).await;
     assert!(listing.grants.len() > 2_000);
-    let full = SourceInfo {
-        full_sync: true,
-        ..SourceInfo::default()
+    let full = {
+        let mut built = SourceInfo::default();
+        built.full_sync = true;
+        built
     };
     let connector = sim.open_with(json!({}), TestServices::new(), full).await;
     assert_connector_compliance(&connector).await;

@@ -51,9 +51,10 @@ fn error_body(data: &[u8]) {
 
 fn open(script: &Script) -> Option<Ironclad> {
     let host = ScriptedHost::new(script);
-    let ctx = host.context(SourceInfo {
-        source: "fuzz".to_owned(),
-        ..SourceInfo::default()
+    let ctx = host.context({
+        let mut built = SourceInfo::default();
+        built.source = "fuzz".to_owned();
+        built
     });
     let settings = serde_json::from_value(json!({
         "environment": "na1",
@@ -138,23 +139,28 @@ fn provision(script: &Script) {
         let _ = block_on(c.revoke(&grant));
     }
     if let Some(c) = open(script) {
-        let info = AccountInfo {
-            login: "new.user@example.com".to_owned(),
-            email: Some("new.user@example.com".to_owned()),
-            given_name: Some("New".to_owned()),
-            ..AccountInfo::default()
+        let info = {
+            let mut built = AccountInfo::default();
+            built.login = "new.user@example.com".to_owned();
+            built.email = Some("new.user@example.com".to_owned());
+            built.given_name = Some("New".to_owned());
+            built
         };
-        let options = CredentialOptions {
-            generate_password: true,
+        let options = {
+            let mut built = CredentialOptions::default();
+            built.generate_password = true;
+            built
         };
         if let Ok(created) = block_on(c.create_account(info, options)) {
             assert!(created.resource.id.starts_with("user:"));
         }
     }
     if let Some(c) = open(script) {
-        let spec = ResourceSpec {
-            display_name: script.token.clone().unwrap_or_else(|| "Legal".to_owned()),
-            profile: Profile::new(),
+        let spec = {
+            let mut built = ResourceSpec::default();
+            built.display_name = script.token.clone().unwrap_or_else(|| "Legal".to_owned());
+            built.profile = Profile::new();
+            built
         };
         if let Ok(group) = block_on(c.create_resource("group", spec)) {
             assert!(group.id.starts_with("group:"));
@@ -165,7 +171,11 @@ fn provision(script: &Script) {
         && let Some(c) = open(script)
     {
         let set = set.into_iter().take(16).collect();
-        let _ = block_on(c.update(&user, Changes { set }));
+        let _ = block_on(c.update(&user, {
+            let mut built = Changes::default();
+            built.set = set;
+            built
+        }));
     }
     if let Some(c) = open(script) {
         let _ = block_on(c.delete(&user));

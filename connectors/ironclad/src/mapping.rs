@@ -77,10 +77,10 @@ pub(crate) fn user(value: &Value) -> Result<Resource, ConnectorError> {
         .into_iter()
         .flatten()
         .filter_map(|e| {
-            Some(Email {
-                address: text(e.get("value"))?,
-                primary: e.get("primary").and_then(Value::as_bool).unwrap_or(false),
-            })
+            Some(Email::new(
+                text(e.get("value"))?,
+                e.get("primary").and_then(Value::as_bool).unwrap_or(false),
+            ))
         })
         .collect();
     // Primary first, as the trait promises.
@@ -89,10 +89,7 @@ pub(crate) fn user(value: &Value) -> Result<Resource, ConnectorError> {
         && let Some(login) = &login
     {
         // The User OpenAPI: the work email "is typically copied from ... userName".
-        emails.push(Email {
-            address: login.clone(),
-            primary: true,
-        });
+        emails.push(Email::new(login.clone(), true));
     }
 
     let full_name = match (&given_name, &family_name) {
@@ -111,22 +108,23 @@ pub(crate) fn user(value: &Value) -> Result<Resource, ConnectorError> {
     if object.get("active") == Some(&Value::Bool(false)) {
         resource.status = Status::Disabled;
     }
-    resource.user = Some(UserTrait {
-        login,
-        emails,
-        given_name,
-        family_name,
-        account_type: AccountType::Human,
-        title: text(object.get("title")),
-        department: text(enterprise.and_then(|e| e.get("department"))),
-        employee_id: text(enterprise.and_then(|e| e.get("employeeNumber"))),
-        manager: text(ironclad.and_then(|e| e.get("departmentHead"))).or_else(|| {
+    resource.user = Some({
+        let mut built = UserTrait::default();
+        built.login = login;
+        built.emails = emails;
+        built.given_name = given_name;
+        built.family_name = family_name;
+        built.account_type = AccountType::Human;
+        built.title = text(object.get("title"));
+        built.department = text(enterprise.and_then(|e| e.get("department")));
+        built.employee_id = text(enterprise.and_then(|e| e.get("employeeNumber")));
+        built.manager = text(ironclad.and_then(|e| e.get("departmentHead"))).or_else(|| {
             let manager = enterprise.and_then(|e| e.get("manager"));
             text(manager.and_then(|m| m.get("value")))
-        }),
-        locale: text(object.get("locale")),
-        time_zone: text(object.get("timezone")),
-        ..UserTrait::default()
+        });
+        built.locale = text(object.get("locale"));
+        built.time_zone = text(object.get("timezone"));
+        built
     });
     resource.profile = user_profile(object);
     Ok(resource)
@@ -200,10 +198,12 @@ pub(crate) fn group(value: &Value) -> Result<(Resource, Entitlement, Vec<Grant>)
             grants.push(Grant::new(&entitlement.id, &principal));
         }
     }
-    resource.group = Some(GroupTrait {
-        kind: "scim".to_owned(),
-        member_count: Some(grants.len() as u64),
-        dynamic: false,
+    resource.group = Some({
+        let mut built = GroupTrait::default();
+        built.kind = "scim".to_owned();
+        built.member_count = Some(grants.len() as u64);
+        built.dynamic = false;
+        built
     });
     resource.profile = object
         .into_iter()

@@ -256,10 +256,9 @@ impl Provisioner for Ironclad {
             None => Err(ConnectorError::not_found(format!(
                 "GET Groups/{group_id}: the Ironclad group {group_id} does not exist"
             ))),
-            Some(members) if members.iter().any(|m| m == user_id) => Ok(GrantOutcome {
-                grant,
-                already: true,
-            }),
+            Some(members) if members.iter().any(|m| m == user_id) => {
+                Ok(GrantOutcome::new(grant, true))
+            }
             Some(_) => {
                 self.client.patch_members(group_id, "add", user_id).await?;
                 tracing::info!(
@@ -267,10 +266,7 @@ impl Provisioner for Ironclad {
                     user = user_id,
                     "added Ironclad group member"
                 );
-                Ok(GrantOutcome {
-                    grant,
-                    already: false,
-                })
+                Ok(GrantOutcome::new(grant, false))
             }
         }
     }
@@ -285,11 +281,9 @@ impl Provisioner for Ironclad {
                     group = group_id,
                     "Ironclad group is gone; nothing to revoke"
                 );
-                Ok(RevokeOutcome { already: true })
+                Ok(RevokeOutcome::new(true))
             }
-            Some(members) if !members.iter().any(|m| m == user_id) => {
-                Ok(RevokeOutcome { already: true })
-            }
+            Some(members) if !members.iter().any(|m| m == user_id) => Ok(RevokeOutcome::new(true)),
             Some(_) => {
                 self.client
                     .patch_members(group_id, "remove", user_id)
@@ -299,7 +293,7 @@ impl Provisioner for Ironclad {
                     user = user_id,
                     "removed Ironclad group member"
                 );
-                Ok(RevokeOutcome { already: false })
+                Ok(RevokeOutcome::new(false))
             }
         }
     }
@@ -356,14 +350,11 @@ impl Provisioner for Ironclad {
             planned.insert("id".into(), Value::from("dry-run"));
             let resource = mapping::user(&Value::Object(planned))?;
             // Nothing was created, so no credential is handed back.
-            return Ok(AccountCreated {
-                resource,
-                password: None,
-            });
+            return Ok(AccountCreated::new(resource, None));
         }
         let resource = mapping::user(&response.json::<Value>()?)?;
         tracing::info!(user = %resource.id, login, "created Ironclad user");
-        Ok(AccountCreated { resource, password })
+        Ok(AccountCreated::new(resource, password))
     }
 
     async fn create_resource(
@@ -502,13 +493,15 @@ mod tests {
         profile.insert("title".into(), Value::from("Counsel"));
         profile.insert("department".into(), Value::from("Legal"));
         profile.insert("managementLevel".into(), Value::from("Director"));
-        let (body, custom) = account_body(&AccountInfo {
-            login: "new.user@example.com".into(),
-            email: Some("new.user@example.com".into()),
-            given_name: Some("New".into()),
-            family_name: Some("User".into()),
-            display_name: None,
-            profile,
+        let (body, custom) = account_body(&{
+            let mut built = AccountInfo::default();
+            built.login = "new.user@example.com".into();
+            built.email = Some("new.user@example.com".into());
+            built.given_name = Some("New".into());
+            built.family_name = Some("User".into());
+            built.display_name = None;
+            built.profile = profile;
+            built
         })
         .expect("valid");
         // A company-defined attribute waits for its custom schema (`/Schemas`).
@@ -529,9 +522,10 @@ mod tests {
         assert_eq!(body["title"], "Counsel");
         assert_eq!(body[mapping::ENTERPRISE_URN]["department"], "Legal");
         assert_eq!(body["schemas"].as_array().map(Vec::len), Some(2));
-        let err = account_body(&AccountInfo {
-            login: "not-an-email".into(),
-            ..AccountInfo::default()
+        let err = account_body(&{
+            let mut built = AccountInfo::default();
+            built.login = "not-an-email".into();
+            built
         })
         .expect_err("login must be an email");
         assert!(err.message.contains("email"));
@@ -542,16 +536,18 @@ mod tests {
         let name = |info: AccountInfo| Value::Object(user_name(&info, "jdoe@acme.com"));
         assert_eq!(name(AccountInfo::default()), json!({"givenName": "jdoe"}));
         assert_eq!(
-            name(AccountInfo {
-                display_name: Some("Jane van Doe".into()),
-                ..AccountInfo::default()
+            name({
+                let mut built = AccountInfo::default();
+                built.display_name = Some("Jane van Doe".into());
+                built
             }),
             json!({"givenName": "Jane van", "familyName": "Doe"})
         );
         assert_eq!(
-            name(AccountInfo {
-                family_name: Some("Doe".into()),
-                ..AccountInfo::default()
+            name({
+                let mut built = AccountInfo::default();
+                built.family_name = Some("Doe".into());
+                built
             }),
             json!({"familyName": "Doe"})
         );

@@ -198,13 +198,15 @@ async fn create_account_with_a_generated_password_meets_the_policy_of_a_company_
     profile.insert("title".into(), json!("Counsel"));
     profile.insert("department".into(), json!("Legal"));
     profile.insert("managementLevel".into(), json!("Manager"));
-    let info = AccountInfo {
-        login: "new.counsel@example.com".into(),
-        email: Some("new.counsel@example.com".into()),
-        given_name: Some("New".into()),
-        family_name: Some("Counsel".into()),
-        display_name: None,
-        profile,
+    let info = {
+        let mut built = AccountInfo::default();
+        built.login = "new.counsel@example.com".into();
+        built.email = Some("new.counsel@example.com".into());
+        built.given_name = Some("New".into());
+        built.family_name = Some("Counsel".into());
+        built.display_name = None;
+        built.profile = profile;
+        built
     };
     // Without SAML the upstream wants a password: asking for none fails with a hint.
     let err = connector
@@ -215,12 +217,11 @@ async fn create_account_with_a_generated_password_meets_the_policy_of_a_company_
     assert!(err.message.contains("generated"), "{}", err.message);
 
     let created = connector
-        .create_account(
-            info.clone(),
-            CredentialOptions {
-                generate_password: true,
-            },
-        )
+        .create_account(info.clone(), {
+            let mut built = CredentialOptions::default();
+            built.generate_password = true;
+            built
+        })
         .await
         .expect("creates");
     let password = created.password.as_ref().expect("password handed back");
@@ -247,12 +248,11 @@ async fn create_account_with_a_generated_password_meets_the_policy_of_a_company_
     );
 
     let err = connector
-        .create_account(
-            info,
-            CredentialOptions {
-                generate_password: true,
-            },
-        )
+        .create_account(info, {
+            let mut built = CredentialOptions::default();
+            built.generate_password = true;
+            built
+        })
         .await
         .expect_err("exists");
     assert_eq!(err.kind, ErrorKind::AlreadyExists);
@@ -276,7 +276,11 @@ async fn update_replaces_attributes_with_scim_paths() {
     set.insert("managementLevel".into(), json!("Vice President"));
     set.insert("nickName".into(), Value::Null);
     connector
-        .update(&user(&id), Changes { set })
+        .update(&user(&id), {
+            let mut built = Changes::default();
+            built.set = set;
+            built
+        })
         .await
         .expect("updates");
     let stored = up.sim.user(&id).expect("still there");
@@ -314,7 +318,11 @@ async fn update_of_user_name_or_email_is_refused_before_any_request() {
         set.insert("title".into(), json!("Changed"));
         set.insert(field.into(), json!("someone.else@example.com"));
         let err = connector
-            .update(&user(&id), Changes { set })
+            .update(&user(&id), {
+                let mut built = Changes::default();
+                built.set = set;
+                built
+            })
             .await
             .expect_err(field);
         assert_eq!(err.kind, ErrorKind::InvalidInput);
@@ -336,7 +344,11 @@ async fn update_of_an_unknown_user_is_not_found() {
     let mut set = Profile::new();
     set.insert("title".into(), json!("X"));
     let err = connector
-        .update(&user("ffffffffffffffffffffffff"), Changes { set })
+        .update(&user("ffffffffffffffffffffffff"), {
+            let mut built = Changes::default();
+            built.set = set;
+            built
+        })
         .await
         .expect_err("unknown");
     assert_eq!(err.kind, ErrorKind::NotFound);
@@ -372,9 +384,11 @@ async fn create_group_posts_it_and_a_duplicate_name_already_exists() {
     let connector = open(&up).await;
     let mut profile = Profile::new();
     profile.insert("externalId".into(), json!("ext-42"));
-    let spec = ResourceSpec {
-        display_name: "Contract Approvers EMEA".into(),
-        profile,
+    let spec = {
+        let mut built = ResourceSpec::default();
+        built.display_name = "Contract Approvers EMEA".into();
+        built.profile = profile;
+        built
     };
     let group = connector
         .create_resource("group", spec.clone())
@@ -429,9 +443,10 @@ async fn read_only_source_refuses_every_write_without_calling_upstream() {
             .await
             .expect_err("ro");
         assert_eq!(err.kind, ErrorKind::PermissionDenied);
-        let info = AccountInfo {
-            login: "x@example.com".into(),
-            ..AccountInfo::default()
+        let info = {
+            let mut built = AccountInfo::default();
+            built.login = "x@example.com".into();
+            built
         };
         let err = connector
             .create_account(info, CredentialOptions::default())
@@ -522,14 +537,17 @@ async fn dry_run_returns_plausible_outcomes_and_sends_no_write() {
     assert!(!r.already, "would remove");
     let created = connector
         .create_account(
-            AccountInfo {
-                login: "dry.run@example.com".into(),
-                given_name: Some("Dry".into()),
-                family_name: Some("Run".into()),
-                ..AccountInfo::default()
+            {
+                let mut built = AccountInfo::default();
+                built.login = "dry.run@example.com".into();
+                built.given_name = Some("Dry".into());
+                built.family_name = Some("Run".into());
+                built
             },
-            CredentialOptions {
-                generate_password: true,
+            {
+                let mut built = CredentialOptions::default();
+                built.generate_password = true;
+                built
             },
         )
         .await
@@ -541,20 +559,23 @@ async fn dry_run_returns_plausible_outcomes_and_sends_no_write() {
         "no credential for an account that was not created"
     );
     let group_created = connector
-        .create_resource(
-            "group",
-            ResourceSpec {
-                display_name: "Planned".into(),
-                profile: Profile::new(),
-            },
-        )
+        .create_resource("group", {
+            let mut built = ResourceSpec::default();
+            built.display_name = "Planned".into();
+            built.profile = Profile::new();
+            built
+        })
         .await
         .expect("create group");
     assert_eq!(group_created.id, "group:dry-run");
     let mut set = Profile::new();
     set.insert("title".into(), json!("Would change"));
     connector
-        .update(&user(&member), Changes { set })
+        .update(&user(&member), {
+            let mut built = Changes::default();
+            built.set = set;
+            built
+        })
         .await
         .expect("update");
     connector.delete(&user(&member)).await.expect("delete");

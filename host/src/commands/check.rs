@@ -28,11 +28,7 @@ pub(crate) async fn run(
     let env = SyncEnv::open(config.clone(), flag, EnvSetup::connectors_only()).await?;
     let mut outcome = Outcome::Success;
     for source in &config.sources {
-        let info = SourceInfo {
-            source: source.name.clone(),
-            read_only: source.read_only,
-            ..SourceInfo::default()
-        };
+        let info = SourceInfo::new(source.name.clone()).with_read_only(source.read_only);
         if env.registry.get(&source.connector).is_none() {
             outcome = Outcome::Plugin;
         }
@@ -172,12 +168,9 @@ async fn offline(path: &Path, flag: Option<&Path>) -> Result<Outcome, CommandErr
             );
             continue;
         }
-        let info = SourceInfo {
-            source: source.name.clone(),
-            read_only: source.read_only,
-            full_sync: true,
-            ..SourceInfo::default()
-        };
+        let info = SourceInfo::new(source.name.clone())
+            .with_read_only(source.read_only)
+            .with_full_sync(true);
         match crate::sync::open_connector(&env, source, info, Arc::new(SourceMetrics::default()))
             .await
         {

@@ -314,21 +314,16 @@ mod tests {
 
     fn user() -> Resource {
         let mut r = Resource::new("user", "42", "Alex Doe");
-        r.user = Some(UserTrait {
-            login: Some("alex".into()),
-            emails: vec![
-                Email {
-                    address: "alt@example.com".into(),
-                    primary: false,
-                },
-                Email {
-                    address: "alex@example.com".into(),
-                    primary: true,
-                },
-            ],
-            verified: Some(false),
-            verified_at: Some("2015-06-12T21:29:46.955Z".into()),
-            ..UserTrait::default()
+        r.user = Some({
+            let mut built = UserTrait::default();
+            built.login = Some("alex".into());
+            built.emails = vec![
+                Email::new("alt@example.com".into(), false),
+                Email::new("alex@example.com".into(), true),
+            ];
+            built.verified = Some(false);
+            built.verified_at = Some("2015-06-12T21:29:46.955Z".into());
+            built
         });
         r.profile = json!({"user_id": 42, "nested": {"list": ["a", {"b": true}]}, "none": null})
             .as_object()
@@ -376,10 +371,12 @@ mod tests {
         assert_eq!(get("profile.nested.list.9", &r), None);
         assert_eq!(get("group.kind", &r), None, "a user has no group trait");
         let mut g = Resource::new("group", "g1", "Legal");
-        g.group = Some(GroupTrait {
-            kind: "security".into(),
-            member_count: Some(3),
-            dynamic: false,
+        g.group = Some({
+            let mut built = GroupTrait::default();
+            built.kind = "security".into();
+            built.member_count = Some(3);
+            built.dynamic = false;
+            built
         });
         assert_eq!(get("group.kind", &g).as_deref(), Some("security"));
         assert_eq!(get("group.member_count", &g).as_deref(), Some("3"));

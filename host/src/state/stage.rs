@@ -179,11 +179,11 @@ pub(super) fn read_rows(
                 let e: Entitlement = serde_json::from_str(&text).map_err(|e| bad_record(1, e))?;
                 batch.entitlements.push(e);
             }
-            RecordTable::Grants => batch.grants.push(Grant {
-                id: id.clone(),
-                entitlement: row.get(1)?,
-                principal: row.get(2)?,
-            }),
+            RecordTable::Grants => {
+                batch
+                    .grants
+                    .push(Grant::from_parts(id.clone(), row.get(1)?, row.get(2)?))
+            }
         }
         last = Some(id);
     }

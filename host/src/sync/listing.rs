@@ -47,12 +47,9 @@ pub(super) async fn list(
         return Ok(());
     }
     let specs = resource_types(ctx.env, ctx.source).map_err(Stop::Failed)?;
-    let info = SourceInfo {
-        source: ctx.name().to_owned(),
-        read_only: ctx.source.read_only,
-        dry_run: false,
-        full_sync: cp.full,
-    };
+    let info = SourceInfo::new(ctx.name())
+        .with_read_only(ctx.source.read_only)
+        .with_full_sync(cp.full);
     let (instance, services, redactor) = ctx
         .or_cancel(open_connector(
             ctx.env,

@@ -32,14 +32,12 @@ fn user(n: u64, renamed: bool, disabled: bool) -> Resource {
         },
     );
     let login = format!("user{n}@example.com");
-    r.user = Some(UserTrait {
-        login: Some(login.clone()),
-        emails: vec![Email {
-            address: login,
-            primary: true,
-        }],
-        department: Some(format!("Dept {}", n % 7)),
-        ..UserTrait::default()
+    r.user = Some({
+        let mut built = UserTrait::default();
+        built.login = Some(login.clone());
+        built.emails = vec![Email::new(login, true)];
+        built.department = Some(format!("Dept {}", n % 7));
+        built
     });
     if disabled {
         r.status = Status::Disabled;

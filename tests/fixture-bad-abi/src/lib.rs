@@ -10,14 +10,10 @@ impl Connector for FromTheFuture {
     type Settings = serde::de::IgnoredAny;
 
     fn manifest() -> Manifest {
-        Manifest {
-            name: "from-the-future".into(),
-            version: "9.9.9".into(),
-            description: String::new(),
-            resource_types: vec![ResourceTypeSpec::new("user", "")],
-            capabilities: vec![],
-            config_keys: vec![],
-        }
+        Manifest::new("from-the-future".into(), "9.9.9".into(), String::new())
+            .with_resource_types(vec![ResourceTypeSpec::new("user", "")])
+            .with_capabilities(vec![])
+            .with_config_keys(vec![])
     }
 
     async fn open(_settings: Self::Settings, _ctx: Context) -> Result<Self, ConnectorError> {

@@ -130,16 +130,14 @@ impl Fixture {
         }
         let mut user = Resource::new("user", &format!("u{n}"), name);
         let login = format!("user{n}@example.com");
-        user.user = Some(UserTrait {
-            login: Some(login.clone()),
-            emails: vec![Email {
-                address: login,
-                primary: true,
-            }],
-            given_name: Some("User".into()),
-            family_name: Some(n.to_string()),
-            department: Some(format!("Dept {}", n % 7)),
-            ..UserTrait::default()
+        user.user = Some({
+            let mut built = UserTrait::default();
+            built.login = Some(login.clone());
+            built.emails = vec![Email::new(login, true)];
+            built.given_name = Some("User".into());
+            built.family_name = Some(n.to_string());
+            built.department = Some(format!("Dept {}", n % 7));
+            built
         });
         if self.settings.disabled_users.contains(&n) {
             user.status = Status::Disabled;
@@ -213,9 +211,10 @@ impl Fixture {
                 let mut grants = Vec::new();
                 for g in start..end {
                     let mut group = Resource::new("group", &format!("g{g}"), format!("Group {g}"));
-                    group.group = Some(GroupTrait {
-                        kind: "security".into(),
-                        ..GroupTrait::default()
+                    group.group = Some({
+                        let mut built = GroupTrait::default();
+                        built.kind = "security".into();
+                        built
                     });
                     let ent = Entitlement::new(&group.id, "member", Purpose::Assignment, &["user"])
                         .named(format!("Member of Group {g}"));
@@ -245,8 +244,10 @@ impl Fixture {
                 let items = (start..end)
                     .map(|r| {
                         let mut role = Resource::new("role", &format!("r{r}"), format!("Role {r}"));
-                        role.role = Some(RoleTrait {
-                            template_id: Some(format!("tmpl-{r}")),
+                        role.role = Some({
+                            let mut built = RoleTrait::default();
+                            built.template_id = Some(format!("tmpl-{r}"));
+                            built
                         });
                         role
                     })
@@ -313,29 +314,29 @@ impl Connector for Fixture {
     type Settings = FixtureSettings;
 
     fn manifest() -> Manifest {
-        Manifest {
-            name: "fixture".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "In-memory directory for host tests".into(),
-            resource_types: vec![
-                ResourceTypeSpec::new("user", "Generated users"),
-                ResourceTypeSpec::new("group", "Generated groups; members side-loaded"),
-                ResourceTypeSpec::new("role", "Generated roles; grants fetched per role")
-                    .with_per_resource_details(),
-            ],
-            capabilities: vec![
-                Capability::Grant,
-                Capability::Revoke,
-                Capability::CreateAccount,
-                Capability::Update,
-                Capability::Delete,
-            ],
-            config_keys: vec![
-                ConfigKey::optional("users", "number of users"),
-                ConfigKey::optional("groups", "number of groups"),
-                ConfigKey::optional("token", "a fake credential").secret(),
-            ],
-        }
+        Manifest::new(
+            "fixture".into(),
+            env!("CARGO_PKG_VERSION").into(),
+            "In-memory directory for host tests".into(),
+        )
+        .with_resource_types(vec![
+            ResourceTypeSpec::new("user", "Generated users"),
+            ResourceTypeSpec::new("group", "Generated groups; members side-loaded"),
+            ResourceTypeSpec::new("role", "Generated roles; grants fetched per role")
+                .with_per_resource_details(),
+        ])
+        .with_capabilities(vec![
+            Capability::Grant,
+            Capability::Revoke,
+            Capability::CreateAccount,
+            Capability::Update,
+            Capability::Delete,
+        ])
+        .with_config_keys(vec![
+            ConfigKey::optional("users", "number of users"),
+            ConfigKey::optional("groups", "number of groups"),
+            ConfigKey::optional("token", "a fake credential").secret(),
+        ])
     }
 
     async fn open(settings: FixtureSettings, ctx: Context) -> Result<Self, ConnectorError> {
@@ -441,10 +442,10 @@ impl Provisioner for Fixture {
             removed.remove(&(g, u));
             added.insert((g, u));
         }
-        Ok(GrantOutcome {
-            grant: Grant::new(&entitlement.to_id(), &principal.to_id()),
+        Ok(GrantOutcome::new(
+            Grant::new(&entitlement.to_id(), &principal.to_id()),
             already,
-        })
+        ))
     }
 
     async fn revoke(&self, grant: &GrantRef) -> Result<RevokeOutcome, ConnectorError> {
@@ -456,7 +457,7 @@ impl Provisioner for Fixture {
             added.remove(&(g, u));
             removed.insert((g, u));
         }
-        Ok(RevokeOutcome { already })
+        Ok(RevokeOutcome::new(already))
     }
 
     async fn create_account(
@@ -470,16 +471,17 @@ impl Provisioner for Fixture {
             &info.login,
             info.display_name.clone().unwrap_or_default(),
         );
-        resource.user = Some(UserTrait {
-            login: Some(info.login.clone()),
-            ..UserTrait::default()
+        resource.user = Some({
+            let mut built = UserTrait::default();
+            built.login = Some(info.login.clone());
+            built
         });
-        Ok(AccountCreated {
+        Ok(AccountCreated::new(
             resource,
-            password: credentials
+            credentials
                 .generate_password
                 .then(|| SecretString::from("Fixture-Password-123!".to_owned())),
-        })
+        ))
     }
 
     async fn update(

@@ -40,18 +40,20 @@ impl Connector for Future {
     type Settings = FutureSettings;
 
     fn manifest() -> Manifest {
-        Manifest {
-            name: "future".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "A plugin from a newer 1.x SDK, for the host's forward-compatibility test"
-                .into(),
-            resource_types: vec![
-                ResourceTypeSpec::new("user", "Generated users, some with a newer status"),
-                ResourceTypeSpec::new("group", "One group; members side-loaded"),
-            ],
-            capabilities: vec![Capability::Update, Capability::from_wire(NEW_CAPABILITY)],
-            config_keys: vec![ConfigKey::optional("users", "number of users")],
-        }
+        Manifest::new(
+            "future".into(),
+            env!("CARGO_PKG_VERSION").into(),
+            "A plugin from a newer 1.x SDK, for the host's forward-compatibility test".into(),
+        )
+        .with_resource_types(vec![
+            ResourceTypeSpec::new("user", "Generated users, some with a newer status"),
+            ResourceTypeSpec::new("group", "One group; members side-loaded"),
+        ])
+        .with_capabilities(vec![
+            Capability::Update,
+            Capability::from_wire(NEW_CAPABILITY),
+        ])
+        .with_config_keys(vec![ConfigKey::optional("users", "number of users")])
     }
 
     async fn open(settings: FutureSettings, _ctx: Context) -> Result<Self, ConnectorError> {
@@ -68,9 +70,10 @@ impl Connector for Future {
                 let users = (0..self.settings.users)
                     .map(|n| {
                         let mut user = Resource::new("user", &format!("f{n}"), format!("User {n}"));
-                        let mut traits = UserTrait {
-                            login: Some(format!("f{n}@example.com")),
-                            ..UserTrait::default()
+                        let mut traits = {
+                            let mut built = UserTrait::default();
+                            built.login = Some(format!("f{n}@example.com"));
+                            built
                         };
                         if n % 5 == 0 {
                             traits.account_type = AccountType::from_wire(NEW_ACCOUNT_TYPE);

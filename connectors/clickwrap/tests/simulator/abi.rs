@@ -48,9 +48,10 @@ async fn the_plugin_syncs_over_the_abi_and_refuses_provisioning() {
     .await;
     let settings = env.client_settings(json!({"account_id": env.sim.config().account_id}));
     let services: Arc<dyn HostServices> = env.services.clone();
-    let source = SourceInfo {
-        source: "clickwrap".to_owned(),
-        ..SourceInfo::default()
+    let source = {
+        let mut built = SourceInfo::default();
+        built.source = "clickwrap".to_owned();
+        built
     };
     let instance = library
         .open(&settings, source, 2, services)

@@ -56,9 +56,10 @@ impl Sim {
     ) -> Entra {
         let settings: EntraSettings =
             serde_json::from_value(self.settings(extra)).expect("settings parse");
-        let info = SourceInfo {
-            source: "corp".into(),
-            ..info
+        let info = {
+            let mut built = info;
+            built.source = "corp".into();
+            built
         };
         Entra::open(settings, Context::new(services, info))
             .await

@@ -160,11 +160,13 @@ impl HostServices for DryRunServices {
 
 /// Source facts of a source named `test`.
 pub fn source(read_only: bool, dry_run: bool) -> SourceInfo {
-    SourceInfo {
-        source: "test".into(),
-        read_only,
-        dry_run,
-        full_sync: true,
+    {
+        let mut built = SourceInfo::default();
+        built.source = "test".into();
+        built.read_only = read_only;
+        built.dry_run = dry_run;
+        built.full_sync = true;
+        built
     }
 }
 

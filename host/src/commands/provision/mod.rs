@@ -226,12 +226,7 @@ pub(crate) async fn run(
     let vault = open_vault(&config, &args, &mut audit)?;
     let env = SyncEnv::open(config.clone(), flag, EnvSetup::connectors_only()).await?;
     check_capable(&env, &source, &args, &mut audit)?;
-    let info = SourceInfo {
-        source: source.name.clone(),
-        read_only: false,
-        dry_run: args.dry_run,
-        full_sync: false,
-    };
+    let info = SourceInfo::new(source.name.clone()).with_dry_run(args.dry_run);
     let metrics = Arc::new(SourceMetrics::default());
     let (instance, services, redactor) =
         match crate::sync::open_connector(&env, &source, info, metrics).await {

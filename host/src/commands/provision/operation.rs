@@ -123,21 +123,17 @@ pub(super) async fn perform(
             profile,
             generate_password,
         } => {
-            let info = AccountInfo {
-                login: login.clone(),
-                email: email.clone(),
-                given_name: given_name.clone(),
-                family_name: family_name.clone(),
-                display_name: display_name.clone(),
-                profile: parse_profile(profile.as_deref())
-                    .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?,
-            };
-            let (i, credentials) = (
-                instance.clone(),
-                CredentialOptions {
-                    generate_password: *generate_password,
-                },
-            );
+            let mut info = AccountInfo::default();
+            info.login = login.clone();
+            info.email = email.clone();
+            info.given_name = given_name.clone();
+            info.family_name = family_name.clone();
+            info.display_name = display_name.clone();
+            info.profile = parse_profile(profile.as_deref())
+                .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
+            let mut credentials = CredentialOptions::default();
+            credentials.generate_password = *generate_password;
+            let i = instance.clone();
             let created = calls
                 .run(async move { i.create_account(info, credentials).await })
                 .await?;
@@ -158,11 +154,10 @@ pub(super) async fn perform(
             ("changed".to_owned(), detail)
         }
         ProvisionOp::CreateGroup { name, profile } => {
-            let spec = ResourceSpec {
-                display_name: name.clone(),
-                profile: parse_profile(profile.as_deref())
-                    .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?,
-            };
+            let mut spec = ResourceSpec::default();
+            spec.display_name = name.clone();
+            spec.profile = parse_profile(profile.as_deref())
+                .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
             let i = instance.clone();
             let created = calls
                 .run(async move { i.create_resource("group", spec).await })
@@ -177,9 +172,8 @@ pub(super) async fn perform(
                 "<type>:<id>",
             )
             .map_err(|e| ConnectorError::invalid_input(format!("{:#}", e.error)))?;
-            let changes = Changes {
-                set: set.iter().cloned().collect(),
-            };
+            let mut changes = Changes::default();
+            changes.set = set.iter().cloned().collect();
             let i = instance.clone();
             calls
                 .run(async move { i.update(&r, changes).await })
