@@ -630,7 +630,12 @@ mod tests {
         ] {
             let err = ResourceRef::try_parse(id).expect_err(id);
             assert!(err.to_string().contains(part), "{id}: {err}");
-            assert!(err.to_string().starts_with(&format!("`{id}`")), "{err}");
+            // The id is shown escaped: a CR/LF or an escape sequence cannot rewrite the line.
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("`{}`", id.escape_debug())),
+                "{err}"
+            );
         }
         let err = EntitlementRef::try_parse("group:..:member").expect_err("..");
         assert_eq!(

@@ -203,6 +203,7 @@ impl Validator<'_> {
                 .secret
                 .as_ref()
                 .and_then(|s| self.expand_string(s, &mut secrets))
+                .inspect(|s| crate::redact::global().add(s.clone()))
                 .map(SecretString::from);
             NotifyKind::Webhook {
                 url: SecretString::from(url),
@@ -356,6 +357,10 @@ impl Validator<'_> {
             .password
             .as_ref()
             .and_then(|p| self.expand_string(p, &mut secrets));
+        if let Some(password) = &password {
+            // A literal password is as secret as an interpolated one.
+            crate::redact::global().add(password.clone());
+        }
         let credentials = match (username, password) {
             (Some(u), Some(p)) => Some((u, SecretString::from(p))),
             (None, None) => None,

@@ -286,6 +286,22 @@ impl Validator<'_> {
             }
             _ => {}
         }
+        // A password in the URL and the HMAC secret are secrets however they were written
+        // (literally or through `${…}`): the process-wide redactor learns them here.
+        if let Some(password) = url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| u.password().map(str::to_owned))
+        {
+            if let Ok(decoded) = percent_encoding::percent_decode_str(&password).decode_utf8() {
+                crate::redact::global().add(decoded.into_owned());
+            }
+            crate::redact::global().add(password);
+        }
+        if let Some(secret) = &secret {
+            use secrecy::ExposeSecret as _;
+            crate::redact::global().add(secret.expose_secret().to_owned());
+        }
         if let (Some(url), Some(raw_url)) = (&url, &raw.url)
             && let Err(problem) = check_url(kind, url)
         {

@@ -138,7 +138,10 @@ impl Validator<'_> {
             toml::Value::String(s) if !self.resolves(s) => J::String(s.clone()),
             toml::Value::String(s) => match interpolate::expand(s, &self.file_dir, self.env) {
                 Ok((v, subs)) => {
-                    if crate::redact::looks_secret(key) || s.contains("${file:") {
+                    if crate::redact::looks_secret(key)
+                        || s.contains("${file:")
+                        || names_a_secret_variable(s)
+                    {
                         secrets.extend(subs);
                     }
                     // A password inside a URL (`https://user:pw@host`) is a secret wherever
@@ -190,4 +193,14 @@ impl Validator<'_> {
             ),
         }
     }
+}
+
+/// Whether `raw` references a variable whose name says it holds a credential
+/// (`${IRONCLAD_CLIENT_SECRET}` in a `base_url`), which makes its value a secret wherever it
+/// lands — the rule every field follows, settings or not.
+fn names_a_secret_variable(raw: &str) -> bool {
+    raw.split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .any(|name| !name.starts_with("file:") && crate::redact::looks_secret(name))
 }

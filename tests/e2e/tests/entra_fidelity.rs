@@ -193,7 +193,8 @@ async fn dot_dot_as_a_group_id_never_reaches_graph() {
         ],
     )
     .await;
-    run.expect_code(1);
+    // DESIGN §7.3: an unusable id is a usage error (exit 2), refused before any plugin loads.
+    run.expect_code(2);
     assert!(run.text().contains("`..`"), "names the id: {}", run.text());
     let reached: Vec<_> = sim
         .faults()
