@@ -271,7 +271,7 @@ async fn entra_certificate_signs_in_and_check_reports_subject_thumbprint_and_exp
     let config = config.to_string_lossy().into_owned();
     let run = s.run(&["sync", "-c", &config, "--json"]).await;
     run.expect_code(0);
-    assert_eq!(run.source("corp")["status"], "complete", "{}", run.text());
+    assert_eq!(run.source("corp")["status"], "succeeded", "{}", run.text());
     assert!(token_requests(&sim) >= 1);
     let check = s.run(&["check", "-c", &config]).await;
     check.expect_code(0);
@@ -815,7 +815,7 @@ async fn entra_device_code_login_waits_out_pending_and_slow_down_then_sync_uses_
         .run(&["sync", "-c", &config.to_string_lossy(), "--json"])
         .await;
     run.expect_code(0);
-    assert_eq!(run.source("corp")["status"], "complete", "{}", run.text());
+    assert_eq!(run.source("corp")["status"], "succeeded", "{}", run.text());
     // Entra replaced the refresh token on use: the vault holds the newest.
     let after = sim.refresh_tokens_issued();
     assert_eq!(after.len(), issued.len() + 1);
