@@ -348,7 +348,7 @@ pub(crate) async fn token(
         },
     };
     if grant == "authorization_code" {
-        return exchange_code(&config, &mut tokens, &params);
+        return exchange_code(config, &mut tokens, &params);
     }
     let (scopes, refresh) = if grant == "refresh_token" {
         let Some(refresh) = params.get("refresh_token") else {
