@@ -31,9 +31,10 @@ pub enum TokenRequestStyle {
 /// Makes a fresh client assertion (RFC 7523 §2.2, a signed JWT) for the token URL it is given;
 /// called once per token request, so an assertion (and its `jti`) is never reused.
 #[derive(Clone)]
-pub struct AssertionSigner(
-    std::sync::Arc<dyn Fn(&str) -> Result<SecretString, ConnectorError> + Send + Sync>,
-);
+pub struct AssertionSigner(std::sync::Arc<SignFn>);
+
+/// What an [`AssertionSigner`] calls: token URL in, assertion out.
+type SignFn = dyn Fn(&str) -> Result<SecretString, ConnectorError> + Send + Sync;
 
 impl AssertionSigner {
     /// A signer over `sign(token_url)`.

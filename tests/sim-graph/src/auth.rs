@@ -259,7 +259,7 @@ pub(crate) fn token_response(
     }
     if let Some(assertion) = &assertion {
         let audience = format!("{}/{tenant}/oauth2/v2.0/token", origin(headers));
-        if let Err(refused) = check_assertion(
+        if let Some(refused) = check_assertion(
             config,
             tokens,
             &client_id,
@@ -374,9 +374,9 @@ fn check_assertion(
     assertion: &str,
     audience: &str,
     stamp: &str,
-) -> Result<(), Response> {
+) -> Option<Response> {
     let refuse = |code: u32, description: String| {
-        Err(sts_error(
+        Some(sts_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             code,
@@ -385,7 +385,7 @@ fn check_assertion(
         ))
     };
     if assertion_type != JWT_BEARER {
-        return Err(sts_error(
+        return Some(sts_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             900144,
@@ -491,7 +491,7 @@ fn check_assertion(
             ),
         );
     }
-    Ok(())
+    None
 }
 
 /// `grant_type` of the device-code poll (RFC 8628 §3.4).

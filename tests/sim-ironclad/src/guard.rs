@@ -97,7 +97,8 @@ pub(crate) fn admit(
             (None, None) => false,
         }
     };
-    if !actor_exists {
+    // A person's token (authorization-code grant) acts as that person: no actor needed.
+    if !actor_exists && !sim.tokens().acts_as_person(bearer) {
         return Err(ScimError::forbidden());
     }
     // Each operation's doc names its scope ("OAuth Scope required: scim.users.readUsers"); a token

