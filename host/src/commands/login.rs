@@ -50,11 +50,7 @@ pub(crate) async fn run(
     let vault = crate::vault::open_for(&config, args.vault.as_deref())
         .map_err(|e| CommandError::usage(anyhow!("{e}; refused before any upstream request")))?;
     let env = SyncEnv::open(config.clone(), flag, EnvSetup::connectors_only()).await?;
-    let info = SourceInfo {
-        source: source.name.clone(),
-        read_only: source.read_only,
-        ..SourceInfo::default()
-    };
+    let info = SourceInfo::new(source.name.clone()).with_read_only(source.read_only);
     let (instance, services, redactor) = crate::sync::open_connector(
         &env,
         &source,
