@@ -57,8 +57,7 @@ pub(crate) async fn run(
                         );
                     }
                 }
-                match calls.run(async move { instance.validate().await }).await
-                {
+                match calls.run(async move { instance.validate().await }).await {
                     Ok(()) => println!(
                         "✓ {} ({}): connection and permissions OK",
                         source.name, source.connector
