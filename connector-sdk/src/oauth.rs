@@ -510,7 +510,7 @@ pub(crate) async fn json_token_request(
 
 /// An OAuth error answer (`{"error": "invalid_client", ...}`) as a connector error that names
 /// the endpoint, the status and the OAuth error code, never the credentials.
-fn token_error(response: &HttpResponse) -> ConnectorError {
+pub(crate) fn token_error(response: &HttpResponse) -> ConnectorError {
     let kind = match response.status {
         400 | 401 | 403 => ErrorKind::Unauthenticated,
         other => ErrorKind::from_status(other).unwrap_or(ErrorKind::Internal),

@@ -69,10 +69,9 @@ impl OAuthHttp {
         }
         // The host retried 429 and 5xx already; what is left is an outage, not an OAuth answer.
         if answer.status == 429 || answer.status >= 500 {
-            let kind = ErrorKind::from_status(answer.status).unwrap_or(ErrorKind::Unavailable);
-            return Err(OAuthHttpError(
-                answer.to_error(kind, &answer.body_excerpt(200)),
-            ));
+            // Summarised like every token-endpoint answer (DESIGN §7.3): an endpoint that
+            // echoes the request would print the client secret.
+            return Err(OAuthHttpError(crate::oauth::token_error(&answer)));
         }
         into_oauth2(answer)
     }
@@ -130,8 +129,6 @@ where
             err.context(format!("requesting an access token from {token_url}"))
         }
         oauth2::RequestTokenError::Parse(err, body) => {
-            let text = String::from_utf8_lossy(&body);
-            let excerpt: String = text.chars().take(200).collect();
             let kind = if matches!(status, 400 | 401 | 403) {
                 ErrorKind::Unauthenticated
             } else {
@@ -140,7 +137,8 @@ where
             ConnectorError::new(
                 kind,
                 format!(
-                    "{line} answered {status} with a body that is not a token answer ({err}): {excerpt}"
+                    "{line} answered {status} with a body that is not a token answer ({err}; {} bytes, not shown: it may echo the request)",
+                    body.len()
                 ),
             )
             .with_status(status)

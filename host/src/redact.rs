@@ -49,10 +49,17 @@ fn forms_of(secret: &str) -> Vec<String> {
         .remove(b'_')
         .remove(b'~')
         .remove(b'*');
+    // WHATWG `application/x-www-form-urlencoded` (the `url` crate's form serializer, which
+    // oauth2 and reqwest use) keeps `*-._` and writes `~` as `%7E`.
+    const WHATWG_FORM: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'*');
     let mut forms = vec![secret.to_owned()];
     // RFC 3986 keeps `~` (and form encoders `*`); older encoders write `%7E`. Spaces are `%20`
     // or, in a form body, `+`; the hex digits either case.
-    for set in [FORM, percent_encoding::NON_ALPHANUMERIC] {
+    for set in [FORM, WHATWG_FORM, percent_encoding::NON_ALPHANUMERIC] {
         let encoded = percent_encoding::utf8_percent_encode(secret, set).to_string();
         for hex in [encoded.clone(), lower_hex(&encoded)] {
             forms.push(hex.replace("%20", "+"));

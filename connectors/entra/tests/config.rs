@@ -61,5 +61,5 @@ fn manifest_lists_every_setting_and_marks_the_secret() {
     assert_eq!(keys.len(), fields.len(), "manifest keys: {keys:?}");
     let manifest = Entra::manifest();
     let secrets: Vec<&str> = manifest.secret_keys().collect();
-    assert_eq!(secrets, ["client_secret"]);
+    assert_eq!(secrets, ["client_secret", "client_certificate"]);
 }

@@ -6,8 +6,7 @@
 use std::sync::Arc;
 
 use super::ctx::{Ctx, Stop};
-use super::listing::write_all;
-use crate::record::{RunStatus, SyncRun};
+use crate::record::{Batch, RunStatus, SyncRun};
 use crate::route::RoutedSession;
 use crate::state::{Checkpoint, RecordTable};
 
@@ -220,5 +219,19 @@ async fn send_events(
             .await?
             .map_err(Stop::failed)?;
     }
+    Ok(())
+}
+
+/// Writes `batch` to every session at once; returns when all accepted it.
+pub(super) async fn write_all(
+    ctx: &Ctx<'_>,
+    sessions: &mut [RoutedSession],
+    batch: &Batch,
+) -> Result<(), Stop> {
+    if batch.is_empty() || sessions.is_empty() {
+        return Ok(());
+    }
+    let writes = futures::future::try_join_all(sessions.iter_mut().map(|s| s.write(batch)));
+    ctx.or_cancel(writes).await?.map_err(Stop::failed)?;
     Ok(())
 }

@@ -28,6 +28,7 @@ use idhost_connector_sdk::{ConnectorError, Page, PageToken, Resource, SourceInfo
 
 use super::connector::{open_connector, resource_types};
 use super::ctx::{Ctx, Stop};
+use super::deliver::write_all;
 use crate::plugin_runtime::{PluginCall, PluginCalls};
 use crate::record::Batch;
 use crate::route::RoutedSession;
@@ -315,20 +316,6 @@ async fn commit_page(
         .stage_page(ctx.name(), cp, rtype, batch, removed)
         .await
         .map_err(Stop::failed)
-}
-
-/// Writes `batch` to every session at once; returns when all accepted it.
-pub(super) async fn write_all(
-    ctx: &Ctx<'_>,
-    sessions: &mut [RoutedSession],
-    batch: &Batch,
-) -> Result<(), Stop> {
-    if batch.is_empty() || sessions.is_empty() {
-        return Ok(());
-    }
-    let writes = futures::future::try_join_all(sessions.iter_mut().map(|s| s.write(batch)));
-    ctx.or_cancel(writes).await?.map_err(Stop::failed)?;
-    Ok(())
 }
 
 type Details = (

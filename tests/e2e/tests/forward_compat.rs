@@ -18,7 +18,7 @@ async fn a_plugin_from_a_newer_sdk_loads_syncs_and_its_unknown_values_are_report
     require_plugins(&["fixture_future"]);
     let s = Scratch::new();
     let config = s.config(&format!(
-        "[sources.later]\nconnector = \"future\"\n[sources.later.settings]\nusers = 10\n{SINK}"
+        "[sources.later]\nconnector = \"fixture_future\"\n[sources.later.settings]\nusers = 10\n{SINK}"
     ));
 
     // It loads: listed with the capability this host does not know, named as sent.
@@ -30,7 +30,7 @@ async fn a_plugin_from_a_newer_sdk_loads_syncs_and_its_unknown_values_are_report
         .as_array()
         .expect("plugins")
         .iter()
-        .find(|p| p["name"] == "future")
+        .find(|p| p["name"] == "fixture_future")
         .unwrap_or_else(|| panic!("the future plugin is listed\n{}", plugins.text()))
         .clone();
     assert_eq!(future["capabilities"], json!(["update", "teleport"]));

@@ -41,7 +41,7 @@ impl Connector for Future {
 
     fn manifest() -> Manifest {
         Manifest::new(
-            "future".into(),
+            "fixture_future".into(),
             env!("CARGO_PKG_VERSION").into(),
             "A plugin from a newer 1.x SDK, for the host's forward-compatibility test".into(),
         )
