@@ -14,6 +14,7 @@
 //!   cut by a crash is truncated away by the next commit to the file, before it appends;
 //! - a redelivered sync (the host crashed after the sink committed, before it recorded that)
 //!   is recognized by its sync id in the marker and not appended again.
+//! - a marker that no longer parses is refused, never guessed at (see `read_marker`).
 //!
 //! A failed sync appends just its `sync_run` (status failed), when `records` takes
 //! `sync_run`s. To stdout (`path = "-"`) records stream as they come, and the closing
@@ -150,6 +151,33 @@ fn marker_path(target: &Path) -> PathBuf {
     target.with_file_name(name)
 }
 
+/// Reads the commit marker of a file `len` bytes long. No marker: a file written before the
+/// marker existed, all of it committed. A marker that cannot be read or parsed is refused:
+/// guessing would either count a cut append as committed or truncate committed syncs away, so
+/// the commit fails naming the marker and the operator decides (removing the marker counts
+/// the whole file as committed).
+fn read_marker(marker_file: &Path, len: u64) -> std::io::Result<Marker> {
+    let refuse = |why: String| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "commit marker {} {why}; the committed length of the file is unknown, so nothing \
+                 was appended (remove the marker to count the whole file as committed)",
+                marker_file.display()
+            ),
+        )
+    };
+    match std::fs::read(marker_file) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|err| refuse(format!("is not a valid marker ({err})"))),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Marker {
+            committed_bytes: len,
+            ..Marker::default()
+        }),
+        Err(err) => Err(refuse(format!("cannot be read ({err})"))),
+    }
+}
+
 /// Appends `staged` (if any) and `tail` to `target` as one commit (see the module docs);
 /// `commit` names the source and sync a data commit marks (`None` for a failed sync's
 /// `sync_run`). Blocking.
@@ -170,17 +198,7 @@ fn append_commit(
         .mode(0o600)
         .open(target)?;
     let len = out.metadata()?.len();
-    let mut marker: Marker = match std::fs::read(&marker_file) {
-        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|_| Marker {
-            committed_bytes: len,
-            ..Marker::default()
-        }),
-        // A file written before the marker existed: all of it counts as committed.
-        Err(_) => Marker {
-            committed_bytes: len,
-            ..Marker::default()
-        },
-    };
+    let mut marker = read_marker(&marker_file, len)?;
     if len > marker.committed_bytes {
         // A crash cut an earlier append: its bytes were never committed.
         tracing::warn!(file = %target.display(), bytes = len - marker.committed_bytes, "removing the uncommitted tail a cut commit left");

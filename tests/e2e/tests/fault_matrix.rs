@@ -1271,6 +1271,47 @@ async fn jsonl_commit_cut_mid_append_shows_no_partial_sync_and_redelivery_does_n
     assert_eq!((runs, about), (2, 1), "{text:.2000}");
 }
 
+/// A JSONL commit marker that no longer parses (edited by hand, cut by a full disk outside
+/// idhost): the committed length of the file is unknown, so the commit is refused naming the
+/// marker, and the file keeps every byte it had; the SQLite sink moves on. Once the operator
+/// removes the marker (the whole file then counts as committed), the next sync hands the JSONL
+/// sink the event it missed, exactly once.
+#[tokio::test]
+async fn jsonl_marker_unreadable_refuses_the_commit_and_keeps_the_file() {
+    let (case, sim) = ironclad("").await;
+    case.append_config(
+        "\n[sinks.ev]\ntype = \"jsonl\"\npath = \"events.jsonl\"\nrecords = [\"event\"]\n",
+    );
+    case.sync().await.expect_code(0);
+    let file = case.s.path("events.jsonl");
+    let marker = case.s.path("events.jsonl.idhost-commit");
+    std::fs::write(&marker, b"{\"committed_bytes\": ").unwrap();
+    let before = std::fs::read(&file).unwrap_or_default();
+    let gone = remove_ironclad_user(&case, &sim);
+    let run = case.sync().await;
+    run.expect_code(1);
+    assert!(
+        run.text().contains(&*marker.to_string_lossy()) && run.text().contains("is not a valid marker"),
+        "the error names the marker and what is wrong with it\n{}",
+        run.text()
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap_or_default(),
+        before,
+        "nothing appended to a file whose committed length is unknown"
+    );
+    assert_eq!(case.events_about(&gone), 1, "the SQLite sink moved on");
+    std::fs::remove_file(&marker).unwrap();
+    case.sync().await.expect_code(0);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let about = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("whole lines only"))
+        .filter(|l| l["subject"] == gone.as_str())
+        .count();
+    assert_eq!(about, 1, "the missed event once, after the marker was removed\n{text:.2000}");
+}
+
 fn remove_half_of_ironclad(
     case: &Case,
     sim: &sim_ironclad::Simulator,
