@@ -508,18 +508,30 @@ pub(crate) async fn json_token_request(
     response.json()
 }
 
+/// What a refused token request is: a 400/401/403 from a token endpoint means the credentials
+/// (or the grant) were refused; anything else keeps the kind its status implies.
+pub(crate) fn token_error_kind(status: u16) -> ErrorKind {
+    match status {
+        400 | 401 | 403 => ErrorKind::Unauthenticated,
+        other => ErrorKind::from_status(other).unwrap_or(ErrorKind::Internal),
+    }
+}
+
+/// An OAuth error code with its description, as every token refusal prints it
+/// (RFC 6749 §5.2: `error`, optional `error_description`).
+pub(crate) fn refusal_detail(code: &dyn std::fmt::Display, description: Option<&str>) -> String {
+    match description {
+        Some(description) => format!("{code}: {description}"),
+        None => code.to_string(),
+    }
+}
+
 /// An OAuth error answer (`{"error": "invalid_client", ...}`) as a connector error that names
 /// the endpoint, the status and the OAuth error code, never the credentials.
 pub(crate) fn token_error(response: &HttpResponse) -> ConnectorError {
-    let kind = match response.status {
-        400 | 401 | 403 => ErrorKind::Unauthenticated,
-        other => ErrorKind::from_status(other).unwrap_or(ErrorKind::Internal),
-    };
+    let kind = token_error_kind(response.status);
     let detail = match response.json::<TokenErrorAnswer>() {
-        Ok(e) => match e.error_description {
-            Some(d) => format!("{}: {d}", e.error),
-            None => e.error,
-        },
+        Ok(e) => refusal_detail(&e.error, e.error_description.as_deref()),
         // Not an OAuth error answer: summarised, never echoed (an endpoint that echoes the
         // request would print the client secret, in encodings no redactor can guess).
         Err(_) => format!(

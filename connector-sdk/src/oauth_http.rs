@@ -115,10 +115,10 @@ where
         .unwrap_or_else(|| (format!("POST {token_url}"), 0));
     match err {
         oauth2::RequestTokenError::ServerResponse(answer) => {
-            let detail = match answer.error_description() {
-                Some(description) => format!("{}: {description}", answer.error()),
-                None => answer.error().to_string(),
-            };
+            let detail = crate::oauth::refusal_detail(
+                answer.error(),
+                answer.error_description().map(String::as_str),
+            );
             ConnectorError::new(
                 ErrorKind::Unauthenticated,
                 format!("{line} answered {status}: the token request was refused ({detail})"),
@@ -129,13 +129,8 @@ where
             err.context(format!("requesting an access token from {token_url}"))
         }
         oauth2::RequestTokenError::Parse(err, body) => {
-            let kind = if matches!(status, 400 | 401 | 403) {
-                ErrorKind::Unauthenticated
-            } else {
-                ErrorKind::Internal
-            };
             ConnectorError::new(
-                kind,
+                crate::oauth::token_error_kind(status),
                 format!(
                     "{line} answered {status} with a body that is not a token answer ({err}; {} bytes, not shown: it may echo the request)",
                     body.len()

@@ -1291,7 +1291,8 @@ async fn jsonl_marker_unreadable_refuses_the_commit_and_keeps_the_file() {
     let run = case.sync().await;
     run.expect_code(1);
     assert!(
-        run.text().contains(&*marker.to_string_lossy()) && run.text().contains("is not a valid marker"),
+        run.text().contains(&*marker.to_string_lossy())
+            && run.text().contains("is not a valid marker"),
         "the error names the marker and what is wrong with it\n{}",
         run.text()
     );
@@ -1309,7 +1310,10 @@ async fn jsonl_marker_unreadable_refuses_the_commit_and_keeps_the_file() {
         .map(|l| serde_json::from_str::<Value>(l).expect("whole lines only"))
         .filter(|l| l["subject"] == gone.as_str())
         .count();
-    assert_eq!(about, 1, "the missed event once, after the marker was removed\n{text:.2000}");
+    assert_eq!(
+        about, 1,
+        "the missed event once, after the marker was removed\n{text:.2000}"
+    );
 }
 
 fn remove_half_of_ironclad(
