@@ -16,6 +16,25 @@ use crate::db::{Db, DbError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StateError {
+    /// Postgres failed (or answered what this version cannot read).
+    #[error("state database {db}: {message}")]
+    Postgres {
+        /// The server, without user or password (`postgres://host:port/db`).
+        db: String,
+        /// What failed, in the server's words where it answered.
+        message: String,
+    },
+    /// This replica no longer holds the lease (epoch) its sync of `source` runs under: another
+    /// replica took the source over, so nothing of this sync may be committed.
+    #[error(
+        "source `{source}`: the lease of epoch {epoch} is gone (another replica holds the source now); nothing was committed"
+    )]
+    Fenced {
+        /// The source.
+        source: String,
+        /// The epoch the sync ran under.
+        epoch: i64,
+    },
     /// SQLite failed.
     #[error("state database {path}: {source}")]
     Sqlite {
@@ -94,18 +113,19 @@ CREATE TABLE IF NOT EXISTS sink_positions (
     PRIMARY KEY (source, sink)) WITHOUT ROWID;
 "#;
 
-/// The state database. Cheap to clone.
+/// The SQLite backend of the state database (the embedded default for one machine). Cheap
+/// to clone.
 ///
 /// One writing connection (see [`crate::db`]): several sources writing at once take turns,
 /// which SQLite would make them do anyway (one writer at a time), without `SQLITE_BUSY`. One
 /// reading connection beside it (WAL: readers never wait for the writer).
 #[derive(Clone, Debug)]
-pub struct StateStore {
+pub struct SqliteState {
     db: Db,
     reader: Db,
 }
 
-impl StateStore {
+impl SqliteState {
     /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StateError> {
         let db = Db::open(path)?;
