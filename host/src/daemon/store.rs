@@ -141,3 +141,78 @@ impl ScheduleStore for LocalStore {
         .await
     }
 }
+
+/// The single-replica store when the state database is Postgres (`state_url`): table
+/// `idhost_state_schedule` beside the journal.
+pub(crate) struct PgLocalStore {
+    state: crate::state::postgres::PgState,
+}
+
+impl PgLocalStore {
+    /// Connects (creating the tables).
+    pub(crate) async fn connect(url: &secrecy::SecretString) -> Result<Self, StoreError> {
+        let state = crate::state::postgres::PgState::connect(url)
+            .await
+            .map_err(|e| StoreError::Postgres {
+                message: e.to_string(),
+            })?;
+        Ok(Self { state })
+    }
+
+    async fn conn(&self) -> Result<crate::state::postgres::Conn, StoreError> {
+        self.state.conn().await.map_err(|e| StoreError::Postgres {
+            message: e.to_string(),
+        })
+    }
+}
+
+fn pg_failed(err: &tokio_postgres::Error) -> StoreError {
+    StoreError::Postgres {
+        message: format!("state database: {}", crate::pg::error_text(err)),
+    }
+}
+
+#[async_trait]
+impl ScheduleStore for PgLocalStore {
+    async fn load(&self, source: &str) -> Result<SourceState, StoreError> {
+        let row = self
+            .conn()
+            .await?
+            .query_opt(
+                "SELECT last_slot_ms, incidents FROM idhost_state_schedule WHERE source = $1",
+                &[&source],
+            )
+            .await
+            .map_err(|e| pg_failed(&e))?;
+        Ok(row.map_or_else(SourceState::default, |r| SourceState {
+            last_slot: r.get(0),
+            incidents: Incidents::from_json(Some(r.get::<_, &str>(1))),
+        }))
+    }
+
+    async fn claim(&self, source: &str, slot: i64) -> Result<bool, StoreError> {
+        self.conn()
+            .await?
+            .execute(
+                "INSERT INTO idhost_state_schedule (source, last_slot_ms) VALUES ($1, $2)
+                 ON CONFLICT (source) DO UPDATE SET last_slot_ms = excluded.last_slot_ms",
+                &[&source, &slot],
+            )
+            .await
+            .map_err(|e| pg_failed(&e))?;
+        Ok(true)
+    }
+
+    async fn save_incidents(&self, source: &str, incidents: &Incidents) -> Result<(), StoreError> {
+        self.conn()
+            .await?
+            .execute(
+                "INSERT INTO idhost_state_schedule (source, incidents) VALUES ($1, $2)
+                 ON CONFLICT (source) DO UPDATE SET incidents = excluded.incidents",
+                &[&source, &incidents.to_json()],
+            )
+            .await
+            .map_err(|e| pg_failed(&e))?;
+        Ok(())
+    }
+}

@@ -164,7 +164,7 @@ impl StateStore {
     /// Connects to the Postgres state database at `url`, creating its tables if needed.
     pub async fn connect(url: &secrecy::SecretString) -> Result<Self, StateError> {
         Ok(Self::from_backend(Arc::new(
-            super::pg::PgState::connect(url).await?,
+            super::postgres::PgState::connect(url).await?,
         )))
     }
 

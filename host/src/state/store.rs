@@ -13,11 +13,10 @@ use std::path::{Path, PathBuf};
 use crate::db::{Db, DbError};
 
 /// Errors of the state database, naming the file.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum StateError {
     /// Postgres failed (or answered what this version cannot read).
-    #[error("state database {db}: {message}")]
     Postgres {
         /// The server, without user or password (`postgres://host:port/db`).
         db: String,
@@ -26,9 +25,6 @@ pub enum StateError {
     },
     /// This replica no longer holds the lease (epoch) its sync of `source` runs under: another
     /// replica took the source over, so nothing of this sync may be committed.
-    #[error(
-        "source `{source}`: the lease of epoch {epoch} is gone (another replica holds the source now); nothing was committed"
-    )]
     Fenced {
         /// The source.
         source: String,
@@ -36,7 +32,6 @@ pub enum StateError {
         epoch: i64,
     },
     /// SQLite failed.
-    #[error("state database {path}: {source}")]
     Sqlite {
         /// The database file.
         path: PathBuf,
@@ -44,7 +39,6 @@ pub enum StateError {
         source: rusqlite::Error,
     },
     /// A stored value could not be read back (e.g. a checkpoint written by another version).
-    #[error("state database {path}: {what}")]
     Corrupt {
         /// The database file.
         path: PathBuf,
@@ -52,13 +46,46 @@ pub enum StateError {
         what: String,
     },
     /// The blocking task running a query failed.
-    #[error("state database {path}: the database task failed: {message}")]
     Task {
         /// The database file.
         path: PathBuf,
         /// Why.
         message: String,
     },
+}
+
+// Written out rather than derived: thiserror takes a field named `source` for the cause,
+// and `Fenced`'s `source` is a source's name.
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateError::Postgres { db, message } => write!(f, "state database {db}: {message}"),
+            StateError::Fenced { source, epoch } => write!(
+                f,
+                "source `{source}`: the lease of epoch {epoch} is gone (another replica holds the source now); nothing was committed"
+            ),
+            StateError::Sqlite { path, source } => {
+                write!(f, "state database {}: {source}", path.display())
+            }
+            StateError::Corrupt { path, what } => {
+                write!(f, "state database {}: {what}", path.display())
+            }
+            StateError::Task { path, message } => write!(
+                f,
+                "state database {}: the database task failed: {message}",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StateError::Sqlite { source, .. } => Some(source),
+            _ => None,
+        }
+    }
 }
 
 impl From<DbError> for StateError {

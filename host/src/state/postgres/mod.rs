@@ -119,8 +119,8 @@ struct Pool {
     permits: Arc<Semaphore>,
 }
 
-/// A pooled connection, given back when dropped (unless it broke).
-pub(super) struct Conn {
+/// A pooled connection (derefs to the client), given back when dropped (unless it broke).
+pub struct Conn {
     client: Option<Client>,
     pool: Arc<Pool>,
     _permit: OwnedSemaphorePermit,
@@ -192,7 +192,7 @@ impl PgState {
     }
 
     /// A connection from the pool (a new one when none is idle).
-    pub(super) async fn conn(&self) -> Result<Conn, StateError> {
+    pub async fn conn(&self) -> Result<Conn, StateError> {
         let permit = self
             .pool
             .permits
@@ -301,4 +301,34 @@ impl From<StateError> for Failure {
     fn from(err: StateError) -> Self {
         Failure::State(err)
     }
+}
+
+/// Runs `work` on a connection to the state database at `url`, on a thread of its own with a
+/// runtime of its own, and waits for it: for the synchronous commands that read or write a row
+/// or two (the audit trail, provisioning's pre-check, `idhost audit`), callable from inside an
+/// async context or outside one.
+pub fn blocking<T: Send + 'static>(
+    url: &SecretString,
+    work: impl FnOnce(Conn) -> futures::future::BoxFuture<'static, Result<T, tokio_postgres::Error>>
+    + Send
+    + 'static,
+) -> Result<T, StateError> {
+    let url = url.clone();
+    let failed = |message: String| StateError::Postgres {
+        db: "state_url".into(),
+        message,
+    };
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| failed(format!("cannot start a runtime: {e}")))?;
+        runtime.block_on(async move {
+            let state = PgState::connect(&url).await?;
+            let conn = state.conn().await?;
+            work(conn).await.map_err(|e| state.pg_error(&e))
+        })
+    })
+    .join()
+    .map_err(|_| failed("the database thread panicked".into()))?
 }
