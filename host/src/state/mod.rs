@@ -41,6 +41,8 @@ mod outbox;
 pub mod postgres;
 mod stage;
 mod store;
+#[cfg(test)]
+mod tests;
 
 pub use backend::{CheckpointOf, Fence, StateBackend, StateStore};
 pub use checkpoint::{Checkpoint, Phase, Removals};
