@@ -216,3 +216,51 @@ impl ScheduleStore for PgLocalStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+
+    /// The schedule store over both state backends: the last slot and the open incidents
+    /// survive a new store (a restart, or another process on the same state).
+    async fn slots_and_incidents_survive_a_new_store(open: impl Fn() -> Box<dyn ScheduleStore>) {
+        let store = open();
+        assert!(store.load("a").await.unwrap().last_slot.is_none());
+        assert!(store.claim("a", 1_000).await.unwrap());
+        assert!(store.claim("a", 2_000).await.unwrap());
+        let mut incidents = Incidents::default();
+        incidents.open(
+            crate::config::NotifyEvent::SyncFailed,
+            "the upstream said 503",
+            "2026-01-01T00:00:00Z",
+        );
+        store.save_incidents("a", &incidents).await.unwrap();
+        let again = open();
+        let state = again.load("a").await.unwrap();
+        assert_eq!(state.last_slot, Some(2_000));
+        assert_eq!(state.incidents, incidents);
+        assert!(!state.incidents.is_empty());
+        assert!(again.load("b").await.unwrap().last_slot.is_none());
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_slots_and_incidents() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        slots_and_incidents_survive_a_new_store(|| Box::new(LocalStore::open(&path).unwrap()))
+            .await;
+    }
+
+    #[tokio::test]
+    async fn postgres_keeps_slots_and_incidents() {
+        let Some((_, url)) = crate::state::tests::pg_store("schedule").await else {
+            return;
+        };
+        let first = PgLocalStore::connect(&url).await.unwrap();
+        let second = PgLocalStore::connect(&url).await.unwrap();
+        let stores = std::sync::Mutex::new(vec![second, first]);
+        slots_and_incidents_survive_a_new_store(|| Box::new(stores.lock().unwrap().pop().unwrap()))
+            .await;
+    }
+}

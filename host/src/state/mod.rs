@@ -42,7 +42,7 @@ pub mod postgres;
 mod stage;
 mod store;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use backend::{CheckpointOf, Fence, StateBackend, StateStore};
 pub use checkpoint::{Checkpoint, Phase, Removals};

@@ -428,7 +428,7 @@ impl PgState {
         at: &str,
         volatile: &BTreeMap<String, Vec<String>>,
     ) -> Result<u64, StateError> {
-        let mut reader = self.conn().await?;
+        let mut reader = self.own_conn().await?;
         let tx = reader
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)

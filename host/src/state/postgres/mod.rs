@@ -123,7 +123,8 @@ struct Pool {
 pub struct Conn {
     client: Option<Client>,
     pool: Arc<Pool>,
-    _permit: OwnedSemaphorePermit,
+    /// `None` for a connection of its own ([`PgState::own_conn`]).
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl std::ops::Deref for Conn {
@@ -145,6 +146,7 @@ impl std::ops::DerefMut for Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         if let Some(client) = self.client.take()
+            && self.permit.is_some()
             && !client.is_closed()
             && let Ok(mut idle) = self.pool.idle.lock()
         {
@@ -203,22 +205,33 @@ impl PgState {
         let idle = self.pool.idle.lock().ok().and_then(|mut idle| idle.pop());
         let client = match idle {
             Some(client) if !client.is_closed() => client,
-            _ => {
-                let connect = crate::pg::connect(&self.pool.target, &self.pool.db);
-                let (client, _driver) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-                    .await
-                    .map_err(|_| {
-                        self.error(format!("connecting timed out after {CONNECT_TIMEOUT:?}"))
-                    })?
-                    .map_err(|e| self.error(crate::pg::error_text(&e)))?;
-                client
-            }
+            _ => self.new_client().await?,
         };
         Ok(Conn {
             client: Some(client),
             pool: self.pool.clone(),
-            _permit: permit,
+            permit: Some(permit),
         })
+    }
+
+    /// A connection outside the pool's bound, for the diff's long read: a diff holding a
+    /// pooled connection while it waits for another to write its events could, with as many
+    /// diffs as the pool has connections, wait forever. Closed when dropped (the pool keeps only connections it counts).
+    pub(super) async fn own_conn(&self) -> Result<Conn, StateError> {
+        Ok(Conn {
+            client: Some(self.new_client().await?),
+            pool: self.pool.clone(),
+            permit: None,
+        })
+    }
+
+    async fn new_client(&self) -> Result<Client, StateError> {
+        let connect = crate::pg::connect(&self.pool.target, &self.pool.db);
+        let (client, _driver) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| self.error(format!("connecting timed out after {CONNECT_TIMEOUT:?}")))?
+            .map_err(|e| self.error(crate::pg::error_text(&e)))?;
+        Ok(client)
     }
 
     pub(super) fn error(&self, message: String) -> StateError {
