@@ -17,22 +17,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::checkpoint::{Checkpoint, Removals};
+use super::fence::Fence;
 use super::outbox::SinkLag;
 use super::stage::{Discarded, RecordTable};
 use super::store::{SqliteState, StateError};
 use crate::record::{Batch, ChangeEvent};
-
-/// The lease a sync of `source` runs under: `holder` got it with `epoch`. A commit made under
-/// a fence whose lease row no longer matches is refused ([`StateError::Fenced`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fence {
-    /// The source the lease is for (operations on other sources are not fenced).
-    pub source: String,
-    /// The replica holding it.
-    pub holder: String,
-    /// The lease's epoch (grows with every grant).
-    pub epoch: i64,
-}
 
 /// What `discard_listing` stores as the checkpoint, made from what it dropped.
 pub type CheckpointOf = Box<dyn FnOnce(Discarded) -> String + Send + 'static>;
@@ -159,13 +148,6 @@ impl StateStore {
     /// Opens (creating and migrating) the SQLite database at `path`.
     pub fn open(path: &Path) -> Result<Self, StateError> {
         Ok(Self::from_backend(Arc::new(SqliteState::open(path)?)))
-    }
-
-    /// Connects to the Postgres state database at `url`, creating its tables if needed.
-    pub async fn connect(url: &secrecy::SecretString) -> Result<Self, StateError> {
-        Ok(Self::from_backend(Arc::new(
-            super::postgres::PgState::connect(url).await?,
-        )))
     }
 
     /// The state database `config` names: `state_url`'s Postgres, else the SQLite file.

@@ -36,6 +36,7 @@ mod carry;
 mod checkpoint;
 mod connector;
 mod diff;
+mod fence;
 mod functions;
 mod outbox;
 pub mod postgres;
@@ -44,8 +45,9 @@ mod store;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use backend::{CheckpointOf, Fence, StateBackend, StateStore};
+pub use backend::{CheckpointOf, StateBackend, StateStore};
 pub use checkpoint::{Checkpoint, Phase, Removals};
+pub use fence::Fence;
 pub use functions::field_changes;
 pub use outbox::{OUTBOX_CAP, SinkLag};
 pub use stage::{Discarded, RecordTable};

@@ -13,8 +13,9 @@ use tokio_postgres::{IsolationLevel, Row, Transaction};
 use super::{FETCH, Failure, PgState};
 use crate::clock::now_rfc3339;
 use crate::record::{Batch, ChangeEvent, EventKind, event_id};
-use crate::state::backend::{CheckpointOf, Fence, StateBackend};
+use crate::state::backend::{CheckpointOf, StateBackend};
 use crate::state::checkpoint::{Checkpoint, Phase, Removals};
+use crate::state::fence::Fence;
 use crate::state::functions::field_changes_except;
 use crate::state::outbox::SinkLag;
 use crate::state::stage::{Discarded, RecordTable};
@@ -61,7 +62,7 @@ async fn write_batch(
         let statuses: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
         let records = rows
             .iter()
-            .map(|r| serde_json::to_string(r))
+            .map(serde_json::to_string)
             .collect::<Result<Vec<_>, _>>()
             .map_err(bad_record)?;
         tx.execute(
@@ -80,7 +81,7 @@ async fn write_batch(
         let resources: Vec<&str> = rows.iter().map(|e| e.resource.as_str()).collect();
         let records = rows
             .iter()
-            .map(|e| serde_json::to_string(e))
+            .map(serde_json::to_string)
             .collect::<Result<Vec<_>, _>>()
             .map_err(bad_record)?;
         tx.execute(

@@ -24,7 +24,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, Transaction};
 
-use super::backend::Fence;
+use super::fence::Fence;
 use super::store::StateError;
 
 /// Rows the diff's cursor fetches at a time (and events written per transaction).
@@ -152,6 +152,13 @@ impl Drop for Conn {
         {
             idle.push(client);
         }
+    }
+}
+
+impl super::StateStore {
+    /// Connects to the Postgres state database at `url`, creating its tables if needed.
+    pub async fn connect(url: &SecretString) -> Result<Self, StateError> {
+        Ok(Self::from_backend(Arc::new(PgState::connect(url).await?)))
     }
 }
 
