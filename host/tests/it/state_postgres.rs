@@ -128,6 +128,15 @@ fn syncs_with_postgres_state_emit_changes_and_a_second_replica_goes_on_from_the_
         "exactly the change since replica one's sync: {got:?}"
     );
 
+    // `idhost check` reports the state database it reached (never the password or options).
+    let c = two.path("idhost.toml");
+    let out = two.output(&["check", "-c", c.to_str().expect("utf-8 path")]);
+    let shown = crate::support::events::text(&out);
+    assert!(
+        shown.contains("✓ state database postgres://127.0.0.1:5432/test (state_url): reachable"),
+        "{shown}"
+    );
+
     // Both replicas' syncs are in the one shared journal.
     let snapshot: (i64, String) = rt.block_on(async {
         let row = client
