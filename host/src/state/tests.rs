@@ -606,3 +606,93 @@ async fn audit_rows_live_in_the_postgres_state_database() {
         ("changed".to_owned(), "ops".to_owned())
     );
 }
+
+/// Peak resident memory of this process so far, in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Stages `users` users in pages of 1,000 as sync `sync_id` (every tenth renamed when
+/// `renamed`), diffs and commits; returns (stage seconds, diff seconds, events).
+async fn timed_sync(
+    store: &StateStore,
+    sync_id: &str,
+    users: u32,
+    renamed: bool,
+) -> (f64, f64, u64) {
+    let base = store
+        .committed_snapshot("big")
+        .await
+        .unwrap()
+        .map(|(g, _)| g);
+    let mut cp = Checkpoint::new(
+        sync_id.into(),
+        "t0".into(),
+        "h".into(),
+        vec!["user".into()],
+        base,
+    );
+    store.begin_sync("big", &cp).await.unwrap();
+    let started = std::time::Instant::now();
+    for page in 0..users / 1000 {
+        let resources = (page * 1000..(page + 1) * 1000)
+            .map(|n| {
+                let name = if renamed && n % 10 == 0 {
+                    format!("User {n} (renamed)")
+                } else {
+                    format!("User {n}")
+                };
+                user(n, &name, Status::Enabled)
+            })
+            .collect();
+        cp.pages += 1;
+        store
+            .stage_page("big", &cp, "user", batch(resources, Vec::new()), Vec::new())
+            .await
+            .unwrap();
+    }
+    let staged = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    let events = store
+        .diff("big", &mut cp, "t".into(), &BTreeMap::new())
+        .await
+        .unwrap();
+    let diffed = started.elapsed().as_secs_f64();
+    store.commit_sync("big", &cp, "t".into()).await.unwrap();
+    (staged, diffed, events)
+}
+
+/// A figure, not a check: `cargo test -p idhost --lib state::tests::backend_figures --
+/// --ignored --nocapture` prints staging and diff times of 100k users on both backends.
+#[tokio::test]
+#[ignore = "a figure, printed; run with --ignored --nocapture"]
+async fn backend_figures() {
+    const USERS: u32 = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut backends = vec![(
+        "sqlite",
+        StateStore::open(&dir.path().join("state.db")).unwrap(),
+    )];
+    if let Some((store, _)) = pg_store("figures").await {
+        backends.push(("postgres", store));
+    }
+    println!("backend   users  stage s  users/s  diff s  events  peak RSS MiB");
+    for (name, store) in backends {
+        timed_sync(&store, "s1", USERS, false).await;
+        let (staged, diffed, events) = timed_sync(&store, "s2", USERS, true).await;
+        println!(
+            "{name:<8} {USERS:>6} {staged:>8.2} {:>8.0} {diffed:>7.2} {events:>7} {:>12.0}",
+            f64::from(USERS) / staged,
+            peak_rss_mib()
+        );
+        assert_eq!(events, u64::from(USERS / 10));
+    }
+}
