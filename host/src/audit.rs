@@ -31,15 +31,76 @@ pub struct AuditRecord {
 
 /// Why the audit row could not be written.
 #[derive(Debug, thiserror::Error)]
-#[error("audit log in {path}: {source}")]
-pub struct AuditError {
-    path: PathBuf,
-    source: rusqlite::Error,
+#[non_exhaustive]
+pub enum AuditError {
+    /// The SQLite state database failed.
+    #[error("audit log in {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// Cause.
+        source: rusqlite::Error,
+    },
+    /// The Postgres state database failed.
+    #[error("audit log: {0}")]
+    Postgres(#[from] crate::state::StateError),
+}
+
+/// Appends `record` to the audit trail of the state database `config` names (`state_url`'s
+/// Postgres, else the SQLite file); the new row's id.
+pub fn append_in(config: &crate::config::Config, record: &AuditRecord) -> Result<i64, AuditError> {
+    let Some(url) = &config.state_postgres else {
+        return append(&config.state_path, record);
+    };
+    let record = record.clone();
+    Ok(crate::state::postgres::blocking(url, move |conn| {
+        Box::pin(async move {
+            let row = conn
+                .query_one(
+                    "INSERT INTO idhost_state_audit (at, actor, source, operation, target, dry_run, result, detail)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                    &[
+                        &record.at,
+                        &record.actor,
+                        &record.source,
+                        &record.operation,
+                        &record.target,
+                        &record.dry_run,
+                        &record.result,
+                        &record.detail,
+                    ],
+                )
+                .await?;
+            Ok(row.get(0))
+        })
+    })?)
+}
+
+/// [`finish`] in the state database `config` names.
+pub fn finish_in(
+    config: &crate::config::Config,
+    id: i64,
+    record: &AuditRecord,
+) -> Result<(), AuditError> {
+    let Some(url) = &config.state_postgres else {
+        return finish(&config.state_path, id, record);
+    };
+    let record = record.clone();
+    Ok(crate::state::postgres::blocking(url, move |conn| {
+        Box::pin(async move {
+            conn.execute(
+                "UPDATE idhost_state_audit SET result = $2, detail = $3 WHERE id = $1",
+                &[&id, &record.result, &record.detail],
+            )
+            .await
+            .map(drop)
+        })
+    })?)
 }
 
 /// Appends `record` to the `audit` table of the state database at `path`; the new row's id.
 pub fn append(path: &Path, record: &AuditRecord) -> Result<i64, AuditError> {
-    let wrap = |source| AuditError {
+    let wrap = |source| AuditError::Sqlite {
         path: path.to_owned(),
         source,
     };
@@ -76,7 +137,7 @@ pub fn append(path: &Path, record: &AuditRecord) -> Result<i64, AuditError> {
 /// Sets the result and detail of row `id` (written by [`append`] as the intent, before the
 /// upstream write it records) to the outcome.
 pub fn finish(path: &Path, id: i64, record: &AuditRecord) -> Result<(), AuditError> {
-    let wrap = |source| AuditError {
+    let wrap = |source| AuditError::Sqlite {
         path: path.to_owned(),
         source,
     };

@@ -24,6 +24,34 @@ struct Synced {
     resource: Option<Value>,
 }
 
+/// The entitlement's record and its resource's, from the last snapshot in `state_url`'s
+/// Postgres.
+fn synced_pg(url: &secrecy::SecretString, source: &str, entitlement: &str) -> Option<Synced> {
+    let (source, entitlement) = (source.to_owned(), entitlement.to_owned());
+    let row = crate::state::postgres::blocking(url, move |conn| {
+        Box::pin(async move {
+            let row = conn
+                .query_opt(
+                    "SELECT e.record, r.record FROM idhost_state_snapshots s
+                     JOIN idhost_state_entitlements e ON e.source = s.source AND e.gen = s.gen AND e.id = $2
+                     LEFT JOIN idhost_state_resources r ON r.source = s.source AND r.gen = s.gen AND r.id = e.resource
+                     WHERE s.source = $1",
+                    &[&source, &entitlement],
+                )
+                .await?;
+            Ok(row.map(|r| (r.get::<_, String>(0), r.get::<_, Option<String>>(1))))
+        })
+    })
+    .map_err(|e| tracing::debug!(error = %e, "no snapshot to pre-check the grant against"))
+    .ok()
+    .flatten();
+    let (entitlement, resource) = row?;
+    Some(Synced {
+        entitlement: serde_json::from_str(&entitlement).ok()?,
+        resource: resource.and_then(|r| serde_json::from_str(&r).ok()),
+    })
+}
+
 fn synced(state_path: &Path, source: &str, entitlement: &str) -> Option<Synced> {
     if !state_path.exists() {
         return None;
@@ -88,7 +116,36 @@ pub fn check_grant(
     entitlement: &str,
     principal: &str,
 ) -> Result<(), String> {
-    let Some(found) = synced(state_path, source, entitlement) else {
+    verdict(
+        synced(state_path, source, entitlement),
+        source,
+        entitlement,
+        principal,
+    )
+}
+
+/// [`check_grant`] against the state database `config` names (`state_url`'s Postgres, else
+/// the SQLite file).
+pub fn check_grant_in(
+    config: &crate::config::Config,
+    source: &str,
+    entitlement: &str,
+    principal: &str,
+) -> Result<(), String> {
+    let found = match &config.state_postgres {
+        Some(url) => synced_pg(url, source, entitlement),
+        None => synced(&config.state_path, source, entitlement),
+    };
+    verdict(found, source, entitlement, principal)
+}
+
+fn verdict(
+    found: Option<Synced>,
+    source: &str,
+    entitlement: &str,
+    principal: &str,
+) -> Result<(), String> {
+    let Some(found) = found else {
         return Ok(());
     };
     let Some(types) = found

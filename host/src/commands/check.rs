@@ -26,6 +26,13 @@ pub(crate) async fn run(
         config.sinks.len()
     );
     let env = SyncEnv::open(config.clone(), flag, EnvSetup::connectors_only()).await?;
+    if config.state_postgres.is_some() {
+        // Opening it connected and created the tables, or the command failed above.
+        println!(
+            "✓ state database {} (state_url): reachable, tables ready",
+            env.state.describe()
+        );
+    }
     let mut outcome = Outcome::Success;
     for source in &config.sources {
         let info = SourceInfo::new(source.name.clone()).with_read_only(source.read_only);
@@ -103,6 +110,9 @@ async fn offline(path: &Path, flag: Option<&Path>) -> Result<Outcome, CommandErr
         .map_err(|e| CommandError::failed(anyhow::anyhow!("a scratch directory: {e}")))?;
     let mut scratch_config = config.clone();
     scratch_config.state_path = scratch.path().join("state.db");
+    if scratch_config.state_postgres.take().is_some() {
+        println!("  state_url: a Postgres state database (not contacted offline)");
+    }
     let env = SyncEnv::open(Arc::new(scratch_config), flag, EnvSetup::connectors_only()).await?;
     let mut outcome = Outcome::Success;
     let fail = |outcome: &mut Outcome, worse: Outcome| {

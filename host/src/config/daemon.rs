@@ -22,7 +22,56 @@ pub struct Coordination {
     pub lease: Duration,
 }
 
+/// Where `state_url` puts the state database.
+pub(super) enum StateUrl {
+    /// `sqlite:///path`: a SQLite file, as `state_path` names one.
+    Sqlite(std::path::PathBuf),
+    /// `postgres://…`: a Postgres shared by every replica.
+    Postgres(SecretString),
+}
+
 impl Validator<'_> {
+    /// `state_url`, if set: a `sqlite://` path or a Postgres URL (expanded like
+    /// `[coordination] postgres_url`; a password belongs in `${VAR}`, redacted everywhere).
+    pub(super) fn state_url(
+        &mut self,
+        raw: Option<&Spanned<String>>,
+        has_state_path: bool,
+    ) -> Option<StateUrl> {
+        let raw = raw?;
+        let offset = raw.span().start;
+        if has_state_path {
+            self.errors.push(self.text.at(
+                offset,
+                "state_url and state_path both name the state database; keep one (state_path = \"idhost-state.db\" or state_url = \"postgres://idhost:${PGPASSWORD}@db.example.com:5432/idhost\")".to_owned(),
+            ));
+            return None;
+        }
+        let mut secrets = Vec::new();
+        let url = self.expand_string(raw, &mut secrets)?;
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                self.errors.push(self.text.at(
+                    offset,
+                    "state_url `sqlite://` names no file; write it like `sqlite:///var/lib/idhost/state.db` or `sqlite://idhost-state.db` (beside the config)".to_owned(),
+                ));
+                return None;
+            }
+            return Some(StateUrl::Sqlite(self.resolve(path)));
+        }
+        if let Err(problem) = super::sink::check_postgres_url(&url) {
+            // The message names the bad part, never the URL (it may hold the password).
+            self.errors.push(self.text.at(
+                offset,
+                format!(
+                    "state_url {problem}; write it like `postgres://idhost:${{PGPASSWORD}}@db.example.com:5432/idhost` or `sqlite:///var/lib/idhost/state.db`"
+                ),
+            ));
+            return None;
+        }
+        Some(StateUrl::Postgres(SecretString::from(url)))
+    }
+
     /// A source's `deadline` (default a day).
     pub(super) fn deadline(&mut self, raw: Option<&Spanned<String>>) -> Duration {
         let Some(raw) = raw else {
@@ -232,5 +281,72 @@ lease_secs = 20
             err.contains("idhost.toml:5:12: deadline must be a duration"),
             "{err}"
         );
+    }
+}
+
+#[cfg(test)]
+mod state_url_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+    use std::path::Path;
+
+    use secrecy::ExposeSecret as _;
+
+    use crate::config::parse;
+
+    const SOURCE: &str = "[sources.corp]\nconnector = \"entra\"\n";
+
+    fn parse_with(text: &str) -> Result<crate::config::Config, String> {
+        parse(
+            Path::new("/etc/idhost/idhost.toml"),
+            text.to_owned(),
+            &|name| (name == "PGPASSWORD").then(|| "s3cret-pg".to_owned()),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn state_url_names_a_sqlite_file_or_a_shared_postgres() {
+        let config = parse_with(&format!(
+            "state_url = \"sqlite:///var/lib/idhost/s.db\"\n{SOURCE}"
+        ))
+        .unwrap();
+        assert_eq!(config.state_path, Path::new("/var/lib/idhost/s.db"));
+        assert!(config.state_postgres.is_none());
+        let config = parse_with(&format!("state_url = \"sqlite://s.db\"\n{SOURCE}")).unwrap();
+        assert_eq!(config.state_path, Path::new("/etc/idhost/s.db"));
+        let config = parse_with(&format!(
+            "state_url = \"postgres://idhost:${{PGPASSWORD}}@db.example.com:5432/idhost\"\n{SOURCE}"
+        ))
+        .unwrap();
+        let url = config.state_postgres.expect("postgres");
+        assert!(url.expose_secret().contains("s3cret-pg"));
+        assert_eq!(config.state_path, Path::new("/etc/idhost/idhost-state.db"));
+    }
+
+    #[test]
+    fn a_bad_state_url_is_located_and_never_repeats_the_password() {
+        for (text, wanted) in [
+            (
+                "state_url = \"mysql://u:hunter2@db/x\"\n",
+                "state_url is not a PostgreSQL connection URL",
+            ),
+            (
+                "state_url = \"postgres://u:hunter2@db:notaport/x\"\n",
+                "state_url is not a PostgreSQL connection string",
+            ),
+            (
+                "state_url = \"sqlite://\"\n",
+                "state_url `sqlite://` names no file",
+            ),
+            (
+                "state_url = \"sqlite://a.db\"\nstate_path = \"b.db\"\n",
+                "state_url and state_path both name",
+            ),
+        ] {
+            let err = parse_with(&format!("{text}{SOURCE}")).unwrap_err();
+            assert!(err.contains(wanted), "{text}: {err}");
+            assert!(err.contains(":1:"), "located: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
     }
 }

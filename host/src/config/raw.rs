@@ -16,6 +16,10 @@ pub(crate) struct RawConfig {
     /// The state database (snapshots, checkpoints, connector state); default beside the config.
     #[serde(default)]
     pub(crate) state_path: Option<Spanned<String>>,
+    /// The state database as a URL: `sqlite:///path` (the same as `state_path`) or a
+    /// `postgres://` URL, shared by every replica.
+    #[serde(default)]
+    pub(crate) state_url: Option<Spanned<String>>,
     /// age X25519 recipients (`age1…`): vault entries are written encrypted to them (DESIGN §7.3).
     #[serde(default)]
     pub(crate) vault_age_recipients: Option<Spanned<Vec<Spanned<String>>>>,

@@ -21,8 +21,12 @@ pub struct Config {
     pub text: SourceText,
     /// Plugin directory from the file.
     pub plugin_dir: Option<PathBuf>,
-    /// State database.
+    /// State database (SQLite), when `state_postgres` is not set; also where the vault file
+    /// sits beside by default.
     pub state_path: PathBuf,
+    /// `state_url = "postgres://…"`: the state database is this Postgres, shared by every
+    /// replica (the URL holds a password more often than not).
+    pub state_postgres: Option<secrecy::SecretString>,
     /// `vault_age_recipients`: vault entries are age-encrypted to these (each checked).
     pub vault_age_recipients: Vec<String>,
     /// `vault_age_identity`: the age identity file that decrypts vault entries, if set.
@@ -48,9 +52,18 @@ impl Validator<'_> {
         text: &SourceText,
     ) -> Result<Config, ConfigError> {
         let plugin_dir = raw.plugin_dir.as_ref().map(|p| self.resolve(p.get_ref()));
-        let state_path = match &raw.state_path {
+        let mut state_path = match &raw.state_path {
             Some(p) => self.resolve(p.get_ref()),
             None => self.base_dir.join("idhost-state.db"),
+        };
+        let state_postgres = match self.state_url(raw.state_url.as_ref(), raw.state_path.is_some())
+        {
+            Some(super::daemon::StateUrl::Sqlite(path)) => {
+                state_path = path;
+                None
+            }
+            Some(super::daemon::StateUrl::Postgres(url)) => Some(url),
+            None => None,
         };
         let mut vault_age_recipients = Vec::new();
         for r in raw
@@ -109,6 +122,7 @@ impl Validator<'_> {
             text: text.clone(),
             plugin_dir,
             state_path,
+            state_postgres,
             vault_age_recipients,
             vault_age_identity,
             sources,

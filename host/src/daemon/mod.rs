@@ -131,10 +131,21 @@ pub async fn run(options: DaemonOptions) -> Result<Outcome, CommandError> {
                 ));
                 (coordinator.clone(), Some(coordinator))
             }
-            None => (
-                Arc::new(LocalStore::open(&config.state_path).map_err(CommandError::failed)?),
-                None,
-            ),
+            None => match &config.state_postgres {
+                // One replica, state in Postgres: the schedule and incidents sit beside it.
+                Some(url) => (
+                    Arc::new(
+                        store::PgLocalStore::connect(url)
+                            .await
+                            .map_err(CommandError::failed)?,
+                    ),
+                    None,
+                ),
+                None => (
+                    Arc::new(LocalStore::open(&config.state_path).map_err(CommandError::failed)?),
+                    None,
+                ),
+            },
         };
     let mut background = JoinSet::new();
     if let Some(coordinator) = &coordinator {

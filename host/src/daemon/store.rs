@@ -141,3 +141,126 @@ impl ScheduleStore for LocalStore {
         .await
     }
 }
+
+/// The single-replica store when the state database is Postgres (`state_url`): table
+/// `idhost_state_schedule` beside the journal.
+pub(crate) struct PgLocalStore {
+    state: crate::state::postgres::PgState,
+}
+
+impl PgLocalStore {
+    /// Connects (creating the tables).
+    pub(crate) async fn connect(url: &secrecy::SecretString) -> Result<Self, StoreError> {
+        let state = crate::state::postgres::PgState::connect(url)
+            .await
+            .map_err(|e| StoreError::Postgres {
+                message: e.to_string(),
+            })?;
+        Ok(Self { state })
+    }
+
+    async fn conn(&self) -> Result<crate::state::postgres::Conn, StoreError> {
+        self.state.conn().await.map_err(|e| StoreError::Postgres {
+            message: e.to_string(),
+        })
+    }
+}
+
+fn pg_failed(err: &tokio_postgres::Error) -> StoreError {
+    StoreError::Postgres {
+        message: format!("state database: {}", crate::pg::error_text(err)),
+    }
+}
+
+#[async_trait]
+impl ScheduleStore for PgLocalStore {
+    async fn load(&self, source: &str) -> Result<SourceState, StoreError> {
+        let row = self
+            .conn()
+            .await?
+            .query_opt(
+                "SELECT last_slot_ms, incidents FROM idhost_state_schedule WHERE source = $1",
+                &[&source],
+            )
+            .await
+            .map_err(|e| pg_failed(&e))?;
+        Ok(row.map_or_else(SourceState::default, |r| SourceState {
+            last_slot: r.get(0),
+            incidents: Incidents::from_json(Some(r.get::<_, &str>(1))),
+        }))
+    }
+
+    async fn claim(&self, source: &str, slot: i64) -> Result<bool, StoreError> {
+        self.conn()
+            .await?
+            .execute(
+                "INSERT INTO idhost_state_schedule (source, last_slot_ms) VALUES ($1, $2)
+                 ON CONFLICT (source) DO UPDATE SET last_slot_ms = excluded.last_slot_ms",
+                &[&source, &slot],
+            )
+            .await
+            .map_err(|e| pg_failed(&e))?;
+        Ok(true)
+    }
+
+    async fn save_incidents(&self, source: &str, incidents: &Incidents) -> Result<(), StoreError> {
+        self.conn()
+            .await?
+            .execute(
+                "INSERT INTO idhost_state_schedule (source, incidents) VALUES ($1, $2)
+                 ON CONFLICT (source) DO UPDATE SET incidents = excluded.incidents",
+                &[&source, &incidents.to_json()],
+            )
+            .await
+            .map_err(|e| pg_failed(&e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+
+    /// The schedule store over both state backends: the last slot and the open incidents
+    /// survive a new store (a restart, or another process on the same state).
+    async fn slots_and_incidents_survive_a_new_store(open: impl Fn() -> Box<dyn ScheduleStore>) {
+        let store = open();
+        assert!(store.load("a").await.unwrap().last_slot.is_none());
+        assert!(store.claim("a", 1_000).await.unwrap());
+        assert!(store.claim("a", 2_000).await.unwrap());
+        let mut incidents = Incidents::default();
+        incidents.open(
+            crate::config::NotifyEvent::SyncFailed,
+            "the upstream said 503",
+            "2026-01-01T00:00:00Z",
+        );
+        store.save_incidents("a", &incidents).await.unwrap();
+        let again = open();
+        let state = again.load("a").await.unwrap();
+        assert_eq!(state.last_slot, Some(2_000));
+        assert_eq!(state.incidents, incidents);
+        assert!(!state.incidents.is_empty());
+        assert!(again.load("b").await.unwrap().last_slot.is_none());
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_slots_and_incidents() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        slots_and_incidents_survive_a_new_store(|| Box::new(LocalStore::open(&path).unwrap()))
+            .await;
+    }
+
+    #[tokio::test]
+    async fn postgres_keeps_slots_and_incidents() {
+        let Some((_, url)) = crate::state::tests::pg_store("schedule").await else {
+            return;
+        };
+        let first = PgLocalStore::connect(&url).await.unwrap();
+        let second = PgLocalStore::connect(&url).await.unwrap();
+        let stores = std::sync::Mutex::new(vec![second, first]);
+        slots_and_incidents_survive_a_new_store(|| Box::new(stores.lock().unwrap().pop().unwrap()))
+            .await;
+    }
+}

@@ -16,7 +16,7 @@ use rusqlite::params;
 
 use super::checkpoint::{self, Checkpoint};
 use super::stage::{RecordTable, read_rows};
-use super::store::{StateError, StateStore};
+use super::store::{SqliteState, StateError};
 use crate::record::Batch;
 
 /// `?1` source, `?2` base generation, `?3` new generation, `?4` ids after, `?5` JSON array of
@@ -59,7 +59,7 @@ fn carried_types(checkpoint: &Checkpoint, table: RecordTable) -> Vec<String> {
     }
 }
 
-impl StateStore {
+impl SqliteState {
     /// Up to `limit` records of `table` that carry over into `checkpoint`'s generation, with
     /// ids after `after`, in id order, and the last id returned. Empty when nothing carries
     /// over (no previous snapshot, or every type listed completely).

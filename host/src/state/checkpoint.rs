@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rusqlite::{OptionalExtension as _, params};
 use serde::{Deserialize, Serialize};
 
-use super::store::{StateError, StateStore};
+use super::store::{SqliteState, StateError};
 use crate::clock::now_rfc3339;
 use crate::record::Counts;
 
@@ -122,7 +122,7 @@ impl Checkpoint {
     }
 }
 
-impl StateStore {
+impl SqliteState {
     /// The generation and sync id of `source`'s last complete snapshot.
     pub async fn committed_snapshot(
         &self,

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use rusqlite::params;
 
-use super::store::{StateError, StateStore};
+use super::store::{SqliteState, StateError};
 
-impl StateStore {
+impl SqliteState {
     /// The committed connector state of `source`.
     pub async fn connector_state(
         &self,

@@ -12,7 +12,7 @@
 use rusqlite::params;
 
 use super::checkpoint::{Checkpoint, Phase, Removals};
-use super::store::{StateError, StateStore};
+use super::store::{SqliteState, StateError};
 use crate::db::{durably, release_cache};
 
 /// Events written to the outbox per transaction of a diff.
@@ -103,7 +103,7 @@ fn statements() -> Vec<String> {
     ]
 }
 
-impl StateStore {
+impl SqliteState {
     /// Diffs `checkpoint`'s generation against its base, writes the events into the outbox
     /// and marks the sync `delivering`, in one transaction. Returns the number of events (none
     /// for a source's first sync, which is its baseline).

@@ -1,4 +1,5 @@
-//! The journal: the state database (`state_path`), where a source's syncs are recorded page by
+//! The journal: the state database (`state_path`, or `state_url`: SQLite on one machine,
+//! Postgres shared by several replicas; one set of operations over both, [`StateStore`]), where a source's syncs are recorded page by
 //! page and a complete one becomes the snapshot the next one is diffed against. Per source it
 //! holds the connector state (delta links and other opaque values, [`connector`]), the last
 //! complete snapshot, the checkpoint of a sync under way ([`checkpoint`]) and the change events
@@ -30,17 +31,24 @@
 //! The first sync of a source is its baseline: it emits no events (a new source's whole
 //! directory is not a change).
 
+mod backend;
 mod carry;
 mod checkpoint;
 mod connector;
 mod diff;
+mod fence;
 mod functions;
 mod outbox;
+pub mod postgres;
 mod stage;
 mod store;
+#[cfg(test)]
+pub(crate) mod tests;
 
+pub use backend::{CheckpointOf, StateBackend, StateStore};
 pub use checkpoint::{Checkpoint, Phase, Removals};
+pub use fence::Fence;
 pub use functions::field_changes;
 pub use outbox::{OUTBOX_CAP, SinkLag};
 pub use stage::{Discarded, RecordTable};
-pub use store::{StateError, StateStore};
+pub use store::{SqliteState, StateError};

@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 
 use rusqlite::{OptionalExtension as _, params};
 
-use super::store::{StateError, StateStore, bad_record};
+use super::store::{SqliteState, StateError, bad_record};
 use crate::clock::now_rfc3339;
 use crate::record::{ChangeEvent, EventKind};
 
@@ -38,7 +38,7 @@ pub struct SinkLag {
     pub dropped: u64,
 }
 
-impl StateStore {
+impl SqliteState {
     /// Up to `limit` events of `source` after outbox position `after`, in order, with their
     /// positions.
     pub async fn events_after(
@@ -298,9 +298,9 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "test code")]
     use super::*;
 
-    fn store() -> (tempfile::TempDir, StateStore) {
+    fn store() -> (tempfile::TempDir, SqliteState) {
         let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(&dir.path().join("state.db")).unwrap();
+        let store = SqliteState::open(&dir.path().join("state.db")).unwrap();
         (dir, store)
     }
 
@@ -366,7 +366,7 @@ mod tests {
         assert_eq!(next.len(), 2, "slow gets the two that are left");
     }
 
-    async fn lag_position(store: &StateStore) -> i64 {
+    async fn lag_position(store: &SqliteState) -> i64 {
         store
             .read(|conn| {
                 conn.query_row(

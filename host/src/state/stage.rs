@@ -7,7 +7,7 @@ use idhost_connector_sdk::{Entitlement, Grant, Resource};
 use rusqlite::params;
 
 use super::checkpoint::{self, Checkpoint};
-use super::store::{StateError, StateStore, bad_record};
+use super::store::{SqliteState, StateError, bad_record};
 use crate::db::{LARGE_WRITE, release_cache};
 use crate::record::Batch;
 
@@ -50,7 +50,7 @@ pub struct Discarded {
     pub grants: u64,
 }
 
-impl StateStore {
+impl SqliteState {
     /// Commits one page of `rtype` and the checkpoint that follows it, in one transaction.
     /// `removed` are the ids an incremental page names as removed.
     pub async fn stage_page(

@@ -13,11 +13,25 @@ use std::path::{Path, PathBuf};
 use crate::db::{Db, DbError};
 
 /// Errors of the state database, naming the file.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum StateError {
+    /// Postgres failed (or answered what this version cannot read).
+    Postgres {
+        /// The server, without user or password (`postgres://host:port/db`).
+        db: String,
+        /// What failed, in the server's words where it answered.
+        message: String,
+    },
+    /// This replica no longer holds the lease (epoch) its sync of `source` runs under: another
+    /// replica took the source over, so nothing of this sync may be committed.
+    Fenced {
+        /// The source.
+        source: String,
+        /// The epoch the sync ran under.
+        epoch: i64,
+    },
     /// SQLite failed.
-    #[error("state database {path}: {source}")]
     Sqlite {
         /// The database file.
         path: PathBuf,
@@ -25,7 +39,6 @@ pub enum StateError {
         source: rusqlite::Error,
     },
     /// A stored value could not be read back (e.g. a checkpoint written by another version).
-    #[error("state database {path}: {what}")]
     Corrupt {
         /// The database file.
         path: PathBuf,
@@ -33,13 +46,46 @@ pub enum StateError {
         what: String,
     },
     /// The blocking task running a query failed.
-    #[error("state database {path}: the database task failed: {message}")]
     Task {
         /// The database file.
         path: PathBuf,
         /// Why.
         message: String,
     },
+}
+
+// Written out rather than derived: thiserror takes a field named `source` for the cause,
+// and `Fenced`'s `source` is a source's name.
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateError::Postgres { db, message } => write!(f, "state database {db}: {message}"),
+            StateError::Fenced { source, epoch } => write!(
+                f,
+                "source `{source}`: the lease of epoch {epoch} is gone (another replica holds the source now); nothing was committed"
+            ),
+            StateError::Sqlite { path, source } => {
+                write!(f, "state database {}: {source}", path.display())
+            }
+            StateError::Corrupt { path, what } => {
+                write!(f, "state database {}: {what}", path.display())
+            }
+            StateError::Task { path, message } => write!(
+                f,
+                "state database {}: the database task failed: {message}",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StateError::Sqlite { source, .. } => Some(source),
+            _ => None,
+        }
+    }
 }
 
 impl From<DbError> for StateError {
@@ -94,18 +140,19 @@ CREATE TABLE IF NOT EXISTS sink_positions (
     PRIMARY KEY (source, sink)) WITHOUT ROWID;
 "#;
 
-/// The state database. Cheap to clone.
+/// The SQLite backend of the state database (the embedded default for one machine). Cheap
+/// to clone.
 ///
 /// One writing connection (see [`crate::db`]): several sources writing at once take turns,
 /// which SQLite would make them do anyway (one writer at a time), without `SQLITE_BUSY`. One
 /// reading connection beside it (WAL: readers never wait for the writer).
 #[derive(Clone, Debug)]
-pub struct StateStore {
+pub struct SqliteState {
     db: Db,
     reader: Db,
 }
 
-impl StateStore {
+impl SqliteState {
     /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StateError> {
         let db = Db::open(path)?;

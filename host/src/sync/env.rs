@@ -108,7 +108,7 @@ impl SyncEnv {
             Router::default()
         };
         Ok(Self {
-            state: StateStore::open(&config.state_path)?,
+            state: StateStore::for_config(&config).await?,
             client: crate::services::http::build_client()?,
             router: Arc::new(router),
             config,

@@ -42,4 +42,5 @@ mod sinks_nats;
 mod sinks_postgres;
 mod sinks_sqlite;
 mod sinks_webhook;
+mod state_postgres;
 mod sync_fixture;

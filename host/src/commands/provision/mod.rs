@@ -37,10 +37,9 @@ impl Audit<'_> {
     fn append(&mut self, result: &str, detail: String) -> Result<(), CommandError> {
         self.record.result = result.to_owned();
         self.record.detail = detail;
-        let path = &self.config.state_path;
         let written = match self.row {
-            Some(id) => audit::finish(path, id, &self.record),
-            None => audit::append(path, &self.record).map(|id| {
+            Some(id) => audit::finish_in(self.config, id, &self.record),
+            None => audit::append_in(self.config, &self.record).map(|id| {
                 self.row = Some(id);
             }),
         };
@@ -120,12 +119,8 @@ fn check_grantable(
         entitlement,
         principal,
     } = &args.op
-        && let Err(message) = crate::provision_guard::check_grant(
-            &config.state_path,
-            &source.name,
-            entitlement,
-            principal,
-        )
+        && let Err(message) =
+            crate::provision_guard::check_grant_in(config, &source.name, entitlement, principal)
     {
         return Err(audit.refuse(message));
     }
