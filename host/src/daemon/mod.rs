@@ -147,6 +147,10 @@ pub async fn run(options: DaemonOptions) -> Result<Outcome, CommandError> {
         background.spawn(coordinator.clone().run(stop.clone()));
     }
 
+    let mut env = env;
+    if let Some(coordinator) = &coordinator {
+        env.lease_check = Some(coordinator.clone());
+    }
     let shared = Arc::new(scheduler::Shared {
         env,
         store,

@@ -34,12 +34,14 @@ mod carry;
 mod checkpoint;
 mod connector;
 mod diff;
+mod fence;
 mod functions;
 mod outbox;
 mod stage;
 mod store;
 
 pub use checkpoint::{Checkpoint, Phase, Removals};
+pub use fence::Fence;
 pub use functions::field_changes;
 pub use outbox::{OUTBOX_CAP, SinkLag};
 pub use stage::{Discarded, RecordTable};

@@ -168,6 +168,9 @@ async fn deliver_one(
     if let Some(after) = position {
         result = send_events(ctx, &mut session, after, end).await;
     }
+    if result.is_ok() {
+        result = still_leased(ctx).await;
+    }
     let result = match result {
         Ok(()) => ctx
             .or_cancel(session.commit(&run))
@@ -192,6 +195,25 @@ async fn deliver_one(
         .record_delivery(ctx.name(), &cp.sync_id, &sink, position.map(|_| end))
         .await
         .map_err(Stop::failed)
+}
+
+/// Under a lease (`idhost run` with `[coordination]`): refuses the sink commit unless the
+/// sync's grant is still the current, unexpired one, asked of the database right before it.
+/// The delivery record that follows the commit is itself fenced in the state database's
+/// transaction; what this check cannot close is a takeover between it and the sink's own
+/// commit (a replica paused exactly there), which can deliver a change twice under two event
+/// ids — never lose one.
+async fn still_leased(ctx: &Ctx<'_>) -> Result<(), Stop> {
+    let (Some(check), Some(fence)) = (&ctx.env.lease_check, ctx.env.state.fence()) else {
+        return Ok(());
+    };
+    match ctx.or_cancel(check.check(fence)).await? {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Stop::failed(crate::state::StateStore::fenced_error(fence))),
+        Err(message) => Err(Stop::failed(format!(
+            "cannot confirm the lease before committing: {message}"
+        ))),
+    }
 }
 
 /// Streams the outbox's events after `after`, up to `end`, into `session`.

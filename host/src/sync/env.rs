@@ -15,6 +15,15 @@ use crate::route::Router;
 use crate::sinks::SinkError;
 use crate::state::{StateError, StateStore};
 
+/// Asks the coordination database whether a sync's lease is still the current grant; the
+/// daemon's coordinator answers, right before each sink commit of a fenced sync (see
+/// `deliver`). `Ok(false)`: the lease moved on or expired, so the sink must not commit.
+#[async_trait::async_trait]
+pub trait LeaseCheck: Send + Sync {
+    /// Whether `fence` is still current and unexpired.
+    async fn check(&self, fence: &crate::state::Fence) -> Result<bool, String>;
+}
+
 /// The shared pieces a sync needs. Cheap to clone.
 #[derive(Clone)]
 pub struct SyncEnv {
@@ -32,6 +41,9 @@ pub struct SyncEnv {
     pub progress: Progress,
     /// Stops every sync between pages.
     pub cancel: CancellationToken,
+    /// Checks a fenced sync's lease before each sink commit (`idhost run` under
+    /// `[coordination]`; `None` elsewhere).
+    pub lease_check: Option<Arc<dyn LeaseCheck>>,
 }
 
 /// How to open a [`SyncEnv`].
@@ -115,6 +127,7 @@ impl SyncEnv {
             registry,
             progress: setup.progress,
             cancel: setup.cancel,
+            lease_check: None,
         })
     }
 
