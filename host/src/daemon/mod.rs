@@ -147,12 +147,11 @@ pub async fn run(options: DaemonOptions) -> Result<Outcome, CommandError> {
         background.spawn(coordinator.clone().run(stop.clone()));
     }
 
-    let mut env = env;
-    if let Some(coordinator) = &coordinator {
-        env.lease_check = Some(coordinator.clone());
-    }
     let shared = Arc::new(scheduler::Shared {
         env,
+        lease_check: coordinator
+            .clone()
+            .map(|c| c as Arc<dyn crate::sync::LeaseCheck>),
         store,
         metrics: metrics.clone(),
         notifier: notifier.clone(),

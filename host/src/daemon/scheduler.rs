@@ -18,7 +18,7 @@ use crate::notify::{Incidents, Notification, Notifier};
 use crate::record::RunStatus;
 use crate::schedule::Schedule;
 use crate::state::Fence;
-use crate::sync::{SyncEnv, SyncOptions};
+use crate::sync::{LeaseCheck, SyncEnv, SyncLease, SyncOptions};
 
 /// What every source's scheduler shares.
 pub(crate) struct Shared {
@@ -38,6 +38,9 @@ pub(crate) struct Shared {
     pub(crate) hard: CancellationToken,
     /// Most jitter before a slot.
     pub(crate) max_jitter: Duration,
+    /// The coordinator, asked before each sink commit whether a sync's lease still holds
+    /// (`None` without `[coordination]`).
+    pub(crate) lease_check: Option<Arc<dyn LeaseCheck>>,
 }
 
 /// Resolves when the lease is not (or no longer) valid.
@@ -211,18 +214,22 @@ async fn sync_slot(
     let cancel = shared.hard.child_token();
     // Under coordination every commit of this sync is checked against the grant it runs
     // under (see `lease`); a lone replica's lease never lapses and has no row to check.
-    let state = if shared.env.lease_check.is_some() {
-        shared.env.state.fenced(Fence {
+    let lease = shared.lease_check.clone().map(|check| SyncLease {
+        fence: Fence {
             source: name.clone(),
             holder: replica.to_owned(),
             epoch,
-        })
-    } else {
-        shared.env.state.clone()
+        },
+        check,
+    });
+    let state = match &lease {
+        Some(lease) => shared.env.state.fenced(lease.fence.clone()),
+        None => shared.env.state.clone(),
     };
     let env = SyncEnv {
         cancel: cancel.clone(),
         state,
+        lease,
         ..shared.env.clone()
     };
     shared.metrics.set_running(name, true);

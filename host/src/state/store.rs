@@ -32,17 +32,6 @@ pub enum StateError {
         /// What could not be read, and why.
         what: String,
     },
-    /// The lease this sync acts under was granted anew (another replica, or this one again,
-    /// took the source over): the commit was refused, so the stale sync changes nothing.
-    #[error(
-        "the lease of source `{source}` moved on from epoch {epoch}: this sync is fenced off and committed nothing"
-    )]
-    Fenced {
-        /// The source.
-        source: String,
-        /// The epoch the sync acted under.
-        epoch: i64,
-    },
     /// The blocking task running a query failed.
     #[error("state database {path}: the database task failed: {message}")]
     Task {
@@ -114,8 +103,6 @@ CREATE TABLE IF NOT EXISTS sink_positions (
 pub struct StateStore {
     db: Db,
     reader: Db,
-    /// The lease every commit is checked against (see [`super::fence`]).
-    pub(super) fence: Option<std::sync::Arc<super::Fence>>,
 }
 
 impl StateStore {
@@ -128,11 +115,7 @@ impl StateStore {
         })?;
         let reader = Db::open(path)?;
         reader.with_conn(|conn| super::functions::register(conn))?;
-        Ok(Self {
-            db,
-            reader,
-            fence: None,
-        })
+        Ok(Self { db, reader })
     }
 
     /// The database file.

@@ -204,12 +204,15 @@ async fn deliver_one(
 /// commit (a replica paused exactly there), which can deliver a change twice under two event
 /// ids — never lose one.
 async fn still_leased(ctx: &Ctx<'_>) -> Result<(), Stop> {
-    let (Some(check), Some(fence)) = (&ctx.env.lease_check, ctx.env.state.fence()) else {
+    let Some(lease) = &ctx.env.lease else {
         return Ok(());
     };
-    match ctx.or_cancel(check.check(fence)).await? {
+    match ctx.or_cancel(lease.check.check(&lease.fence)).await? {
         Ok(true) => Ok(()),
-        Ok(false) => Err(Stop::failed(crate::state::StateStore::fenced_error(fence))),
+        Ok(false) => Err(Stop::failed(format!(
+            "source `{}`: the lease of epoch {} is gone (another replica holds the source now, or it expired); the sink was not committed",
+            lease.fence.source, lease.fence.epoch
+        ))),
         Err(message) => Err(Stop::failed(format!(
             "cannot confirm the lease before committing: {message}"
         ))),
