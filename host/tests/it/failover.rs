@@ -372,6 +372,24 @@ fn failover_figure_three_replicas_under_sigkill_and_sigstop() {
         .flat_map(starts)
         .filter(|r| r.source.starts_with(&prefix))
         .collect();
+    // What stopped the stale holders: the fence before a sink commit, or the lapse noticed.
+    let (mut fenced, mut cut) = (0usize, 0usize);
+    for d in slots
+        .iter()
+        .flat_map(|s| s.retired.iter().chain(std::iter::once(&s.live)))
+    {
+        for line in d.logs() {
+            match message(&line).as_str() {
+                "sync finished" if field(&line, "error").contains("the lease of epoch") => {
+                    fenced += 1
+                }
+                "lease lapsed mid-sync; cancelling it so no other replica syncs alongside" => {
+                    cut += 1
+                }
+                _ => {}
+            }
+        }
+    }
     let mut by_source: BTreeMap<&str, Vec<&Started>> = BTreeMap::new();
     for run in &all {
         by_source.entry(run.source.as_str()).or_default().push(run);
@@ -480,6 +498,8 @@ fn failover_figure_three_replicas_under_sigkill_and_sigstop() {
         takeovers.last().copied().unwrap_or(0)
     );
     println!("| moved sources never synced elsewhere | {never} |");
+    println!("| syncs cut when their lease lapsed | {cut} |");
+    println!("| sink commits refused by the fence | {fenced} |");
     println!();
 
     let _ = query(&format!(
