@@ -118,6 +118,9 @@ pub(crate) async fn run_source(
             () = held(&mut valid) => {}
             () = shared.stop.cancelled() => return,
         }
+        // What is loaded now holds for this grant only: under a new epoch another replica may
+        // have run slots meanwhile, so the schedule is read again.
+        let acting = valid.borrow().map(|g| g.epoch);
         let Some(state) = persist(&shared, "reading the schedule", &name, || {
             shared.store.load(&name)
         })
@@ -140,7 +143,8 @@ pub(crate) async fn run_source(
             }
             let busy = lease.busy.clone().lock_owned().await;
             let grant = *valid.borrow();
-            let Some(grant) = grant.filter(|g| g.until > Instant::now()) else {
+            let Some(grant) = grant.filter(|g| g.until > Instant::now() && Some(g.epoch) == acting)
+            else {
                 break;
             };
             let claimed = persist(&shared, "claiming a slot", &name, || {

@@ -33,7 +33,6 @@ use crate::support::daemon::{Daemon, field, message, now_ms, plugin_dir, workdir
 
 const PG: &str = "postgres://postgres@127.0.0.1:5432/test";
 const REPLICAS: usize = 3;
-const LEASE_SECS: u64 = 3;
 const SCHEDULE_SECS: i64 = 6;
 /// The fixture's directory changes every this many seconds.
 const CHURN_SECS: u64 = 6;
@@ -94,13 +93,13 @@ impl StateAt {
     }
 }
 
-fn replica_config(dir: &Path, sources: &[String], state: &StateAt) -> PathBuf {
+fn replica_config(dir: &Path, sources: &[String], state: &StateAt, lease_secs: u64) -> PathBuf {
     let state_line = match state {
         StateAt::PerReplicaSqlite => format!("state_path = \"{}/state.db\"", dir.display()),
         StateAt::Shared(url) => format!("state_url = \"{url}\""),
     };
     let mut text = format!(
-        "plugin_dir = \"{}\"\n{state_line}\n\n[coordination]\npostgres_url = \"{PG}\"\nlease_secs = {LEASE_SECS}\n",
+        "plugin_dir = \"{}\"\n{state_line}\n\n[coordination]\npostgres_url = \"{PG}\"\nlease_secs = {lease_secs}\n",
         plugin_dir().display(),
     );
     for name in sources {
@@ -108,8 +107,10 @@ fn replica_config(dir: &Path, sources: &[String], state: &StateAt) -> PathBuf {
             "\n[sources.{name}]\nconnector = \"fixture\"\nschedule = \"{SCHEDULE_SECS}s\"\n[sources.{name}.settings]\nusers = 3\ngroups = 1\nmemberships = 2\nchurn_secs = {CHURN_SECS}\n"
         ));
     }
+    // Each replica's own file (what each delivered), and one Postgres sink they all share
+    // (what a deployment's receivers see: its `events.id` is unique, a redelivery ignored).
     text.push_str(&format!(
-        "\n[sinks.events]\ntype = \"jsonl\"\npath = \"{}/events.jsonl\"\nrecords = [\"event\"]\n",
+        "\n[sinks.events]\ntype = \"jsonl\"\npath = \"{}/events.jsonl\"\nrecords = [\"event\"]\n\n[sinks.shared]\ntype = \"postgres\"\nurl = \"{PG}\"\nrecords = [\"event\"]\n",
         dir.display()
     ));
     let path = dir.join("idhost.toml");
@@ -244,6 +245,36 @@ fn churn(event: &serde_json::Value) -> Option<(i64, i64)> {
         .find_map(|c| Some((window(&c["old"])?, window(&c["new"])?)))
 }
 
+/// Per source, in the order the host computed them, each `u0` change must start where the
+/// previous one ended: (changes lost, changes delivered twice, moves backwards).
+fn chain_breaks(events: &[&serde_json::Value]) -> (usize, usize, usize) {
+    let mut chains: BTreeMap<String, Vec<(String, i64, i64)>> = BTreeMap::new();
+    for e in events {
+        if let Some((old, new)) = churn(e) {
+            chains
+                .entry(e["source"].as_str().unwrap_or_default().to_owned())
+                .or_default()
+                .push((e["at"].as_str().unwrap_or_default().to_owned(), old, new));
+        }
+    }
+    let (mut lost, mut repeated, mut backwards) = (0, 0, 0);
+    for chain in chains.values_mut() {
+        chain.sort();
+        for pair in chain.windows(2) {
+            let (prev, next) = (&pair[0], &pair[1]);
+            if next.2 < prev.2 {
+                backwards += 1;
+            }
+            match next.1.cmp(&prev.2) {
+                std::cmp::Ordering::Greater => lost += 1,
+                std::cmp::Ordering::Less => repeated += 1,
+                std::cmp::Ordering::Equal => {}
+            }
+        }
+    }
+    (lost, repeated, backwards)
+}
+
 fn percentile(sorted: &[i64], p: f64) -> i64 {
     if sorted.is_empty() {
         return 0;
@@ -268,6 +299,7 @@ fn failover_figure_three_replicas_under_sigkill_and_sigstop() {
     let state = StateAt::from_env();
     let n_sources = env_number("IDHOST_FAILOVER_SOURCES", 300).max(1);
     let rounds = env_number("IDHOST_FAILOVER_ROUNDS", 12);
+    let lease_secs = env_number("IDHOST_FAILOVER_LEASE_SECS", 3).max(3) as u64;
     let suffix: String = uuid::Uuid::new_v4()
         .simple()
         .to_string()
@@ -283,7 +315,7 @@ fn failover_figure_three_replicas_under_sigkill_and_sigstop() {
     let mut slots: Vec<Slot> = (0..REPLICAS)
         .map(|_| {
             let dir = workdir();
-            let config = replica_config(dir.path(), &names, &state);
+            let config = replica_config(dir.path(), &names, &state, lease_secs);
             let live = Daemon::start(&config, &[]);
             Slot {
                 config,
@@ -340,7 +372,7 @@ fn failover_figure_three_replicas_under_sigkill_and_sigstop() {
                 sources,
             });
             // Longer than a lease: the others take its sources while it cannot notice.
-            std::thread::sleep(Duration::from_secs(LEASE_SECS * 2));
+            std::thread::sleep(Duration::from_secs(lease_secs * 2));
             signal(slot.live.pid(), "CONT");
         }
         eprintln!(
@@ -349,7 +381,7 @@ fn failover_figure_three_replicas_under_sigkill_and_sigstop() {
             faults[faults.len() - 1].replica,
             faults[faults.len() - 1].sources.len()
         );
-        std::thread::sleep(Duration::from_secs(LEASE_SECS + 2));
+        std::thread::sleep(Duration::from_secs(lease_secs + 2));
     }
     std::thread::sleep(Duration::from_secs(SCHEDULE_SECS as u64));
     for slot in &slots {
@@ -406,44 +438,43 @@ fn failover_figure_three_replicas_under_sigkill_and_sigstop() {
         }
     }
 
-    // Events: unique ids, an unbroken chain per source, never backwards.
-    let mut events: Vec<serde_json::Value> = Vec::new();
+    // Events: unique ids, an unbroken chain per source, never backwards — in the shared sink
+    // (what receivers see) and in the union of the replicas' own files (what each delivered).
+    let mut files: Vec<serde_json::Value> = Vec::new();
     for slot in &slots {
-        events.extend(committed_events(&slot.dir.path().join("events.jsonl")));
+        files.extend(committed_events(&slot.dir.path().join("events.jsonl")));
     }
-    let events: Vec<serde_json::Value> = events
+    let files: Vec<serde_json::Value> = files
         .into_iter()
         .filter(|e| e["source"].as_str().is_some_and(|s| s.starts_with(&prefix)))
         .collect();
-    let ids: BTreeSet<&str> = events.iter().filter_map(|e| e["id"].as_str()).collect();
-    let duplicate_ids = events.len() - ids.len();
-    let mut chains: BTreeMap<String, Vec<(String, i64, i64)>> = BTreeMap::new();
-    for e in &events {
-        if let Some((old, new)) = churn(e) {
-            chains
-                .entry(e["source"].as_str().unwrap_or_default().to_owned())
-                .or_default()
-                .push((e["at"].as_str().unwrap_or_default().to_owned(), old, new));
-        }
-    }
-    let (mut lost, mut repeated, mut backwards) = (0usize, 0usize, 0usize);
-    for chain in chains.values_mut() {
-        // In the order the host computed them: each must start where the previous ended.
-        chain.sort();
-        for pair in chain.windows(2) {
-            let (prev, next) = (&pair[0], &pair[1]);
-            if next.2 < prev.2 {
-                backwards += 1;
-            }
-            match next.1.cmp(&prev.2) {
-                std::cmp::Ordering::Greater => lost += 1,
-                std::cmp::Ordering::Less => repeated += 1,
-                std::cmp::Ordering::Equal => {}
-            }
-        }
-    }
+    let file_ids: BTreeSet<&str> = files.iter().filter_map(|e| e["id"].as_str()).collect();
+    let redelivered = files.len() - file_ids.len();
+    let mut seen = BTreeSet::new();
+    let files_once: Vec<&serde_json::Value> = files
+        .iter()
+        .filter(|e| seen.insert(e["id"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    let (files_lost, files_repeated, files_backwards) = chain_breaks(&files_once);
+    let shared: Vec<serde_json::Value> = query(&format!(
+        "SELECT id, source, event, subject, to_char(at, 'YYYY-MM-DD HH24:MI:SS.US'), changes::text FROM events WHERE source LIKE '{prefix}%'"
+    ))
+    .unwrap_or_default()
+    .iter()
+    .map(|r| {
+        serde_json::json!({
+            "id": r.get::<_, String>(0), "source": r.get::<_, String>(1),
+            "event": r.get::<_, String>(2), "subject": r.get::<_, String>(3),
+            "at": r.get::<_, String>(4),
+            "changes": serde_json::from_str::<serde_json::Value>(&r.get::<_, String>(5)).unwrap_or_default(),
+        })
+    })
+    .collect();
+    let shared_ids: BTreeSet<&str> = shared.iter().filter_map(|e| e["id"].as_str()).collect();
+    let duplicate_ids = shared.len() - shared_ids.len();
+    let (lost, repeated, backwards) = chain_breaks(&shared.iter().collect::<Vec<_>>());
+    let events = shared;
 
-    // Takeover: from the fault to each of the victim's sources' first sync elsewhere.
     // A source the victim took back itself (SIGCONT before anyone took it) before the next
     // fault is no takeover; it is counted apart.
     let mut takeovers: Vec<i64> = Vec::new();
@@ -466,14 +497,14 @@ fn failover_figure_three_replicas_under_sigkill_and_sigstop() {
 
     println!();
     println!(
-        "failover figure: {n_sources} sources every {SCHEDULE_SECS}s, {REPLICAS} replicas, lease_secs = {LEASE_SECS}, state {}",
+        "failover figure: {n_sources} sources every {SCHEDULE_SECS}s, {REPLICAS} replicas, lease_secs = {lease_secs}, state {}",
         state.describe()
     );
     println!(
         "{} faults ({kills} SIGKILL + restart, {} SIGSTOP {}s + SIGCONT) over {:.0}s",
         faults.len(),
         faults.len() - kills,
-        LEASE_SECS * 2,
+        lease_secs * 2,
         ran_for.as_secs_f64()
     );
     println!("| check | value |");
@@ -482,11 +513,18 @@ fn failover_figure_three_replicas_under_sigkill_and_sigstop() {
     println!("| slots started twice | {twice} |");
     println!("| slot gaps not reported missed | {unaccounted} |");
     println!("| slots reported missed (during takeovers) | {missed} |");
-    println!("| change events delivered | {} |", events.len());
-    println!("| duplicate event ids across sinks | {duplicate_ids} |");
-    println!("| changes lost (chain breaks) | {lost} |");
-    println!("| changes delivered twice (chain overlaps) | {repeated} |");
-    println!("| snapshots gone backwards | {backwards} |");
+    println!("| change events in the shared sink | {} |", events.len());
+    println!("| duplicate event ids in the shared sink | {duplicate_ids} |");
+    println!("| changes lost (chain breaks), shared sink | {lost} |");
+    println!("| changes delivered twice (chain overlaps), shared sink | {repeated} |");
+    println!("| snapshots gone backwards, shared sink | {backwards} |");
+    println!(
+        "| replicas' own files: events / same id delivered by two replicas | {} / {redelivered} |",
+        files.len()
+    );
+    println!(
+        "| replicas' own files, ids deduplicated: lost / twice / backwards | {files_lost} / {files_repeated} / {files_backwards} |"
+    );
     println!(
         "| takeover p50 / p95 / max (ms, {} moved sources) | {} / {} / {} |",
         takeovers.len(),
@@ -503,18 +541,23 @@ fn failover_figure_three_replicas_under_sigkill_and_sigstop() {
         "DELETE FROM idhost_leases WHERE source IN ({})",
         quoted(&names)
     ));
+    let _ = query(&format!("DELETE FROM events WHERE source LIKE '{prefix}%'"));
     assert!(
         !all.is_empty() && !events.is_empty(),
         "nothing ran or nothing was delivered"
     );
     assert_eq!(twice, 0, "a slot ran on two replicas");
     assert_eq!(unaccounted, 0, "a slot neither ran nor was reported missed");
-    assert_eq!(duplicate_ids, 0, "an event id reached the sinks twice");
+    assert_eq!(
+        duplicate_ids, 0,
+        "an event id reached the shared sink twice"
+    );
     if state.shared() {
         assert_eq!(lost, 0, "changes were lost across takeovers");
         assert_eq!(repeated, 0, "changes were delivered twice across takeovers");
         assert_eq!(backwards, 0, "a snapshot went backwards");
     } else if lost + repeated + backwards > 0 {
+        // (per-replica state: shown, not asserted)
         println!(
             "per-replica state: a moved source starts from another replica's snapshot, so {lost} changes were lost and {repeated} repeated; set IDHOST_FAILOVER_STATE=postgres://… for shared state"
         );
