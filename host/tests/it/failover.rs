@@ -423,16 +423,31 @@ fn failover_figure_three_replicas_under_sigkill_and_sigstop() {
     for run in &all {
         by_source.entry(run.source.as_str()).or_default().push(run);
     }
-    let (mut twice, mut unaccounted, mut missed) = (0usize, 0usize, 0i64);
+    // A slot claimed (in the lease table) by a replica SIGKILLed before it logged the start
+    // is a slot that ran, unlogged: one slot more between two logged runs, across a SIGKILL
+    // of the replica that held the source.
+    let killed_between = |a: &Started, b: &Started| {
+        faults.iter().any(|f| {
+            f.action == "SIGKILL"
+                && f.at_ms > a.at_ms
+                && f.at_ms < b.at_ms
+                && f.sources.contains(&a.source)
+        })
+    };
+    let (mut twice, mut unaccounted, mut unlogged, mut missed) = (0usize, 0usize, 0usize, 0i64);
     for runs in by_source.values_mut() {
         runs.sort_by_key(|r| (r.slot, r.at_ms));
         for pair in runs.windows(2) {
             let (a, b) = (pair[0], pair[1]);
+            let step = SCHEDULE_SECS * 1000;
             if a.slot == b.slot {
                 twice += 1;
                 eprintln!("slot ran twice: {a:?} {b:?}");
-            } else if b.slot - a.slot != SCHEDULE_SECS * 1000 * (b.skipped + 1) {
+            } else if b.slot - a.slot == step * (b.skipped + 2) && killed_between(a, b) {
+                unlogged += 1;
+            } else if b.slot - a.slot != step * (b.skipped + 1) {
                 unaccounted += 1;
+                eprintln!("slot gap not reported: {a:?} {b:?}");
             }
             missed += b.skipped;
         }
@@ -512,6 +527,7 @@ fn failover_figure_three_replicas_under_sigkill_and_sigstop() {
     println!("| syncs started | {} |", all.len());
     println!("| slots started twice | {twice} |");
     println!("| slot gaps not reported missed | {unaccounted} |");
+    println!("| slots claimed by a replica SIGKILLed before it logged the start | {unlogged} |");
     println!("| slots reported missed (during takeovers) | {missed} |");
     println!("| change events in the shared sink | {} |", events.len());
     println!("| duplicate event ids in the shared sink | {duplicate_ids} |");
