@@ -160,6 +160,9 @@ pub async fn run(options: DaemonOptions) -> Result<Outcome, CommandError> {
 
     let shared = Arc::new(scheduler::Shared {
         env,
+        lease_check: coordinator
+            .clone()
+            .map(|c| c as Arc<dyn crate::sync::LeaseCheck>),
         store,
         metrics: metrics.clone(),
         notifier: notifier.clone(),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::lease::{SourceLease, Validity};
+use super::lease::{SourceLease, Validity, holds};
 use super::slots::{self, Due};
 use super::store::ScheduleStore;
 use crate::config::{NotifyEvent, SourceConfig};
@@ -17,7 +17,8 @@ use crate::metrics::DaemonMetrics;
 use crate::notify::{Incidents, Notification, Notifier};
 use crate::record::RunStatus;
 use crate::schedule::Schedule;
-use crate::sync::{SyncEnv, SyncOptions};
+use crate::state::Fence;
+use crate::sync::{LeaseCheck, SyncEnv, SyncLease, SyncOptions};
 
 /// What every source's scheduler shares.
 pub(crate) struct Shared {
@@ -37,21 +38,31 @@ pub(crate) struct Shared {
     pub(crate) hard: CancellationToken,
     /// Most jitter before a slot.
     pub(crate) max_jitter: Duration,
+    /// The coordinator, asked before each sink commit whether a sync's lease still holds
+    /// (`None` without `[coordination]`).
+    pub(crate) lease_check: Option<Arc<dyn LeaseCheck>>,
 }
 
 /// Resolves when the lease is not (or no longer) valid.
 async fn lapsed(rx: &mut watch::Receiver<Validity>) {
     loop {
-        let until = *rx.borrow_and_update();
-        match until {
-            Some(t) if t > Instant::now() => {
+        let grant = *rx.borrow_and_update();
+        match grant {
+            Some(g) if g.until > Instant::now() => {
                 tokio::select! {
-                    () = tokio::time::sleep_until(t.into()) => {
-                        if rx.borrow().is_none_or(|u| u <= Instant::now()) {
+                    () = tokio::time::sleep_until(g.until.into()) => {
+                        // Renewed meanwhile under the same grant: still held. A new epoch is
+                        // a new grant: the sync of the old one ends here.
+                        let now = *rx.borrow();
+                        if !holds(&now, Instant::now()) || now.map(|n| n.epoch) != Some(g.epoch) {
                             return;
                         }
                     }
-                    changed = rx.changed() => if changed.is_err() { return },
+                    changed = rx.changed() => {
+                        if changed.is_err() || rx.borrow().map(|n| n.epoch) != Some(g.epoch) {
+                            return;
+                        }
+                    }
                 }
             }
             _ => return,
@@ -62,7 +73,7 @@ async fn lapsed(rx: &mut watch::Receiver<Validity>) {
 /// Resolves when the lease is valid.
 async fn held(rx: &mut watch::Receiver<Validity>) {
     loop {
-        if rx.borrow_and_update().is_some_and(|t| t > Instant::now()) {
+        if holds(&rx.borrow_and_update(), Instant::now()) {
             return;
         }
         if rx.changed().await.is_err() {
@@ -107,6 +118,9 @@ pub(crate) async fn run_source(
             () = held(&mut valid) => {}
             () = shared.stop.cancelled() => return,
         }
+        // What is loaded now holds for this grant only: under a new epoch another replica may
+        // have run slots meanwhile, so the schedule is read again.
+        let acting = valid.borrow().map(|g| g.epoch);
         let Some(state) = persist(&shared, "reading the schedule", &name, || {
             shared.store.load(&name)
         })
@@ -128,11 +142,13 @@ pub(crate) async fn run_source(
                 () = shared.stop.cancelled() => return,
             }
             let busy = lease.busy.clone().lock_owned().await;
-            if valid.borrow().is_none_or(|t| t <= Instant::now()) {
+            let grant = *valid.borrow();
+            let Some(grant) = grant.filter(|g| g.until > Instant::now() && Some(g.epoch) == acting)
+            else {
                 break;
-            }
+            };
             let claimed = persist(&shared, "claiming a slot", &name, || {
-                shared.store.claim(&name, due.slot)
+                shared.store.claim(&name, due.slot, grant.epoch)
             })
             .await;
             match claimed {
@@ -145,7 +161,15 @@ pub(crate) async fn run_source(
                 Some(true) => {}
             }
             last = Some(due.slot);
-            sync_slot(&shared, &source, due, &mut incidents, &mut valid).await;
+            sync_slot(
+                &shared,
+                &source,
+                due,
+                grant.epoch,
+                &mut incidents,
+                &mut valid,
+            )
+            .await;
             drop(busy);
             if shared.stop.is_cancelled() {
                 return;
@@ -160,6 +184,7 @@ async fn sync_slot(
     shared: &Shared,
     source: &SourceConfig,
     due: Due,
+    epoch: i64,
     incidents: &mut Incidents,
     valid: &mut watch::Receiver<Validity>,
 ) {
@@ -189,10 +214,26 @@ async fn sync_slot(
             ));
         }
     }
-    tracing::info!(source = %name, slot = %crate::clock::ms_rfc3339(due.slot), slot_ms = due.slot, skipped = due.skipped, replica = %replica, "sync starting");
+    tracing::info!(source = %name, slot = %crate::clock::ms_rfc3339(due.slot), slot_ms = due.slot, skipped = due.skipped, replica = %replica, epoch, "sync starting");
     let cancel = shared.hard.child_token();
+    // Under coordination every commit of this sync is checked against the grant it runs
+    // under (see `lease`); a lone replica's lease never lapses and has no row to check.
+    let lease = shared.lease_check.clone().map(|check| SyncLease {
+        fence: Fence {
+            source: name.clone(),
+            holder: replica.to_owned(),
+            epoch,
+        },
+        check,
+    });
+    let state = match &lease {
+        Some(lease) => shared.env.state.fenced(lease.fence.clone()),
+        None => shared.env.state.clone(),
+    };
     let env = SyncEnv {
         cancel: cancel.clone(),
+        state,
+        lease,
         ..shared.env.clone()
     };
     shared.metrics.set_running(name, true);

@@ -46,8 +46,8 @@ pub(crate) trait ScheduleStore: Send + Sync {
     /// The state of `source` (called whenever this replica starts acting for it).
     async fn load(&self, source: &str) -> Result<SourceState, StoreError>;
     /// Records that `slot` of `source` starts now; false when it must not run here (another
-    /// replica already ran it, or this replica's lease is gone).
-    async fn claim(&self, source: &str, slot: i64) -> Result<bool, StoreError>;
+    /// replica already ran it, or this replica's lease — the grant of `epoch` — is gone).
+    async fn claim(&self, source: &str, slot: i64, epoch: i64) -> Result<bool, StoreError>;
     /// Saves the open incidents of `source`.
     async fn save_incidents(&self, source: &str, incidents: &Incidents) -> Result<(), StoreError>;
 }
@@ -112,7 +112,7 @@ impl ScheduleStore for LocalStore {
         .await
     }
 
-    async fn claim(&self, source: &str, slot: i64) -> Result<bool, StoreError> {
+    async fn claim(&self, source: &str, slot: i64, _epoch: i64) -> Result<bool, StoreError> {
         let source = source.to_owned();
         // Durable: a slot claimed and then lost to a power cut would run twice.
         self.blocking(move |conn| {

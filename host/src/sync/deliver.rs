@@ -168,6 +168,9 @@ async fn deliver_one(
     if let Some(after) = position {
         result = send_events(ctx, &mut session, after, end).await;
     }
+    if result.is_ok() {
+        result = still_leased(ctx).await;
+    }
     let result = match result {
         Ok(()) => ctx
             .or_cancel(session.commit(&run))
@@ -192,6 +195,28 @@ async fn deliver_one(
         .record_delivery(ctx.name(), &cp.sync_id, &sink, position.map(|_| end))
         .await
         .map_err(Stop::failed)
+}
+
+/// Under a lease (`idhost run` with `[coordination]`): refuses the sink commit unless the
+/// sync's grant is still the current, unexpired one, asked of the database right before it.
+/// The delivery record that follows the commit is itself fenced in the state database's
+/// transaction; what this check cannot close is a takeover between it and the sink's own
+/// commit (a replica paused exactly there), which can deliver a change twice under two event
+/// ids — never lose one.
+async fn still_leased(ctx: &Ctx<'_>) -> Result<(), Stop> {
+    let Some(lease) = &ctx.env.lease else {
+        return Ok(());
+    };
+    match ctx.or_cancel(lease.check.check(&lease.fence)).await? {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Stop::failed(format!(
+            "source `{}`: the lease of epoch {} is gone (another replica holds the source now, or it expired); the sink was not committed",
+            lease.fence.source, lease.fence.epoch
+        ))),
+        Err(message) => Err(Stop::failed(format!(
+            "cannot confirm the lease before committing: {message}"
+        ))),
+    }
 }
 
 /// Streams the outbox's events after `after`, up to `end`, into `session`.

@@ -13,7 +13,26 @@ use crate::plugins::{DiscoveryError, Registry};
 use crate::progress::Progress;
 use crate::route::Router;
 use crate::sinks::SinkError;
-use crate::state::{StateError, StateStore};
+use crate::state::{Fence, StateError, StateStore};
+
+/// Asks the coordination database whether a sync's lease is still the current grant; the
+/// daemon's coordinator answers, right before each sink commit of a fenced sync (see
+/// `deliver`). `Ok(false)`: the lease moved on or expired, so the sink must not commit.
+#[async_trait::async_trait]
+pub trait LeaseCheck: Send + Sync {
+    /// Whether `fence` is still current and unexpired.
+    async fn check(&self, fence: &Fence) -> Result<bool, String>;
+}
+
+/// The lease a sync of `idhost run` under `[coordination]` runs under, and who answers
+/// whether it still holds.
+#[derive(Clone)]
+pub struct SyncLease {
+    /// Source, holder and epoch of the grant.
+    pub fence: Fence,
+    /// The coordinator.
+    pub check: Arc<dyn LeaseCheck>,
+}
 
 /// The shared pieces a sync needs. Cheap to clone.
 #[derive(Clone)]
@@ -32,6 +51,9 @@ pub struct SyncEnv {
     pub progress: Progress,
     /// Stops every sync between pages.
     pub cancel: CancellationToken,
+    /// The lease the sync runs under, checked before each sink commit (`idhost run` under
+    /// `[coordination]`; `None` elsewhere). The state store is fenced with the same lease.
+    pub lease: Option<SyncLease>,
 }
 
 /// How to open a [`SyncEnv`].
@@ -115,6 +137,7 @@ impl SyncEnv {
             registry,
             progress: setup.progress,
             cancel: setup.cancel,
+            lease: None,
         })
     }
 

@@ -20,7 +20,7 @@ mod run;
 mod source;
 
 pub use connector::open_connector;
-pub use env::{EnvError, EnvSetup, SyncEnv};
+pub use env::{EnvError, EnvSetup, LeaseCheck, SyncEnv, SyncLease};
 pub use options::{SourceOutcome, SyncOptions};
 pub use run::run;
 pub use source::sync_source;

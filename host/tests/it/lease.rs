@@ -18,7 +18,7 @@ const PG: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// The replicas of one test count each other in `idhost_replicas`; tests run one at a time so
 /// they do not count the other test's replicas.
-static SERIAL: Mutex<()> = Mutex::new(());
+pub(crate) static SERIAL: Mutex<()> = Mutex::new(());
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

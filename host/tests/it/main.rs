@@ -29,6 +29,7 @@ mod export_clickwrap;
 mod export_csv;
 mod export_postgres;
 mod export_sources;
+mod failover;
 mod fuzz_corpus;
 mod http_policy;
 mod lease;

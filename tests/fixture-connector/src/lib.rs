@@ -21,6 +21,7 @@
 //! | `delta_users` | incremental: users (numbers) sent as upserts, rendered with the settings above |
 //! | `delta_grants` | incremental: grant ids (`group:g1:member:user:u7`) sent as upserts on the group listing |
 //! | `delta_removed` | incremental: removed ids; `user:` ids on the user listing, the rest on the group listing |
+//! | `churn_secs` | the directory changes with time: user `u0`'s display name ends in ` (w<N>)`, N = Unix seconds ÷ `churn_secs`, so every sync in a new window finds one `updated` event, whose old and new names chain from window to window (load and failover tests check that no change is lost or delivered twice) |
 //!
 //! Every complete listing stages connector state `cursor:<type>` (the host commits it with a
 //! complete sync, as it would a Graph delta link); `--full` hides it, so the listing is full.
@@ -80,6 +81,8 @@ pub struct FixtureSettings {
     delta_grants: Vec<String>,
     #[serde(default)]
     delta_removed: Vec<String>,
+    #[serde(default)]
+    churn_secs: u64,
 }
 
 fn default_users() -> u64 {
@@ -127,6 +130,13 @@ impl Fixture {
         let mut name = format!("User {n}");
         if self.settings.rename_users.contains(&n) {
             name.push_str(" (renamed)");
+        }
+        if n == 0 && self.settings.churn_secs > 0 {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            name.push_str(&format!(" (w{})", now / self.settings.churn_secs));
         }
         let mut user = Resource::new("user", &format!("u{n}"), name);
         let login = format!("user{n}@example.com");
