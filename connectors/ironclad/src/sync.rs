@@ -305,3 +305,21 @@ impl Client {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::window;
+
+    #[test]
+    fn the_window_steps_by_the_page_less_its_overlap_and_stops_at_the_total() {
+        // Without a total (the first page): one page.
+        assert_eq!(window(1, None, 100, 4), vec![1]);
+        // Pages of 100 start one resource before the last one's end.
+        assert_eq!(window(100, Some(1000), 100, 4), vec![100, 199, 298, 397]);
+        // Never past the total.
+        assert_eq!(window(892, Some(1000), 100, 4), vec![892, 991]);
+        // `count = 1` cannot move past the overlap: one page at a time.
+        assert_eq!(window(5, Some(1000), 1, 4), vec![5]);
+        assert_eq!(window(100, Some(1000), 100, 1), vec![100]);
+    }
+}

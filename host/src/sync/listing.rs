@@ -1,8 +1,9 @@
-//! The page loop: every resource type from where the checkpoint says, each page (with its
-//! side-loaded or per-resource entitlements and grants) written to every sink, then, with the
-//! checkpoint that follows it, to the state database in one transaction. So a checkpoint is
-//! committed only after every sink accepted the records before it, and a sync resumed after
-//! a crash or a stop goes on from its last committed page.
+//! The page loop: every resource type from where its cursor in the checkpoint says, several
+//! types at once ([`list`]), each page (with its side-loaded or per-resource entitlements and
+//! grants) written to every sink, then, with the checkpoint that follows it, to the state
+//! database in one transaction. So a checkpoint is committed only after every sink accepted the
+//! records before it, and a sync resumed after a crash or a stop goes on, type by type, from
+//! its last committed page of each.
 //!
 //! Every call into the plugin runs on a plugin thread under `call_timeout_secs`
 //! ([`crate::plugin_runtime`]).
@@ -12,8 +13,9 @@
 //! one record would be skipped and then wrongly deactivated. A connector that sees its
 //! listing shift answers a page with `relist` set (the host advertises
 //! `HostFeatures::relist`). The host then drops what this sync staged from that resource
-//! type (journal and sinks: the sinks' sessions start over and get the journal's other pages
-//! again) and lists the type again from its first page, at most [`MAX_LISTING_ATTEMPTS`]
+//! type only (journal and sinks: the sinks' sessions start over and get the journal's other
+//! pages, of every type, again) and lists the type again from its first page, while the other
+//! types go on, at most [`MAX_LISTING_ATTEMPTS`]
 //! times in one sync. A listing still unstable after that fails the source as incomplete: no
 //! removal or deactivation is ever emitted from an unstable listing, and the next sync lists
 //! the type from its start.
