@@ -105,7 +105,7 @@ pub(super) async fn list(
     }
     let at_once = ctx.source.types_at_once.clamp(1, pending.len());
     let permits = Semaphore::new(at_once);
-    let (tx, mut rx) = mpsc::channel::<Fetched>(at_once);
+    let (tx, mut rx) = mpsc::channel::<Fetched>(1);
     let shared = Producer {
         ctx,
         instance: &instance,
