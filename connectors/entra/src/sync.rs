@@ -225,6 +225,35 @@ impl Entra {
         }
     }
 
+    /// A full listing's groups page, each group's members and owners read through `$batch`.
+    ///
+    /// **Why `$batch` and not `groups/delta?$select=…,members,owners`** (the other documented
+    /// way to read every membership in a full sync). For the bench's tenant — 100,000 users,
+    /// 10,000 groups, 1,000,000 memberships — with Graph's documented costs
+    /// (concepts/throttling-limits.md: identity and access, an L tenant's app+tenant bucket
+    /// holds 8,000 resource units per 10 s; `groups/{id}/members` 3 RU, anything else 1,
+    /// `$select` −1, never below 1; each inner request of a `$batch` charged on its own;
+    /// json-batching.md: 20 requests per batch):
+    ///
+    /// * `$batch`: 2 reads per group (members `$top=999` — one read for a group under 1,000
+    ///   members — and owners) = 20,000 reads in ⌈20,000 / 20⌉ = 1,000 batches. RU = 10,000 ×
+    ///   (2 + 1) = 30,000, plus ~150 for the user and group pages. The bucket starts full, so
+    ///   (30,150 − 8,000) / 800 RU/s = 27.7 s: throttle-bound, whatever the round trip, as long
+    ///   as 1,000 batches / 4 in flight × RTT stays under it (RTT ≤ ~110 ms).
+    /// * `groups/delta`: 1 RU a page (1, `$select` −1, floor 1), so ~1,000 RU — no throttle.
+    ///   But delta takes no `$top`; Graph chooses how many groups and `members@delta` a page
+    ///   holds and says only that a large group's members may not fit in one response
+    ///   (delta-query-groups.md, "Paging through members in a large group"). At the
+    ///   simulator's 1,000 references a page, for ~1,015,000 references (1–2 owners a group),
+    ///   that is ≈ 1,015 pages, and
+    ///   they form one `@odata.nextLink` chain, strictly one after another (a `$filter` on ids
+    ///   to split it allows 50 ids and tracks only those, missing new groups): 1,015 × RTT =
+    ///   20 s at the bench's 20 ms, 100–200 s at a real 100–200 ms round trip.
+    ///
+    /// Delta is cheaper in resource units but its wall time is the round trip times a page
+    /// count Graph does not document; the batches' is the documented throttle's, 27.7 s, and
+    /// overtakes delta from an RTT of ~27 ms. So the full listing stays on `$batch`, and delta
+    /// serves what it is cheapest for: the incremental rounds after it (delta.rs).
     async fn groups_page(&self, url: &str) -> Result<Page<Resource>, ConnectorError> {
         let body = self.graph.get_json(url).await?;
         let next = Some(match self.graph.next_link(&body)? {

@@ -96,6 +96,8 @@ pub(crate) struct Client {
     pub(crate) schemas: SchemaCache,
     pub(crate) budgets: Budgets,
     pub(crate) page_size: u32,
+    /// SCIM list pages fetched at once (`pages_at_once`).
+    pub(crate) pages_at_once: u32,
     /// `auth = "authorization_code"`: what `idhost login` runs, and whether it has to.
     pub(crate) login: Option<Login>,
 }
@@ -192,6 +194,7 @@ impl Client {
             schemas: SchemaCache::default(),
             budgets: Budgets::documented(),
             page_size: settings.page_size,
+            pages_at_once: settings.pages_at_once,
         })
     }
 

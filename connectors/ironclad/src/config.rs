@@ -30,6 +30,12 @@ pub(crate) const WRITE_SCOPES: [&str; 5] = [
 /// Largest `count` the SCIM OpenAPI allows (`Count`: "maximum: 1000").
 pub(crate) const MAX_PAGE_SIZE: u32 = 1000;
 
+/// List pages fetched at once by default (`pages_at_once`): Ironclad documents no limit on
+/// requests in flight, only per-minute ones, so a conservative few.
+pub(crate) const DEFAULT_PAGES_AT_ONCE: u32 = 4;
+/// Most list pages fetched at once.
+pub(crate) const MAX_PAGES_AT_ONCE: u32 = 16;
+
 /// Settings of an Ironclad source.
 ///
 /// Authenticate with exactly one of: `client_id` + `client_secret` (the client-credentials
@@ -152,6 +158,16 @@ pub struct IroncladSettings {
     #[serde(default)]
     pub page_size: Option<u32>,
 
+    /// List pages fetched at once, once the first page has given `totalResults`.
+    ///
+    /// 1 to 16; defaults to 4. Ironclad documents a per-minute request limit
+    /// (developer.ironcladapp.com/reference/clm-api-rate-limits: 600 GET /Users and 600 /Groups
+    /// requests per minute) but no limit on requests in flight, so the default is conservative;
+    /// the per-minute budgets pace whatever this allows.
+    /// Example: `pages_at_once = 4`
+    #[serde(default)]
+    pub pages_at_once: Option<u32>,
+
     /// Allow plain `http://` URLs to hosts that are not loopback.
     ///
     /// Off by default: credentials would cross the network in clear text.
@@ -231,6 +247,7 @@ pub(crate) struct Validated {
     /// The scopes the token request asks for, in order.
     pub(crate) scopes: Vec<String>,
     pub(crate) page_size: u32,
+    pub(crate) pages_at_once: u32,
 }
 
 impl Validated {
@@ -292,6 +309,18 @@ impl IroncladSettings {
                 ));
             }
         };
+        let pages_at_once = match self.pages_at_once {
+            None => DEFAULT_PAGES_AT_ONCE,
+            Some(n) if (1..=MAX_PAGES_AT_ONCE).contains(&n) => n,
+            Some(n) => {
+                return Err(invalid(
+                    "pages_at_once",
+                    format!(
+                        "pages_at_once must be between 1 and {MAX_PAGES_AT_ONCE} (e.g. `pages_at_once = 4`); got `{n}`"
+                    ),
+                ));
+            }
+        };
         Ok(Validated {
             scim_base: format!("{origin}/scim/v2"),
             token_url,
@@ -301,6 +330,7 @@ impl IroncladSettings {
             read_only,
             scopes,
             page_size,
+            pages_at_once,
         })
     }
 

@@ -112,7 +112,11 @@ fn list(script: &Script, rtype: &str, token: Option<&str>) {
         assert!(page.grants.len() <= members, "more grants than members");
     }
     if let Some(next) = &page.next {
-        let index = |t: &str| t.split(':').next().and_then(|n| n.parse::<u64>().ok());
+        let index = |t: &str| {
+            t.split([':', '/'])
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+        };
         let start = token.as_str().map_or(Some(1), index);
         let next = index(next);
         // The next page starts at this page's last resource (one of overlap), so past where

@@ -82,6 +82,10 @@ pub(crate) fn manifest() -> Manifest {
             "Resources per list request, 1-1000 (default 1000)",
         ),
         key(
+            "pages_at_once",
+            "List pages fetched at once after the first, 1-16 (default 4)",
+        ),
+        key(
             "allow_insecure_http",
             "Allow plain http:// to non-loopback hosts",
         )

@@ -47,39 +47,55 @@ enum RawPage {
     Shifted(String),
 }
 
-/// Where a page starts, and the id the previous page ended with (which must be there).
+/// Where a page starts, the id the previous page ended with (which must be there), and the
+/// `totalResults` the first page gave.
 struct Cursor {
     start: u64,
     expect: Option<String>,
+    total: Option<u64>,
 }
 
 impl Cursor {
     fn parse(page: &PageToken) -> Result<Self, ConnectorError> {
         let bad = |token: &str| {
             ConnectorError::invalid_input(format!(
-                "`{token}` is not an Ironclad page token (`<startIndex>:<id>`, or a startIndex \
-                 of 1 or more)"
+                "`{token}` is not an Ironclad page token (`<startIndex>/<totalResults>:<id>`, \
+                 `<startIndex>:<id>`, or a startIndex of 1 or more)"
             ))
         };
         let Some(token) = page.as_str() else {
             return Ok(Self {
                 start: 1,
                 expect: None,
+                total: None,
             });
         };
-        // A bare startIndex is what an earlier version checkpointed; it resumes without the
-        // overlap check.
-        let (start, expect) = match token.split_once(':') {
-            Some((start, id)) if !id.is_empty() => (start, Some(id.to_owned())),
+        // A bare startIndex, or one without the total, is what an earlier version
+        // checkpointed; the first resumes without the overlap check, both one page at a time
+        // until a page gives the total again.
+        let (position, expect) = match token.split_once(':') {
+            Some((position, id)) if !id.is_empty() => (position, Some(id.to_owned())),
             Some(_) => return Err(bad(token)),
             None => (token, None),
+        };
+        let (start, total) = match position.split_once('/') {
+            Some((start, total)) => (start, Some(total)),
+            None => (position, None),
         };
         let start = start
             .parse::<u64>()
             .ok()
             .filter(|n| *n >= 1)
             .ok_or_else(|| bad(token))?;
-        Ok(Self { start, expect })
+        let total = match total {
+            Some(t) => Some(t.parse::<u64>().map_err(|_| bad(token))?),
+            None => None,
+        };
+        Ok(Self {
+            start,
+            expect,
+            total,
+        })
     }
 }
 
@@ -87,14 +103,33 @@ fn id_of(resource: &Value) -> Option<&str> {
     resource.get("id").and_then(Value::as_str)
 }
 
+/// The `startIndex`es of the pages one call fetches at once: the cursor's, then each next
+/// page's — a page of `count` resources starting at `s` ends at `s + count − 1`, where the next
+/// page starts (one resource of overlap) — while it is within `total`, at most `at_once`.
+/// Without a total (the first page, or a page token from an earlier version) or with a
+/// `count` of 1 (no progress past the overlap), one page.
+fn window(start: u64, total: Option<u64>, count: u32, at_once: u32) -> Vec<u64> {
+    let step = u64::from(count).saturating_sub(1);
+    let Some(total) = total.filter(|_| step > 0) else {
+        return vec![start];
+    };
+    let mut starts = vec![start];
+    while starts.len() < at_once.max(1) as usize {
+        match starts.last().and_then(|s| s.checked_add(step)) {
+            Some(next) if next <= total => starts.push(next),
+            _ => break,
+        }
+    }
+    starts
+}
+
 impl Client {
-    async fn list_page(
+    /// One SCIM list request at `start`.
+    async fn list_request(
         &self,
         collection: &'static str,
-        page: &PageToken,
-    ) -> Result<RawPage, ConnectorError> {
-        let cursor = Cursor::parse(page)?;
-        let start = cursor.start;
+        start: u64,
+    ) -> Result<(ListResponse, String), ConnectorError> {
         let budget = match collection {
             "Users" => &self.budgets.users_read,
             _ => &self.budgets.groups,
@@ -113,47 +148,104 @@ impl Client {
                 response.request_line
             )));
         }
-        let returned = list.resources.len() as u64;
-        let mut resources = list.resources;
-        if let Some(expected) = &cursor.expect {
-            match resources.first().map(|r| id_of(r).unwrap_or_default()) {
-                Some(found) if found == expected => {
-                    resources.remove(0);
-                }
-                found => {
-                    let now = match found {
-                        Some(id) => format!("now holds `{id}`"),
-                        None => "is now past the end".to_owned(),
-                    };
-                    return Ok(RawPage::Shifted(format!(
-                        "{}: startIndex {start} held `{expected}` when the previous page was \
-                         read and {now}, so a resource before it was removed and a later one \
-                         would have been skipped",
-                        response.request_line
-                    )));
+        Ok((list, response.request_line))
+    }
+
+    /// The next pages of `collection`, as one page for the host.
+    ///
+    /// **Pages at once.** Once a page has given `totalResults`, every later page's
+    /// `startIndex` is known in advance (see [`window`]), so up to `pages_at_once` of them are
+    /// requested together; the host's per-minute budgets still pace each request. They are
+    /// checked in order as if they had been read one after another: each must start with the
+    /// resource the one before ended with, or the listing shifted; and a `totalResults` below
+    /// the one the listing started with means something was removed while it was paged (a
+    /// shift, even where no overlap shows it yet). A larger total is not a shift: resources
+    /// "are indexed based on when they were first added", so a new one comes after those
+    /// already indexed; the listing goes on to it.
+    async fn list_page(
+        &self,
+        collection: &'static str,
+        page: &PageToken,
+    ) -> Result<RawPage, ConnectorError> {
+        let cursor = Cursor::parse(page)?;
+        let starts = window(
+            cursor.start,
+            cursor.total,
+            self.page_size,
+            self.pages_at_once,
+        );
+        let answers = futures::future::try_join_all(
+            starts
+                .iter()
+                .map(|start| self.list_request(collection, *start)),
+        )
+        .await?;
+        let mut known_total = cursor.total;
+        let mut expect = cursor.expect;
+        let mut resources = Vec::new();
+        let mut next = None;
+        for (start, (list, request_line)) in starts.into_iter().zip(answers) {
+            if let (Some(before), Some(now)) = (known_total, list.total_results)
+                && now < before
+            {
+                return Ok(RawPage::Shifted(format!(
+                    "{request_line}: totalResults fell from {before} to {now} while the \
+                     listing was paged, so a resource was removed and a later one would have \
+                     been skipped"
+                )));
+            }
+            let returned = list.resources.len() as u64;
+            let mut page = list.resources;
+            if let Some(expected) = &expect {
+                match page.first().map(|r| id_of(r).unwrap_or_default()) {
+                    Some(found) if found == expected => {
+                        page.remove(0);
+                    }
+                    found => {
+                        let now = match found {
+                            Some(id) => format!("now holds `{id}`"),
+                            None => "is now past the end".to_owned(),
+                        };
+                        return Ok(RawPage::Shifted(format!(
+                            "{request_line}: startIndex {start} held `{expected}` when the \
+                             previous page was read and {now}, so a resource before it was \
+                             removed and a later one would have been skipped"
+                        )));
+                    }
                 }
             }
+            // A page token can name any startIndex; past u64::MAX there is no next one (found
+            // by fuzzing: `start + returned` overflowed).
+            let last_index = start
+                .checked_add(returned.saturating_sub(1))
+                .ok_or_else(|| {
+                    ConnectorError::invalid_input(format!(
+                        "page token `{start}` is too large to continue from: a startIndex past \
+                         it cannot be named"
+                    ))
+                })?;
+            let credible_total = list
+                .total_results
+                .filter(|total| returned == 0 || *total >= last_index);
+            if credible_total.is_some() {
+                known_total = known_total.max(credible_total);
+            }
+            let short = returned < u64::from(self.page_size);
+            let done =
+                page.is_empty() || credible_total.is_some_and(|total| last_index >= total && short);
+            next = match page.last().and_then(id_of) {
+                Some(last) if !done => Some(match known_total {
+                    Some(total) => format!("{last_index}/{total}:{last}"),
+                    None => format!("{last_index}:{last}"),
+                }),
+                _ => None,
+            };
+            expect = page.last().and_then(id_of).map(str::to_owned);
+            resources.extend(page);
+            if done {
+                break;
+            }
         }
-        // A page token can name any startIndex; past u64::MAX there is no next one (found by
-        // fuzzing: `start + returned` overflowed).
-        let last_index = start
-            .checked_add(returned.saturating_sub(1))
-            .ok_or_else(|| {
-                ConnectorError::invalid_input(format!(
-                    "page token `{start}` is too large to continue from: a startIndex past it \
-                 cannot be named"
-                ))
-            })?;
-        let credible_total = list
-            .total_results
-            .filter(|total| returned == 0 || *total >= last_index);
-        let short = returned < u64::from(self.page_size);
-        let done = resources.is_empty()
-            || credible_total.is_some_and(|total| last_index >= total && short);
-        let next = match resources.last().and_then(id_of) {
-            Some(last) if !done => Some(format!("{last_index}:{last}")),
-            _ => None,
-        };
         Ok(RawPage::Listed { resources, next })
     }
 
@@ -211,5 +303,23 @@ impl Client {
             response.json::<ListResponse>()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window;
+
+    #[test]
+    fn the_window_steps_by_the_page_less_its_overlap_and_stops_at_the_total() {
+        // Without a total (the first page): one page.
+        assert_eq!(window(1, None, 100, 4), vec![1]);
+        // Pages of 100 start one resource before the last one's end.
+        assert_eq!(window(100, Some(1000), 100, 4), vec![100, 199, 298, 397]);
+        // Never past the total.
+        assert_eq!(window(892, Some(1000), 100, 4), vec![892, 991]);
+        // `count = 1` cannot move past the overlap: one page at a time.
+        assert_eq!(window(5, Some(1000), 1, 4), vec![5]);
+        assert_eq!(window(100, Some(1000), 100, 1), vec![100]);
     }
 }

@@ -166,7 +166,11 @@ async fn token_expiring_mid_listing_is_refreshed_once_and_the_listing_continues(
         ..SimConfig::default()
     })
     .await;
-    let connector = up.open(up.settings()).await.expect("opens");
+    // One page per call, so the refresh happens between two known requests.
+    let connector = up
+        .open(up.settings_with(json!({"pages_at_once": 1})))
+        .await
+        .expect("opens");
     let first = connector
         .list("user", PageToken::first())
         .await
@@ -398,4 +402,180 @@ async fn request_count_for_50k_users_and_2k_groups() {
         log.len()
     );
     assert_eq!((users, groups, tokens), (50, 2, 1));
+}
+
+/// Every page of `rtype` from the first, in order, with each page's relist reason if any.
+async fn pages_of(connector: &Ironclad, rtype: &str) -> Vec<Page<Resource>> {
+    let mut pages = Vec::new();
+    let mut token = PageToken::first();
+    for _ in 0..1000 {
+        let page = connector.list(rtype, token).await.expect("a page");
+        let next = page.next.clone();
+        let shifted = page.relist.is_some();
+        pages.push(page);
+        match next {
+            Some(next) if !shifted => token = PageToken::from_string(next),
+            _ => return pages,
+        }
+    }
+    panic!("the listing of `{rtype}` did not end within 1000 pages");
+}
+
+#[tokio::test]
+async fn later_pages_are_fetched_at_once_within_pages_at_once_and_come_back_in_order() {
+    let up = Upstream::start(SimConfig {
+        users: 1200,
+        groups: 3,
+        members_per_group: 5,
+        // Each request is held a while, so requests sent together overlap at the simulator.
+        latency: std::time::Duration::from_millis(30),
+        ..SimConfig::default()
+    })
+    .await;
+    let connector = up
+        .open(up.settings_with(json!({"page_size": 100, "pages_at_once": 3})))
+        .await
+        .expect("opens");
+    let pages = pages_of(&connector, "user").await;
+    assert!(pages.iter().all(|p| p.relist.is_none()));
+    let listed: Vec<String> = pages
+        .iter()
+        .flat_map(|p| p.items.iter().map(|u| u.upstream_id().to_owned()))
+        .collect();
+    assert_eq!(
+        listed,
+        up.sim.user_ids(),
+        "every user once, in the upstream's index order"
+    );
+    // The first page alone (it gives totalResults), then three SCIM pages per call: 100 new
+    // users on the first, 99 on each later one (one of overlap) = 1 + ⌈1100 / 99⌉ = 13 pages.
+    assert_eq!(up.sim.faults().log().count("GET", "/scim/v2/Users"), 13);
+    assert_eq!(pages.len(), 1 + 13usize.saturating_sub(1).div_ceil(3));
+    let most = up.sim.max_in_flight("Users");
+    assert!(
+        (2..=3).contains(&most),
+        "at most pages_at_once requests in flight, and more than one: {most}"
+    );
+}
+
+#[tokio::test]
+async fn pages_at_once_of_one_pages_one_request_at_a_time() {
+    let up = Upstream::start(SimConfig {
+        users: 500,
+        groups: 3,
+        members_per_group: 5,
+        latency: std::time::Duration::from_millis(10),
+        ..SimConfig::default()
+    })
+    .await;
+    let connector = up
+        .open(up.settings_with(json!({"page_size": 100, "pages_at_once": 1})))
+        .await
+        .expect("opens");
+    let pages = pages_of(&connector, "user").await;
+    let listed: usize = pages.iter().map(|p| p.items.len()).sum();
+    assert_eq!(listed, 500);
+    assert_eq!(up.sim.max_in_flight("Users"), 1);
+}
+
+#[tokio::test]
+async fn a_deletion_while_pages_are_fetched_at_once_asks_for_a_relist() {
+    let up = Upstream::start(SimConfig {
+        users: 1000,
+        groups: 3,
+        members_per_group: 5,
+        ..SimConfig::default()
+    })
+    .await;
+    let connector = up
+        .open(up.settings_with(json!({"page_size": 100, "pages_at_once": 4})))
+        .await
+        .expect("opens");
+    let first = connector
+        .list("user", PageToken::first())
+        .await
+        .expect("first page");
+    assert_eq!(first.items.len(), 100);
+    // A user of the first page goes away before the next pages are read: every later user
+    // moves down one index.
+    assert!(up.sim.remove_user(first.items[10].upstream_id()));
+    let next = connector
+        .list(
+            "user",
+            PageToken::from_string(first.next.clone().expect("more pages")),
+        )
+        .await
+        .expect("an answer");
+    let reason = next
+        .relist
+        .expect("the shifted listing is to be listed again");
+    assert!(
+        reason.contains("totalResults fell from 1000 to 999"),
+        "{reason}"
+    );
+    assert!(next.items.is_empty());
+}
+
+#[tokio::test]
+async fn a_deletion_between_two_pages_fetched_at_once_is_seen_by_the_overlap() {
+    // The total cannot show it when a user is added and another removed: the overlap does.
+    let up = Upstream::start(SimConfig {
+        users: 1000,
+        groups: 3,
+        members_per_group: 5,
+        ..SimConfig::default()
+    })
+    .await;
+    let connector = up
+        .open(up.settings_with(json!({"page_size": 100, "pages_at_once": 4})))
+        .await
+        .expect("opens");
+    let first = connector
+        .list("user", PageToken::first())
+        .await
+        .expect("first page");
+    assert!(up.sim.remove_user(first.items[50].upstream_id()));
+    up.sim
+        .insert_user(json!({"userName": "added.later@example.com", "active": true}));
+    let next = connector
+        .list(
+            "user",
+            PageToken::from_string(first.next.clone().expect("more pages")),
+        )
+        .await
+        .expect("an answer");
+    let reason = next
+        .relist
+        .expect("the shifted listing is to be listed again");
+    assert!(reason.contains("startIndex 100 held"), "{reason}");
+}
+
+#[test]
+fn page_tokens_of_an_earlier_version_still_resume() {
+    // Checked through the public surface: a bare startIndex and `<startIndex>:<id>` are
+    // accepted as tokens (the listing goes on one page at a time until it learns the total).
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let up = Upstream::start(SimConfig {
+            users: 300,
+            groups: 3,
+            members_per_group: 5,
+            ..SimConfig::default()
+        })
+        .await;
+        let connector = up
+            .open(up.settings_with(json!({"page_size": 100})))
+            .await
+            .expect("opens");
+        let page = connector
+            .list("user", PageToken::from_string("101".to_owned()))
+            .await
+            .expect("a bare startIndex");
+        assert_eq!(page.items.len(), 100);
+        let next = page.next.expect("more");
+        assert!(
+            next.contains('/'),
+            "the next token carries the total: {next}"
+        );
+    });
 }

@@ -263,53 +263,76 @@ struct Upstreams {
 }
 
 /// Entra bound. Fewest requests: one token call, ⌈users/999⌉ `/users` pages and
-/// ⌈groups/999⌉ `/groups` pages (`$top` ≤ 999; each page needs the previous page's nextLink, so
-/// these are sequential: concurrency 1), plus members and owners of every group read 20 per
-/// `$batch` (the documented batch maximum) — ⌈2·groups/20⌉ batches with up to `concurrency`
-/// (connector default 4) in flight. Latency bound = (1 + pages + ⌈batches/4⌉) × latency.
+/// ⌈groups/999⌉ `/groups` pages (`$top` ≤ 999), plus members and owners of every group read 20
+/// per `$batch` (the documented batch maximum) — ⌈2·groups/20⌉ batches. Resource types are
+/// listed at once (each its own endpoint and nextLink chain), so the latency bound is the
+/// longest chain, not their sum: users (⌈users/999⌉ pages, each needing the previous page's
+/// nextLink) against groups (⌈groups/999⌉ pages, then their batches with up to `concurrency`,
+/// connector default 4, in flight): (1 + max(user pages, group pages + ⌈batches/4⌉)) × latency.
 /// Throttle bound (concepts/throttling-limits.md): identity-and-access resource units, an L
-/// tenant (> 500 users) 8,000 per 10 s. `GET users` costs 2, −1 for `$select` = 1; a group
-/// page 1; `groups/{id}/members` 3 − 1 = 2; `groups/{id}/owners` 1 (never below 1); every
-/// inner read of a `$batch` is charged on its own. So RU = pages + 3·groups, and a token
-/// bucket that starts full needs (RU − 8,000) / 800 s for them.
-/// bound = max(latency bound, throttle bound). Apps, roles and managed identities add a handful
-/// of requests and are ignored (they make the bound lower, never higher).
+/// tenant (> 500 users) 8,000 per 10 s, one bucket for the app+tenant whatever runs at once.
+/// `GET users` costs 2, −1 for `$select` = 1; a group page 1; `groups/{id}/members` 3 − 1 = 2;
+/// `groups/{id}/owners` 1 (never below 1); every inner read of a `$batch` is charged on its
+/// own. So RU = pages + 3·groups, and a token bucket that starts full needs (RU − 8,000) / 800 s
+/// for them. bound = max(latency bound, throttle bound). Apps, roles and managed identities add
+/// a handful of requests and are ignored (they make the bound lower, never higher).
+///
+/// Why `$batch` and not `groups/delta` with members (the other documented way to read every
+/// membership) is the floor: see `groups_page` in connectors/entra/src/sync.rs — delta costs
+/// 1 RU a page but its pages are one nextLink chain of Graph-chosen size, so its time grows
+/// with the round trip, where the batches' floor is the throttle's.
 fn entra_bound(users: usize, groups: usize, latency: Duration) -> (usize, Duration) {
-    let pages = users.div_ceil(999) + groups.div_ceil(999);
+    let (user_pages, group_pages) = (users.div_ceil(999), groups.div_ceil(999));
+    let pages = user_pages + group_pages;
     let batches = (2 * groups).div_ceil(20);
     let requests = 1 + pages + batches;
-    let latency_bound = latency * (1 + pages + batches.div_ceil(4)) as u32;
+    let chain = user_pages.max(group_pages + batches.div_ceil(4));
+    let latency_bound = latency * (1 + chain) as u32;
     let ru = (pages + 3 * groups) as f64;
     let throttle_bound = Duration::from_secs_f64((ru - 8000.0).max(0.0) / 800.0);
     (requests, latency_bound.max(throttle_bound))
 }
 
+/// SCIM list pages the Ironclad connector fetches at once once `totalResults` is known (its
+/// `pages_at_once` default: Ironclad documents per-minute limits, not a concurrency limit).
+const IRONCLAD_PAGES_AT_ONCE: usize = 4;
+
 /// Ironclad bound. Fewest requests: one token call, ⌈users/1000⌉ `/Users` pages and
 /// ⌈groups/1000⌉ `/Groups` pages (SCIM `count` ≤ 1000 in the simulator; groups carry their
-/// members inline, so no per-group reads). The connector pages each listing sequentially
-/// (concurrency 1). Rate limits: 600/min for users and 600/min for groups (separate buckets),
-/// so a bucket with n requests needs at least (⌈n/600⌉ − 1) minutes.
-/// bound = max((1 + pages) × latency, rate bound).
+/// members inline, so no per-group reads). The first page of a listing gives `totalResults`,
+/// after which every later `startIndex` is known and [`IRONCLAD_PAGES_AT_ONCE`] pages are
+/// requested at once; users and groups are listed at once (separate endpoints and budgets).
+/// So a listing of n pages is a chain of 1 + ⌈(n − 1)/4⌉ round trips, and the latency bound is
+/// (1 + the longer chain) × latency. Rate limits (developer.ironcladapp.com/reference/
+/// clm-api-rate-limits): 600/min for users and 600/min for groups (separate buckets), so a
+/// bucket with n requests needs at least (⌈n/600⌉ − 1) minutes.
+/// bound = max(latency bound, rate bound).
 fn ironclad_bound(users: usize, groups: usize, latency: Duration) -> (usize, Duration) {
     let (u, g) = (users.div_ceil(1000), groups.div_ceil(1000));
     let requests = 1 + u + g;
+    let chain = |n: usize| 1 + n.saturating_sub(1).div_ceil(IRONCLAD_PAGES_AT_ONCE);
     let rate = |n: usize| Duration::from_secs(60 * (n.div_ceil(600).saturating_sub(1)) as u64);
     (
         requests,
-        (latency * requests as u32).max(rate(u)).max(rate(g)),
+        (latency * (1 + chain(u).max(chain(g))) as u32)
+            .max(rate(u))
+            .max(rate(g)),
     )
 }
 
 /// Clickwrap bound. Fewest requests: one token call, ⌈users/100⌉ account member pages and, for
 /// the one (primary) site every user belongs to, ⌈users/100⌉ `/sites/{id}/memberships` pages
-/// (`per_page` ≤ 100 per reference/pagination; `has_more` chains each listing: concurrency 1,
-/// and the two listings are sequential resource types), plus one `/sites` page. 2000
-/// requests/min per token: (⌈n/2000⌉ − 1) minutes. bound = max(requests × latency, rate bound).
+/// (`per_page` ≤ 100 per reference/pagination; `has_more` chains each listing: concurrency 1),
+/// plus one `/sites` page. The two resource types (users; sites with their memberships) are
+/// listed at once, so the latency bound is the longer chain: (1 + 1 + ⌈users/100⌉) × latency.
+/// 2000 requests/min per token: (⌈n/2000⌉ − 1) minutes for all n requests.
+/// bound = max(latency bound, rate bound).
 fn clickwrap_bound(users: usize, latency: Duration) -> (usize, Duration) {
-    let pages = 2 * users.div_ceil(100) + 1;
+    let member_pages = users.div_ceil(100);
+    let pages = 2 * member_pages + 1;
     let requests = 1 + pages;
     let rate = Duration::from_secs(60 * (pages.div_ceil(2000).saturating_sub(1)) as u64);
-    (requests, (latency * requests as u32).max(rate))
+    (requests, (latency * (2 + member_pages) as u32).max(rate))
 }
 
 async fn upstream(
@@ -553,15 +576,19 @@ mod tests {
         let (requests, bound) = entra_bound(100_000, 10_000, Duration::from_millis(20));
         assert_eq!(requests, 1 + 101 + 11 + 1000);
         // 112 pages + 30,000 RU = 30,112 RU; (30,112 − 8,000) / 800 ≈ 27.6 s, above the
-        // 7.3 s latency bound.
+        // 5.2 s latency bound (users' 101 pages alongside groups' 11 pages and 250 rounds of
+        // batches).
         assert!((bound.as_secs_f64() - 27.64).abs() < 0.01, "{bound:?}");
     }
 
     #[test]
     fn ironclad_and_clickwrap_bounds_are_latency_bound_at_full_size() {
+        // 50 user pages: the first, then 49 four at a time = 1 + 13 round trips, after the
+        // token call: 15 × 20 ms.
         let (requests, bound) = ironclad_bound(50_000, 2_000, Duration::from_millis(20));
-        assert_eq!((requests, bound), (53, Duration::from_millis(1060)));
+        assert_eq!((requests, bound), (53, Duration::from_millis(300)));
         let (requests, bound) = clickwrap_bound(20_000, Duration::from_millis(20));
-        assert_eq!((requests, bound), (402, Duration::from_millis(8040)));
+        // 200 member pages alongside the site page and its 200 membership pages.
+        assert_eq!((requests, bound), (402, Duration::from_millis(4040)));
     }
 }

@@ -65,6 +65,9 @@ pub(crate) struct RawSource {
     /// How many per-resource detail calls run at once.
     #[serde(default)]
     pub(crate) concurrency: Option<usize>,
+    /// How many resource types are listed at once (default: all of them).
+    #[serde(default)]
+    pub(crate) types_at_once: Option<usize>,
     /// Most HTTP attempts per upstream request, first included.
     #[serde(default)]
     pub(crate) max_attempts: Option<u32>,

@@ -31,6 +31,10 @@ pub struct SourceConfig {
     pub resource_types: Option<Vec<String>>,
     /// Per-resource detail calls at once.
     pub concurrency: usize,
+    /// Resource types listed at once (`types_at_once`; default: every type). Each type is
+    /// its own endpoint and paging chain upstream; the request rate across them is what the
+    /// connector's budgets pace, so the default lists them all together.
+    pub types_at_once: usize,
     /// Most HTTP attempts per request.
     pub max_attempts: u32,
     /// Timeout of one HTTP attempt.
@@ -240,6 +244,7 @@ impl Validator<'_> {
             read_only: raw.read_only,
             resource_types: raw.resource_types.as_ref().map(|r| r.get_ref().clone()),
             concurrency: raw.concurrency.unwrap_or(16).clamp(1, 256),
+            types_at_once: raw.types_at_once.unwrap_or(usize::MAX).max(1),
             max_attempts: raw.max_attempts.unwrap_or(5).clamp(1, 20),
             request_timeout: Duration::from_secs(raw.request_timeout_secs.unwrap_or(60).max(1)),
             max_retry_wait: raw

@@ -37,6 +37,17 @@ pub struct Removals {
     pub grants_before: u64,
 }
 
+/// Where the listing of one resource type is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeCursor {
+    /// Token of the type's next page (`None`: its first page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_token: Option<String>,
+    /// The type's listing is complete.
+    #[serde(default)]
+    pub done: bool,
+}
+
 /// A sync's durable progress (stored as JSON in `sync_checkpoints`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -58,10 +69,17 @@ pub struct Checkpoint {
     pub base_gen: Option<i64>,
     /// The generation this sync writes.
     pub generation: i64,
-    /// Index into `types` of the listing under way (`types.len()` once all are listed).
+    /// Index into `types` of the first type not completely listed (`types.len()` once all
+    /// are). Types are listed at once, each from its own entry in `cursors`; a checkpoint
+    /// written before that (no `cursors`) listed them one after another, and its
+    /// `type_index`/`page_token` are read as the cursors they mean ([`Checkpoint::cursor`]).
     pub type_index: usize,
-    /// Token of the next page of that listing (`None`: its first page).
+    /// Token of the next page of the type at `type_index`, in a checkpoint written before
+    /// `cursors` existed; always `None` in a newer one.
     pub page_token: Option<String>,
+    /// Where each type's listing is; a type without an entry starts from its first page.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cursors: BTreeMap<String, TypeCursor>,
     /// Pages committed so far.
     pub pages: u64,
     /// Resource types the connector listed incrementally (delta pages).
@@ -98,6 +116,7 @@ impl Checkpoint {
             generation: base_gen.unwrap_or(0) + 1,
             type_index: 0,
             page_token: None,
+            cursors: BTreeMap::new(),
             pages: 0,
             incremental_types: BTreeSet::new(),
             counts: Counts::default(),
@@ -115,6 +134,76 @@ impl Checkpoint {
         } else {
             self.incremental_types.iter().cloned().collect()
         }
+    }
+
+    /// Where the listing of `rtype` is. In a checkpoint from before per-type cursors, the
+    /// types before `type_index` are done and the one at it goes on from `page_token`.
+    pub fn cursor(&self, rtype: &str) -> TypeCursor {
+        if let Some(cursor) = self.cursors.get(rtype) {
+            return cursor.clone();
+        }
+        if !self.cursors.is_empty() {
+            return TypeCursor::default();
+        }
+        match self.types.iter().position(|t| t == rtype) {
+            Some(i) if i < self.type_index => TypeCursor {
+                page_token: None,
+                done: true,
+            },
+            Some(i) if i == self.type_index => TypeCursor {
+                page_token: self.page_token.clone(),
+                done: false,
+            },
+            _ => TypeCursor::default(),
+        }
+    }
+
+    /// Whether every type is completely listed.
+    pub fn listing_complete(&self) -> bool {
+        self.types.iter().all(|t| self.cursor(t).done)
+    }
+
+    /// Moves the cursors to per-type form (a checkpoint from before them is read as it meant).
+    fn own_cursors(&mut self) {
+        if self.cursors.is_empty() {
+            let cursors = self
+                .types
+                .iter()
+                .map(|t| (t.clone(), self.cursor(t)))
+                .collect();
+            self.cursors = cursors;
+            self.page_token = None;
+        }
+    }
+
+    /// Keeps `type_index` on the first type not done, for readers of the older form.
+    fn sync_type_index(&mut self) {
+        self.type_index = self
+            .types
+            .iter()
+            .position(|t| !self.cursor(t).done)
+            .unwrap_or(self.types.len());
+    }
+
+    /// After a committed page of `rtype`: its listing goes on from `next`, or is done.
+    pub fn advance(&mut self, rtype: &str, next: Option<String>) {
+        self.own_cursors();
+        let done = next.is_none();
+        self.cursors.insert(
+            rtype.to_owned(),
+            TypeCursor {
+                page_token: next,
+                done,
+            },
+        );
+        self.sync_type_index();
+    }
+
+    /// `rtype` is listed again from its first page (its listing shifted).
+    pub fn restart_type(&mut self, rtype: &str) {
+        self.own_cursors();
+        self.cursors.insert(rtype.to_owned(), TypeCursor::default());
+        self.sync_type_index();
     }
 
     pub(crate) fn to_json(&self) -> String {
@@ -270,4 +359,61 @@ fn drop_pending(
         params![source],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Checkpoint {
+        Checkpoint::new(
+            "s1".into(),
+            "2026-01-01T00:00:00Z".into(),
+            "h".into(),
+            vec!["user".into(), "group".into(), "role".into()],
+            None,
+        )
+    }
+
+    #[test]
+    fn a_checkpoint_from_before_per_type_cursors_resumes_where_it_was() {
+        // What the previous version wrote: `role` not begun, `group` mid-listing, `user` done.
+        let mut old = serde_json::to_value(sample()).expect("serializes");
+        old["type_index"] = 1.into();
+        old["page_token"] = "p7".into();
+        old.as_object_mut().expect("object").remove("cursors");
+        let cp: Checkpoint = serde_json::from_value(old).expect("an old checkpoint is read");
+        assert!(cp.cursor("user").done);
+        assert_eq!(
+            cp.cursor("group"),
+            TypeCursor {
+                page_token: Some("p7".into()),
+                done: false
+            }
+        );
+        assert_eq!(cp.cursor("role"), TypeCursor::default());
+        assert!(!cp.listing_complete());
+    }
+
+    #[test]
+    fn types_advance_on_their_own_cursors_and_a_relisted_type_starts_over() {
+        let mut cp = sample();
+        cp.advance("role", None);
+        cp.advance("group", Some("g2".into()));
+        assert_eq!(cp.type_index, 0, "`user` is the first type not done");
+        assert!(cp.cursor("role").done);
+        assert_eq!(cp.cursor("group").page_token.as_deref(), Some("g2"));
+        assert_eq!(cp.cursor("user"), TypeCursor::default());
+        cp.advance("user", None);
+        assert_eq!(cp.type_index, 1);
+        cp.restart_type("group");
+        assert_eq!(cp.cursor("group"), TypeCursor::default());
+        cp.advance("group", None);
+        assert!(cp.listing_complete());
+        assert_eq!(cp.type_index, 3);
+        // Round trip through the stored form.
+        let back: Checkpoint = serde_json::from_str(&cp.to_json()).expect("reads back");
+        assert_eq!(back, cp);
+        assert!(back.listing_complete());
+    }
 }

@@ -1,8 +1,9 @@
-//! The page loop: every resource type from where the checkpoint says, each page (with its
-//! side-loaded or per-resource entitlements and grants) written to every sink, then, with the
-//! checkpoint that follows it, to the state database in one transaction. So a checkpoint is
-//! committed only after every sink accepted the records before it, and a sync resumed after
-//! a crash or a stop goes on from its last committed page.
+//! The page loop: every resource type from where its cursor in the checkpoint says, several
+//! types at once ([`list`]), each page (with its side-loaded or per-resource entitlements and
+//! grants) written to every sink, then, with the checkpoint that follows it, to the state
+//! database in one transaction. So a checkpoint is committed only after every sink accepted the
+//! records before it, and a sync resumed after a crash or a stop goes on, type by type, from
+//! its last committed page of each.
 //!
 //! Every call into the plugin runs on a plugin thread under `call_timeout_secs`
 //! ([`crate::plugin_runtime`]).
@@ -12,8 +13,9 @@
 //! one record would be skipped and then wrongly deactivated. A connector that sees its
 //! listing shift answers a page with `relist` set (the host advertises
 //! `HostFeatures::relist`). The host then drops what this sync staged from that resource
-//! type (journal and sinks: the sinks' sessions start over and get the journal's other pages
-//! again) and lists the type again from its first page, at most [`MAX_LISTING_ATTEMPTS`]
+//! type only (journal and sinks: the sinks' sessions start over and get the journal's other
+//! pages, of every type, again) and lists the type again from its first page, while the other
+//! types go on, at most [`MAX_LISTING_ATTEMPTS`]
 //! times in one sync. A listing still unstable after that fails the source as incomplete: no
 //! removal or deactivation is ever emitted from an unstable listing, and the next sync lists
 //! the type from its start.
@@ -25,6 +27,7 @@ use std::sync::atomic::Ordering;
 use futures::StreamExt as _;
 use idhost_connector_sdk::host::ConnectorInstance;
 use idhost_connector_sdk::{ConnectorError, Page, PageToken, Resource, SourceInfo};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::connector::{open_connector, resource_types};
 use super::ctx::{Ctx, Stop};
@@ -38,16 +41,41 @@ use crate::state::Checkpoint;
 /// shifting while it is paged (the first listing included).
 pub(crate) const MAX_LISTING_ATTEMPTS: u32 = 3;
 
-/// Lists what `cp` has not listed yet.
+/// Lists what `cp` has not listed yet: every resource type not done, up to the source's
+/// `types_at_once` of them at once (their listings are independent upstream: each has its own
+/// endpoint and paging chain), each from its own cursor in the checkpoint.
+///
+/// One producer per type fetches its pages (the next one while the last is written) and hands
+/// them over a channel to the one committer here, which writes each page to every sink and
+/// then to the journal with the checkpoint after it, in one transaction, as pages arrive: pages
+/// of different types interleave, those of one type stay in order. Nothing downstream depends
+/// on the order across types — a grant may name an entitlement of a type listed later — because
+/// the diff runs only once every listing is complete.
 pub(super) async fn list(
     ctx: &Ctx<'_>,
     cp: &mut Checkpoint,
     sessions: &mut Vec<RoutedSession>,
 ) -> Result<(), Stop> {
-    if cp.type_index >= cp.types.len() {
+    let pending: Vec<(String, Option<String>)> = cp
+        .types
+        .iter()
+        .filter_map(|t| {
+            let cursor = cp.cursor(t);
+            (!cursor.done).then(|| (t.clone(), cursor.page_token))
+        })
+        .collect();
+    if pending.is_empty() {
         return Ok(());
     }
     let specs = resource_types(ctx.env, ctx.source).map_err(Stop::Failed)?;
+    for (rtype, _) in &pending {
+        if !specs.iter().any(|s| &s.name == rtype) {
+            return Err(Stop::Failed(format!(
+                "source `{}`: the connector no longer lists resource type `{rtype}`; run `idhost sync --restart`",
+                ctx.name()
+            )));
+        }
+    }
     let info = SourceInfo::new(ctx.name())
         .with_read_only(ctx.source.read_only)
         .with_full_sync(cp.full);
@@ -75,144 +103,32 @@ pub(super) async fn list(
             value.clone(),
         );
     }
-    let fail = |what: String, err: ConnectorError| {
-        Stop::Failed(redactor.redact(&format!(
-            "source `{}`: {what}: {} ({})",
-            ctx.name(),
-            err.message,
-            err.kind
-        )))
+    let at_once = ctx.source.types_at_once.clamp(1, pending.len());
+    let permits = Semaphore::new(at_once);
+    let (tx, mut rx) = mpsc::channel::<Fetched>(1);
+    let shared = Producer {
+        ctx,
+        instance: &instance,
+        services: &services,
+        redactor: &redactor,
+        calls: PluginCalls::for_source(ctx.source),
+        resources_only: cp.resources_only,
+        permits: &permits,
     };
-    while cp.type_index < cp.types.len() {
-        let rtype = cp.types[cp.type_index].clone();
-        let Some(spec) = specs.iter().find(|s| s.name == rtype) else {
-            return Err(Stop::Failed(format!(
-                "source `{}`: the connector no longer lists resource type `{rtype}`; run `idhost sync --restart`",
-                ctx.name()
-            )));
-        };
-        let calls = PluginCalls::for_source(ctx.source);
-        let list_page = |token: PageToken| {
-            let (instance, rtype) = (instance.clone(), rtype.clone());
-            calls.spawn(async move { instance.list(&rtype, token).await })
-        };
-        let mut attempt = 1u32;
-        'listing: loop {
-            let first = match &cp.page_token {
-                Some(t) => PageToken::from_string(t.clone()),
-                None => PageToken::first(),
-            };
-            let mut fetch: PluginCall<Page<Resource>> = list_page(first);
-            let mut seen = HashSet::new();
-            let mut page_no = 0u64;
-            loop {
-                let page = match ctx.or_cancel(fetch.join()).await? {
-                    Ok(page) => page,
-                    // A plugin glue that refused the relist (it never does to this host, which
-                    // advertises it) is a relist all the same.
-                    Err(e) if e.relist => Page::relist(e.message),
-                    Err(e) => {
-                        return Err(fail(format!("listing `{rtype}` page {}", page_no + 1), e));
-                    }
-                };
-                if let Some(reason) = page.relist {
-                    let reason = redactor.redact(&reason);
-                    discard_listing(ctx, cp, &rtype, sessions).await?;
-                    if attempt >= MAX_LISTING_ATTEMPTS {
-                        return Err(Stop::Failed(format!(
-                            "source `{}`: listing `{rtype}` is incomplete: the upstream's listing shifted while it was paged on each of {attempt} attempts (last: {reason}); the sync stops here and nothing is removed or deactivated; the next sync lists `{rtype}` again from the start",
-                            ctx.name()
-                        )));
-                    }
-                    attempt += 1;
-                    tracing::warn!(source = %ctx.name(), rtype = %rtype, attempt, max = MAX_LISTING_ATTEMPTS, reason = %reason,
-                        "the upstream's listing shifted while it was paged; listing it again from the start");
-                    continue 'listing;
-                }
-                // What the connector staged up to this page, before the next call can stage more.
-                let staged = services.staged_state();
-                page_no += 1;
-                if page.incremental {
-                    if cp.base_gen.is_none() {
-                        return Err(Stop::Failed(format!(
-                            "source `{}`: connector `{}` sent an incremental page of `{rtype}`, but the host has no snapshot of this source to apply it to; run `idhost sync --full --source {}`",
-                            ctx.name(),
-                            ctx.source.connector,
-                            ctx.name()
-                        )));
-                    }
-                    cp.incremental_types.insert(rtype.clone());
-                } else if !page.removed.is_empty() {
-                    tracing::debug!(source = %ctx.name(), rtype = %rtype, "ignoring `removed` ids on a page that is not incremental");
-                }
-                let removed = if page.incremental {
-                    page.removed
-                } else {
-                    Vec::new()
-                };
-                let next = page.next;
-                if let Some(next) = &next
-                    && !seen.insert(next.clone())
-                {
-                    return Err(Stop::Failed(format!(
-                        "source `{}`: listing `{rtype}`: the connector handed back page token `{}` a second time (page {page_no}); stopping instead of looping",
-                        ctx.name(),
-                        redactor.redact(next)
-                    )));
-                }
-                let mut batch = Batch {
-                    resources: page.items,
-                    entitlements: if cp.resources_only {
-                        Vec::new()
-                    } else {
-                        page.entitlements
-                    },
-                    grants: if cp.resources_only {
-                        Vec::new()
-                    } else {
-                        page.grants
-                    },
-                };
-                if spec.per_resource_details && !cp.resources_only {
-                    let (ents, grants) = ctx
-                        .or_cancel(details(
-                            &instance,
-                            &batch.resources,
-                            ctx.source.concurrency,
-                            &calls,
-                        ))
-                        .await?
-                        .map_err(|(id, e)| fail(format!("details of `{id}`"), e))?;
-                    batch.entitlements.extend(ents);
-                    batch.grants.extend(grants);
-                }
-                // The next page is fetched while this one is written; it is abandoned (dropped)
-                // if the write fails or the sync is cancelled.
-                let prefetch = next.clone().map(|n| list_page(PageToken::from_string(n)));
-                note_unknown(&mut cp.counts, &batch);
-                let records = batch.len() as u64;
-                *cp.counts.resources.entry(rtype.clone()).or_default() +=
-                    batch.resources.len() as u64;
-                cp.counts.entitlements += batch.entitlements.len() as u64;
-                cp.counts.grants += batch.grants.len() as u64;
-                ctx.metrics.pages.fetch_add(1, Ordering::Relaxed);
-                ctx.metrics.records.fetch_add(records, Ordering::Relaxed);
-                match &next {
-                    Some(next) => cp.page_token = Some(next.clone()),
-                    None => {
-                        cp.type_index += 1;
-                        cp.page_token = None;
-                    }
-                }
-                cp.pages += 1;
-                cp.staged_state = staged.into_iter().collect();
-                commit_page(ctx, cp, &rtype, batch, removed, sessions).await?;
-                ctx.progress.page(&rtype, records);
-                match prefetch {
-                    None => break 'listing,
-                    Some(call) => fetch = call,
-                }
-            }
+    let producers = futures::future::join_all(pending.into_iter().map(|(rtype, token)| {
+        let per_resource_details = specs
+            .iter()
+            .any(|s| s.name == rtype && s.per_resource_details);
+        shared.produce(rtype, token, per_resource_details, tx.clone())
+    }));
+    drop(tx);
+    {
+        let consume = commit_pages(ctx, cp, sessions, &mut rx, &redactor);
+        tokio::pin!(consume);
+        tokio::select! {
+            result = &mut consume => result?,
+            // Every producer is done; what they sent is still to be committed.
+            _ = producers => consume.await?,
         }
     }
     if !cp.counts.unknown.is_empty() {
@@ -224,6 +140,245 @@ pub(super) async fn list(
             .collect();
         tracing::warn!(source = %ctx.name(), connector = %ctx.source.connector, unknown = %values.join(", "),
             "the plugin sent values this host does not know (it was built against a newer idhost-connector-sdk 1.x); they are kept as sent, and unknown capabilities are not used");
+    }
+    Ok(())
+}
+
+/// What a type's producer hands the committer.
+enum Fetched {
+    /// The next page of `rtype`, with the per-resource details fetched for it.
+    Page {
+        rtype: String,
+        page: Page<Resource>,
+        details: Details,
+        /// What the connector had staged when the page came back.
+        staged: std::collections::HashMap<String, Option<String>>,
+    },
+    /// The listing of `rtype` shifted; the producer waits for `again` (`true`: list it again
+    /// from its first page, once the committer dropped what this sync staged from it).
+    Relist {
+        rtype: String,
+        reason: String,
+        again: oneshot::Sender<bool>,
+    },
+    /// The listing of a type failed; the sync stops.
+    Failed(Stop),
+}
+
+/// What every type's producer shares.
+struct Producer<'a> {
+    ctx: &'a Ctx<'a>,
+    instance: &'a ConnectorInstance,
+    services: &'a Arc<crate::services::SourceServices>,
+    redactor: &'a crate::redact::Redactor,
+    calls: PluginCalls,
+    resources_only: bool,
+    permits: &'a Semaphore,
+}
+
+impl Producer<'_> {
+    /// Fetches every page of `rtype` from `token` (`None`: its first page) and sends each to
+    /// the committer, fetching the next while the committer writes the last. Ends when the
+    /// listing is complete, on a failure (sent as [`Fetched::Failed`]), or when the committer
+    /// stops listening.
+    async fn produce(
+        &self,
+        rtype: String,
+        token: Option<String>,
+        per_resource_details: bool,
+        tx: mpsc::Sender<Fetched>,
+    ) {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return;
+        };
+        let list_page = |token: PageToken| {
+            let (instance, rtype) = (self.instance.clone(), rtype.clone());
+            self.calls
+                .spawn(async move { instance.list(&rtype, token).await })
+        };
+        let fail = |what: String, err: ConnectorError| {
+            Fetched::Failed(Stop::Failed(self.redactor.redact(&format!(
+                "source `{}`: {what}: {} ({})",
+                self.ctx.name(),
+                err.message,
+                err.kind
+            ))))
+        };
+        let mut first = token.map_or_else(PageToken::first, PageToken::from_string);
+        'listing: loop {
+            let mut fetch: PluginCall<Page<Resource>> = list_page(first);
+            let mut seen = HashSet::new();
+            let mut page_no = 0u64;
+            loop {
+                let page = match fetch.join().await {
+                    Ok(page) => page,
+                    // A plugin glue that refused the relist (it never does to this host, which
+                    // advertises it) is a relist all the same.
+                    Err(e) if e.relist => Page::relist(e.message),
+                    Err(e) => {
+                        let _ = tx
+                            .send(fail(format!("listing `{rtype}` page {}", page_no + 1), e))
+                            .await;
+                        return;
+                    }
+                };
+                if let Some(reason) = page.relist {
+                    let (again, answer) = oneshot::channel();
+                    let relist = Fetched::Relist {
+                        rtype: rtype.clone(),
+                        reason,
+                        again,
+                    };
+                    if tx.send(relist).await.is_err() || answer.await != Ok(true) {
+                        return;
+                    }
+                    first = PageToken::first();
+                    continue 'listing;
+                }
+                // What the connector staged up to this page, before the next call can stage more.
+                let staged = self.services.staged_state();
+                page_no += 1;
+                if let Some(next) = &page.next
+                    && !seen.insert(next.clone())
+                {
+                    let _ = tx
+                        .send(Fetched::Failed(Stop::Failed(format!(
+                            "source `{}`: listing `{rtype}`: the connector handed back page token `{}` a second time (page {page_no}); stopping instead of looping",
+                            self.ctx.name(),
+                            self.redactor.redact(next)
+                        ))))
+                        .await;
+                    return;
+                }
+                let details = if per_resource_details && !self.resources_only {
+                    match details(
+                        self.instance,
+                        &page.items,
+                        self.ctx.source.concurrency,
+                        &self.calls,
+                    )
+                    .await
+                    {
+                        Ok(d) => d,
+                        Err((id, e)) => {
+                            let _ = tx.send(fail(format!("details of `{id}`"), e)).await;
+                            return;
+                        }
+                    }
+                } else {
+                    (Vec::new(), Vec::new())
+                };
+                // The next page is fetched while this one is written; it is abandoned (dropped)
+                // if the write fails or the sync is cancelled.
+                let prefetch = page
+                    .next
+                    .clone()
+                    .map(|n| list_page(PageToken::from_string(n)));
+                let fetched = Fetched::Page {
+                    rtype: rtype.clone(),
+                    page,
+                    details,
+                    staged,
+                };
+                if tx.send(fetched).await.is_err() {
+                    return;
+                }
+                match prefetch {
+                    None => return,
+                    Some(call) => fetch = call,
+                }
+            }
+        }
+    }
+}
+
+/// The committer: writes each page the producers send to every sink, then commits it with the
+/// checkpoint after it; on a relist, drops what this sync staged from that type.
+async fn commit_pages(
+    ctx: &Ctx<'_>,
+    cp: &mut Checkpoint,
+    sessions: &mut Vec<RoutedSession>,
+    rx: &mut mpsc::Receiver<Fetched>,
+    redactor: &crate::redact::Redactor,
+) -> Result<(), Stop> {
+    let mut attempts: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+    while let Some(fetched) = ctx.or_cancel(rx.recv()).await? {
+        let (rtype, page, details, staged) = match fetched {
+            Fetched::Failed(stop) => return Err(stop),
+            Fetched::Relist {
+                rtype,
+                reason,
+                again,
+            } => {
+                let reason = redactor.redact(&reason);
+                discard_listing(ctx, cp, &rtype, sessions).await?;
+                let attempt = attempts.entry(rtype.clone()).or_insert(1);
+                if *attempt >= MAX_LISTING_ATTEMPTS {
+                    return Err(Stop::Failed(format!(
+                        "source `{}`: listing `{rtype}` is incomplete: the upstream's listing shifted while it was paged on each of {attempt} attempts (last: {reason}); the sync stops here and nothing is removed or deactivated; the next sync lists `{rtype}` again from the start",
+                        ctx.name()
+                    )));
+                }
+                *attempt += 1;
+                tracing::warn!(source = %ctx.name(), rtype = %rtype, attempt = *attempt, max = MAX_LISTING_ATTEMPTS, reason = %reason,
+                    "the upstream's listing shifted while it was paged; listing it again from the start");
+                let _ = again.send(true);
+                continue;
+            }
+            Fetched::Page {
+                rtype,
+                page,
+                details,
+                staged,
+            } => (rtype, page, details, staged),
+        };
+        if page.incremental {
+            if cp.base_gen.is_none() {
+                return Err(Stop::Failed(format!(
+                    "source `{}`: connector `{}` sent an incremental page of `{rtype}`, but the host has no snapshot of this source to apply it to; run `idhost sync --full --source {}`",
+                    ctx.name(),
+                    ctx.source.connector,
+                    ctx.name()
+                )));
+            }
+            cp.incremental_types.insert(rtype.clone());
+        } else if !page.removed.is_empty() {
+            tracing::debug!(source = %ctx.name(), rtype = %rtype, "ignoring `removed` ids on a page that is not incremental");
+        }
+        let removed = if page.incremental {
+            page.removed
+        } else {
+            Vec::new()
+        };
+        let mut batch = Batch {
+            resources: page.items,
+            entitlements: if cp.resources_only {
+                Vec::new()
+            } else {
+                page.entitlements
+            },
+            grants: if cp.resources_only {
+                Vec::new()
+            } else {
+                page.grants
+            },
+        };
+        batch.entitlements.extend(details.0);
+        batch.grants.extend(details.1);
+        note_unknown(&mut cp.counts, &batch);
+        let records = batch.len() as u64;
+        *cp.counts.resources.entry(rtype.clone()).or_default() += batch.resources.len() as u64;
+        cp.counts.entitlements += batch.entitlements.len() as u64;
+        cp.counts.grants += batch.grants.len() as u64;
+        ctx.metrics.pages.fetch_add(1, Ordering::Relaxed);
+        ctx.metrics.records.fetch_add(records, Ordering::Relaxed);
+        cp.advance(&rtype, page.next);
+        cp.pages += 1;
+        // Merged, not replaced: another type's page committed after this one may have been
+        // fetched before it, with an older view of what the connector staged.
+        cp.staged_state.extend(staged);
+        commit_page(ctx, cp, &rtype, batch, removed, sessions).await?;
+        ctx.progress.page(&rtype, records);
     }
     Ok(())
 }
@@ -260,7 +415,7 @@ async fn discard_listing(
     rtype: &str,
     sessions: &mut Vec<RoutedSession>,
 ) -> Result<(), Stop> {
-    cp.page_token = None;
+    cp.restart_type(rtype);
     let template = cp.clone();
     let rtype_owned = rtype.to_owned();
     let discarded = ctx

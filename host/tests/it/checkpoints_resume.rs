@@ -17,8 +17,11 @@ const BASE: &str = "users = 3000\ngroups = 5\nroles = 1\npage_size = 250";
 const FIRST: &str = "memberships = 6000";
 const CHANGE: &str =
     "rename_users = [1, 500, 2999]\nmissing_users = [42]\ndisabled_users = [7]\nmemberships = 6100";
-/// The interrupted run stalls on its 7th user page (pages 0–5 are committed by then).
+/// The interrupted run stalls on its 7th user page (pages 0–5 are committed by then, and the
+/// one group page and one role page, listed at the same time as the users).
 const STALL: &str = "sleep_on = \"list:user:6\"\nsleep_ms = 3000";
+/// Pages committed when the interrupted run stalls: six of users, one of groups, one of roles.
+const COMMITTED_AT_STALL: u64 = 8;
 
 /// The snapshot and events a sink holds, comparable across two runs.
 #[derive(Debug, PartialEq)]
@@ -92,7 +95,8 @@ fn committed_pages(s: &Scratch) -> u64 {
     .unwrap_or(0)
 }
 
-/// Starts the changed sync, which stalls after six committed user pages.
+/// Starts the changed sync, which stalls after six committed user pages (and the group and
+/// role pages: eight in all).
 fn start_stalling(s: &Scratch) -> (Child, std::path::PathBuf) {
     let c = config(s, &format!("{BASE}\n{CHANGE}\n{STALL}"), FILE_SINKS);
     let child = crate::support::events::idhost()
@@ -102,8 +106,8 @@ fn start_stalling(s: &Scratch) -> (Child, std::path::PathBuf) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    wait_for(Duration::from_secs(30), "six committed pages", || {
-        committed_pages(s) >= 6
+    wait_for(Duration::from_secs(30), "eight committed pages", || {
+        committed_pages(s) >= COMMITTED_AT_STALL
     });
     (child, c)
 }
@@ -133,7 +137,11 @@ fn a_sync_killed_mid_way_resumes_from_its_last_page_and_ends_like_an_uninterrupt
     let (mut child, c) = start_stalling(&s);
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
-    assert_eq!(committed_pages(&s), 6, "the kill came during the stall");
+    assert_eq!(
+        committed_pages(&s),
+        COMMITTED_AT_STALL,
+        "the kill came during the stall"
+    );
     nothing_of_the_interrupted_sync_is_visible(&s);
     assert!(
         count(&s.db("out.db"), "SELECT count(*) FROM _staging_resources") > 0,
@@ -142,7 +150,7 @@ fn a_sync_killed_mid_way_resumes_from_its_last_page_and_ends_like_an_uninterrupt
 
     let log = sync_ok(&s, &c, &[]);
     assert!(
-        log.contains("resuming the interrupted sync at `user` after 6 committed pages"),
+        log.contains("resuming the interrupted sync at `user` after 8 committed pages"),
         "{log}"
     );
     assert!(
@@ -206,7 +214,7 @@ fn a_stopped_sync_resumes_and_restart_starts_over_with_the_same_result() {
         ),
         1
     );
-    assert!(committed_pages(&s) >= 6);
+    assert!(committed_pages(&s) >= COMMITTED_AT_STALL);
 
     // --restart drops the checkpoint and lists from the first page.
     let out = s.output(&["sync", "-c", c.to_str().unwrap(), "--restart"]);

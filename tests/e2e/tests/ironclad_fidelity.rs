@@ -385,6 +385,35 @@ async fn a_listing_that_never_stops_shifting_fails_the_source_as_incomplete_with
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn later_pages_fetched_at_once_stay_within_pages_at_once_and_list_every_user() {
+    let (sim, server) = start(SimConfig {
+        // Each request is held a while, so the pages requested together overlap.
+        latency: Duration::from_millis(20),
+        ..company(1000)
+    })
+    .await;
+    let s = Scratch::new();
+    let config = config(
+        &s,
+        &sim,
+        &server,
+        "read_only = true",
+        "page_size = 100\npages_at_once = 3",
+    );
+    s.sync(&config, &[]).await.expect_code(0);
+    assert_eq!(
+        s.db("idhost.db").resource_ids(SOURCE, "user"),
+        users_in_sim(&sim),
+        "exactly the upstream's users"
+    );
+    let most = sim.max_in_flight("Users");
+    assert!(
+        (1..=3).contains(&most),
+        "never more than pages_at_once user pages in flight: {most}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_server_that_omits_or_misreports_total_results_is_listed_to_the_end() {
     for mode in [TotalResults::Omitted, TotalResults::PageSize] {
         let (sim, server) = start(SimConfig {

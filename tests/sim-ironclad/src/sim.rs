@@ -25,6 +25,7 @@ pub struct Simulator {
 }
 
 struct Inner {
+    in_flight: InFlight,
     config: SimConfig,
     faults: Faults,
     store: RwLock<Store>,
@@ -50,6 +51,7 @@ impl Simulator {
         let limits = config.rate_limits.then(Limits::documented);
         Self {
             inner: Arc::new(Inner {
+                in_flight: InFlight::default(),
                 config,
                 faults,
                 store: RwLock::new(store),
@@ -89,6 +91,8 @@ impl Simulator {
             .method_not_allowed_fallback(unexpected_route)
             .with_state(self.clone())
             .layer(from_fn_with_state(self.inner.faults.clone(), fault_layer))
+            // Outside the fault layer, so a request counts while its injected latency runs.
+            .layer(from_fn_with_state(self.clone(), count_in_flight))
             // Outermost, so scripted faults carry it too.
             .layer(map_response(request_id))
     }
@@ -257,6 +261,17 @@ impl Simulator {
             .collect()
     }
 
+    /// The most `GET /scim/v2/{collection}` list requests (`Users` or `Groups`) that were
+    /// in flight at once since the simulator started (or [`Simulator::reset_in_flight`]).
+    pub fn max_in_flight(&self, collection: &str) -> usize {
+        self.inner.in_flight.max(collection)
+    }
+
+    /// Starts counting [`Simulator::max_in_flight`] afresh.
+    pub fn reset_in_flight(&self) {
+        self.inner.in_flight.reset();
+    }
+
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, Store> {
         self.inner.store.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -281,6 +296,72 @@ impl Simulator {
             crate::TotalResults::PageSize => Some(on_page),
         }
     }
+}
+
+/// List requests in flight per collection, and the most there ever were at once: how a test
+/// sees that a client's concurrency stays within what it allows.
+#[derive(Debug, Default)]
+struct InFlight {
+    counts: Mutex<std::collections::HashMap<String, (usize, usize)>>,
+}
+
+impl InFlight {
+    fn enter(&self, collection: &str) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = counts.entry(collection.to_owned()).or_default();
+        entry.0 += 1;
+        entry.1 = entry.1.max(entry.0);
+    }
+
+    fn leave(&self, collection: &str) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = counts.get_mut(collection) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
+    }
+
+    fn max(&self, collection: &str) -> usize {
+        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.get(collection).map_or(0, |c| c.1)
+    }
+
+    fn reset(&self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        for entry in counts.values_mut() {
+            entry.1 = entry.0;
+        }
+    }
+}
+
+/// Counts `GET /scim/v2/Users` and `/Groups` list requests while they are served.
+async fn count_in_flight(
+    axum::extract::State(sim): axum::extract::State<Simulator>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let collection = (request.method() == axum::http::Method::GET)
+        .then(|| {
+            request
+                .uri()
+                .path()
+                .strip_prefix("/scim/v2/")
+                .filter(|c| *c == "Users" || *c == "Groups")
+                .map(str::to_owned)
+        })
+        .flatten();
+    let Some(collection) = collection else {
+        return next.run(request).await;
+    };
+    /// Leaves on drop too: a request the client gave up on is no longer in flight.
+    struct Leave(Simulator, String);
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            self.0.inner.in_flight.leave(&self.1);
+        }
+    }
+    sim.inner.in_flight.enter(&collection);
+    let _leave = Leave(sim, collection);
+    next.run(request).await
 }
 
 /// Every response carries `x-ironclad-requestid` (a fresh UUID).
