@@ -476,6 +476,11 @@ pub enum Scenario {
     Jsonl,
     /// Cost of one page crossing the plugin boundary (fixture plugin, 10 vs 1000 per page).
     Plugin,
+    /// Peak RSS of the Ironclad scenario at ¼, ½ and all of its size: flat or growing.
+    Flat,
+    /// Fixture plugin → SQLite sink, 1M grants: first sync, unchanged re-sync, 1%-changed
+    /// re-sync, each with its wall and CPU time.
+    Resync,
 }
 
 /// `idhost bench` arguments.

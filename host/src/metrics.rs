@@ -442,6 +442,22 @@ pub fn process_peak_rss_kb() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU time (user + system, every thread) this process has used so far, in milliseconds, from
+/// `utime` and `stime` of /proc/self/stat (in USER_HZ, which Linux fixes at 100 for every
+/// userspace-visible interface); `None` where there is no procfs. Reported by
+/// `idhost sync --json` beside the peak RSS, so `idhost bench` can print what a sync cost in
+/// CPU, not only in wall time.
+pub fn process_cpu_ms() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is parenthesised and may hold spaces: count after its end.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace();
+    // `rest` starts at field 3 (state); utime and stime are fields 14 and 15.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) * 10)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,13 +9,23 @@
 //!   fewest requests a sync can make, divided by the concurrency the upstream allows, times the
 //!   injected latency — and, where a documented rate limit would stretch that, the time the rate
 //!   limit needs for the same requests. Each scenario documents its formula below;
-//! * `wall` (the child's, start to exit), `ratio` (wall ÷ bound), `records` (resources +
-//!   entitlements + grants received), `rec/s`, and `peak RSS`: the `idhost sync` process's own
-//!   `VmHWM`, which it reports in its JSON summary — the simulators live in this process, so
-//!   their datasets are not counted against the sync.
+//! * `wall` (the child's, start to exit), `CPU` (the child's user + system time, which it
+//!   reports in its JSON summary), `ratio` (wall ÷ bound), `records` (resources + entitlements
+//!   + grants received), `rec/s`, and `peak RSS`: the `idhost sync` process's own `VmHWM`,
+//!   which it reports in its JSON summary — the simulators live in this process, so their
+//!   datasets are not counted against the sync.
 //!
-//! Targets (issue 8): wall ≤ 1.25 × bound; `all` ≈ the slowest alone; peak RSS ≤ 150 MB for
-//! `entra`; SQLite ≥ 200k records/s. The bench reports misses; it does not fail on them.
+//! Two scenarios measure a shape rather than one sync: `flat` runs the Ironclad scenario at ¼,
+//! ½ and all of its size and prints the peak RSS of each (memory must not grow with the
+//! tenant), and `resync` runs the SQLite sink scenario three times into the same state and
+//! sink — the first sync, an unchanged re-sync and one where 1% of the records changed — and
+//! prints each one's wall and CPU time against the first's.
+//!
+//! Targets (issue 18): wall ≤ 1.15 × bound for `entra`; peak RSS ≤ 48 MB for `ironclad` at
+//! 20k and at 50k users (`flat`), ≤ 100 MB for `entra` (100k users / 1M memberships), ≤ 96 MB
+//! for the SQLite sink at 1M grants, ≤ 128 MB for `all`; an unchanged re-sync ≤ 50% of the
+//! first sync's wall and CPU, a 1%-changed one ≤ 60%; SQLite sink ≥ 300k records/s, Postgres
+//! no slower. The bench reports misses; it does not fail on them.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -35,12 +45,14 @@ struct Row {
     requests: Option<usize>,
     bound: Option<Duration>,
     wall: Duration,
+    /// CPU time (user + system) of the `idhost sync` child.
+    cpu: Option<Duration>,
     records: u64,
     rss_kb: Option<u64>,
     note: String,
 }
 
-const ALL: [Scenario; 8] = [
+const ALL: [Scenario; 10] = [
     Scenario::Entra,
     Scenario::Ironclad,
     Scenario::Clickwrap,
@@ -49,6 +61,8 @@ const ALL: [Scenario; 8] = [
     Scenario::Postgres,
     Scenario::Jsonl,
     Scenario::Plugin,
+    Scenario::Flat,
+    Scenario::Resync,
 ];
 
 /// Runs the chosen scenarios and prints the table on stdout.
@@ -70,25 +84,33 @@ pub(crate) async fn run(flag: Option<&Path>, args: BenchArgs) -> Result<Outcome,
     for scenario in scenarios {
         let result = match scenario {
             Scenario::Entra | Scenario::Ironclad | Scenario::Clickwrap | Scenario::All => {
-                upstream(flag, scenario, args.scale, latency).await
+                upstream(flag, scenario, args.scale, latency)
+                    .await
+                    .map(|r| vec![r])
             }
             Scenario::Sqlite | Scenario::Postgres | Scenario::Jsonl => {
-                sink(flag, scenario, args.scale, &args.postgres_url).await
+                sink(flag, scenario, args.scale, &args.postgres_url)
+                    .await
+                    .map(|r| vec![r])
             }
-            Scenario::Plugin => plugin_boundary(flag, args.scale).await,
+            Scenario::Plugin => plugin_boundary(flag, args.scale).await.map(|r| vec![r]),
+            Scenario::Flat => flat(flag, args.scale, latency).await.map(|r| vec![r]),
+            Scenario::Resync => resync(flag, args.scale).await,
         };
-        let row = match result {
-            Ok(row) => row,
+        let rows = match result {
+            Ok(rows) => rows,
             Err(err) => {
                 failed = true;
-                Row {
+                vec![Row {
                     name: name(scenario).to_owned(),
                     note: format!("FAILED: {err:#}"),
                     ..Row::default()
-                }
+                }]
             }
         };
-        println!("{}", format_row(&row));
+        for row in rows {
+            println!("{}", format_row(&row));
+        }
     }
     Ok(if failed {
         Outcome::Failed
@@ -107,13 +129,24 @@ fn name(scenario: Scenario) -> &'static str {
         Scenario::Postgres => "postgres",
         Scenario::Jsonl => "jsonl",
         Scenario::Plugin => "plugin",
+        Scenario::Flat => "flat",
+        Scenario::Resync => "resync",
     }
 }
 
 fn header() -> String {
     format!(
-        "{:<10} {:>9} {:>9} {:>9} {:>6} {:>9} {:>10} {:>9}  {}",
-        "scenario", "requests", "bound", "wall", "ratio", "records", "rec/s", "peak RSS", "note"
+        "{:<10} {:>9} {:>9} {:>9} {:>8} {:>6} {:>9} {:>10} {:>9}  {}",
+        "scenario",
+        "requests",
+        "bound",
+        "wall",
+        "CPU",
+        "ratio",
+        "records",
+        "rec/s",
+        "peak RSS",
+        "note"
     )
 }
 
@@ -131,11 +164,12 @@ fn format_row(row: &Row) -> String {
         dash()
     };
     format!(
-        "{:<10} {:>9} {:>9} {:>9} {:>6} {:>9} {:>10} {:>9}  {}",
+        "{:<10} {:>9} {:>9} {:>9} {:>8} {:>6} {:>9} {:>10} {:>9}  {}",
         row.name,
         row.requests.map_or_else(dash, |r| r.to_string()),
         row.bound.map_or_else(dash, secs),
         secs(row.wall),
+        row.cpu.map_or_else(dash, secs),
         ratio,
         row.records,
         rate,
@@ -152,9 +186,13 @@ fn scaled(n: usize, scale: f64) -> usize {
 /// What one measured sync reported.
 struct Synced {
     wall: Duration,
+    /// CPU time (user + system) of the `idhost sync` process.
+    cpu: Option<Duration>,
     records: u64,
     /// Peak RSS of the `idhost sync` process, in kB.
     rss_kb: Option<u64>,
+    /// Change events the sync made, all sources and kinds together.
+    changes: u64,
 }
 
 /// Runs one `idhost sync --json` of `config_text` (with `${VARS}` from `vars`) as a child
@@ -212,6 +250,8 @@ async fn sync_once(
     })?;
     let mut records = 0;
     let mut rss_kb = None;
+    let mut cpu_ms = None;
+    let mut changes = 0;
     for row in &rows {
         let source = row["source"].as_str().unwrap_or("?");
         if row["status"] != "succeeded" {
@@ -229,14 +269,20 @@ async fn sync_once(
             + counts["entitlements"].as_u64().unwrap_or(0)
             + counts["grants"].as_u64().unwrap_or(0);
         rss_kb = rss_kb.max(row["process_peak_rss_kb"].as_u64());
+        cpu_ms = cpu_ms.max(row["process_cpu_ms"].as_u64());
+        changes += row["changes"].as_object().map_or(0, |m| {
+            m.values().filter_map(serde_json::Value::as_u64).sum()
+        });
     }
     if !output.status.success() {
         anyhow::bail!("`idhost sync` exited with {}", output.status);
     }
     Ok(Synced {
         wall,
+        cpu: cpu_ms.map(Duration::from_millis),
         records,
         rss_kb,
+        changes,
     })
 }
 
@@ -454,6 +500,7 @@ async fn upstream(
         requests: Some(requests),
         bound: Some(bound),
         wall: synced.wall,
+        cpu: synced.cpu,
         records: synced.records,
         rss_kb: synced.rss_kb,
         note,
@@ -461,11 +508,15 @@ async fn upstream(
 }
 
 /// Fixture settings for `grants` memberships: 10,000 users (scaled), groups enough for the rest.
+/// One group per page of the group listing: a group's members ride on its page, so at 1000
+/// groups per page the 100 groups of 10,000 members would be one page of 1M grants — a page
+/// no upstream serves (Graph pages members 999 at a time; an Ironclad group page carries its
+/// groups' members at most 1000 groups at a time).
 fn fixture_source(grants: usize, page_size: usize) -> (usize, usize, String) {
     let users = grants.clamp(1, 10_000);
     let groups = grants.div_ceil(users).max(1);
     let text = format!(
-        "[sources.fixture]\nconnector = \"fixture\"\n[sources.fixture.settings]\nusers = {users}\ngroups = {groups}\nroles = 0\nmemberships = {grants}\npage_size = {page_size}\n"
+        "[sources.fixture]\nconnector = \"fixture\"\nmax_removals = \"off\"\n[sources.fixture.settings]\nusers = {users}\ngroups = {groups}\nroles = 0\nmemberships = {grants}\npage_size = {page_size}\ngroup_page_size = 1\n"
     );
     (users, groups, text)
 }
@@ -521,10 +572,117 @@ async fn sink(
         requests: None,
         bound: None,
         wall: synced.wall,
+        cpu: synced.cpu,
         records: synced.records,
         rss_kb: synced.rss_kb,
-        note: format!("fixture {users}u/{groups}g/{grants} grants, 1000 per page"),
+        note: format!(
+            "fixture {users}u/{groups}g/{grants} grants, 1000 users or 1 group (its members) per page"
+        ),
     })
+}
+
+/// Memory against tenant size: the Ironclad scenario at ¼, ½ and all of its size (12,500, 25,000
+/// and 50,000 users at scale 1), each in a child of its own; the row's RSS is the largest and
+/// the note lists each size's, with the growth from the smallest to the largest.
+async fn flat(flag: Option<&Path>, scale: f64, latency: Duration) -> Result<Row, anyhow::Error> {
+    let mut sizes = Vec::new();
+    let mut last = Row::default();
+    for factor in [0.25, 0.5, 1.0] {
+        let row = upstream(flag, Scenario::Ironclad, scale * factor, latency).await?;
+        sizes.push((scaled(50_000, scale * factor), row.rss_kb));
+        last = row;
+    }
+    let mb = |kb: Option<u64>| {
+        kb.map_or_else(
+            || "-".to_owned(),
+            |kb| format!("{:.1}MB", kb as f64 / 1024.0),
+        )
+    };
+    let mut note = sizes
+        .iter()
+        .map(|(users, kb)| format!("{users}u {}", mb(*kb)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let (Some((_, Some(small))), Some((_, Some(large)))) = (sizes.first(), sizes.last()) {
+        let _ = write!(
+            note,
+            "; 4× the users: {:+.1}MB ({:+.0}%)",
+            (*large as f64 - *small as f64) / 1024.0,
+            (*large as f64 / (*small).max(1) as f64 - 1.0) * 100.0
+        );
+    }
+    Ok(Row {
+        name: "flat".to_owned(),
+        rss_kb: sizes.iter().filter_map(|(_, kb)| *kb).max(),
+        note: format!("ironclad at 1×, 2×, 4×: {note}"),
+        ..last
+    })
+}
+
+/// Re-sync cost: the SQLite sink scenario (1M grants, scaled) synced three times into the same
+/// state and sink: the first sync, an unchanged re-sync, and one after 1% of the records
+/// changed upstream (users missing from the listing, with every membership of theirs, and as
+/// many users renamed). One row each; the re-syncs' notes give their wall and CPU time as a
+/// share of the first sync's and the change events they made.
+async fn resync(flag: Option<&Path>, scale: f64) -> Result<Vec<Row>, anyhow::Error> {
+    let dir = temp_dir()?;
+    let grants = scaled(1_000_000, scale);
+    let (users, groups, source) = fixture_source(grants, 1000);
+    let records = users + groups + grants;
+    // A missing user takes itself and its membership of each group with it.
+    let missing = (records / 100).div_ceil(1 + groups).clamp(1, users / 2);
+    let list =
+        |range: std::ops::Range<usize>| range.map(|n| n.to_string()).collect::<Vec<_>>().join(", ");
+    let changed = format!(
+        "{source}missing_users = [{}]\nrename_users = [{}]\n",
+        list(0..missing),
+        list(missing..2 * missing)
+    );
+    let base = sqlite_sink(dir.path());
+    let mut rows: Vec<Row> = Vec::new();
+    let mut first: Option<Synced> = None;
+    for (label, text) in [
+        ("resync-1st", format!("{base}{source}")),
+        ("resync-0%", format!("{base}{source}")),
+        ("resync-1%", format!("{base}{changed}")),
+    ] {
+        let synced = sync_once(flag, dir.path(), text, &HashMap::new()).await?;
+        let note = match &first {
+            None => format!("first sync: fixture {users}u/{groups}g/{grants} grants into SQLite"),
+            Some(f) => {
+                let share = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+                    (Some(a), Some(b)) if !b.is_zero() => {
+                        format!("{:.2}", a.as_secs_f64() / b.as_secs_f64())
+                    }
+                    _ => "-".to_owned(),
+                };
+                let what = if label == "resync-0%" {
+                    "unchanged re-sync (target ≤ 0.50)".to_owned()
+                } else {
+                    format!("{missing} users missing, {missing} renamed (target ≤ 0.60)")
+                };
+                format!(
+                    "{what}: wall {} and CPU {} of the first sync's; {} change events",
+                    share(Some(synced.wall), Some(f.wall)),
+                    share(synced.cpu, f.cpu),
+                    synced.changes
+                )
+            }
+        };
+        rows.push(Row {
+            name: label.to_owned(),
+            wall: synced.wall,
+            cpu: synced.cpu,
+            records: synced.records,
+            rss_kb: synced.rss_kb,
+            note,
+            ..Row::default()
+        });
+        if first.is_none() {
+            first = Some(synced);
+        }
+    }
+    Ok(rows)
 }
 
 /// The plugin boundary: the same 200k users (scaled) listed at 10 and at 1000 per page into a
@@ -557,6 +715,7 @@ async fn plugin_boundary(flag: Option<&Path>, scale: f64) -> Result<Row, anyhow:
         bound: None,
         wall: small,
         records: total,
+        cpu: None,
         rss_kb: rss,
         note: format!(
             "{users} users: {small_pages} pages of 10 in {:.2}s, {big_pages} pages of 1000 in {:.2}s → {:.1}µs per page",

@@ -67,6 +67,7 @@ pub(crate) async fn run(
     let orphans = super::summary::orphans_after_sync(&config);
     if format == OutputFormat::Json {
         let peak_rss_kb = crate::metrics::process_peak_rss_kb();
+        let cpu_ms = crate::metrics::process_cpu_ms();
         let rows: Vec<_> = outcomes
             .iter()
             .map(|o| {
@@ -85,6 +86,7 @@ pub(crate) async fn run(
                     "requests": o.metrics.requests(), "retries": o.metrics.retries(),
                     "seconds": o.elapsed.as_secs_f64(),
                     "process_peak_rss_kb": peak_rss_kb,
+                    "process_cpu_ms": cpu_ms,
                 })
             })
             .collect();

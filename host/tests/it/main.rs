@@ -39,6 +39,7 @@ mod plugins_and_config;
 mod provision_cli;
 mod query_cli;
 mod rate_limits;
+mod resync_fixture;
 mod sinks_nats;
 mod sinks_postgres;
 mod sinks_sqlite;

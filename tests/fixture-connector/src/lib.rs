@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `users`, `groups`, `roles`, `memberships` | dataset size; memberships spread over groups |
 //! | `page_size` | records per page (default 1000) |
+//! | `group_page_size` | groups per page of the `group` listing (default `page_size`): each group's members ride on its page, so 100 groups of 10,000 members at 1000 per page would be one page of 1M grants |
 //! | `disabled_users` | upstream ids (numbers) reported as disabled |
 //! | `missing_users` | upstream ids (numbers) left out of the listing |
 //! | `rename_users` | upstream ids (numbers) whose display name gets a " (renamed)" suffix |
@@ -49,6 +50,8 @@ pub struct FixtureSettings {
     memberships: u64,
     #[serde(default = "default_page_size")]
     page_size: u64,
+    #[serde(default)]
+    group_page_size: Option<u64>,
     #[serde(default)]
     disabled_users: Vec<u64>,
     #[serde(default)]
@@ -215,7 +218,11 @@ impl Fixture {
                 Ok(Page::new(items, next))
             }
             "group" => {
-                let (start, end, next) = self.page_bounds(page, self.settings.groups)?;
+                let size = self
+                    .settings
+                    .group_page_size
+                    .unwrap_or(self.settings.page_size);
+                let (start, end, next) = self.page_bounds_of(page, self.settings.groups, size)?;
                 let mut items = Vec::new();
                 let mut entitlements = Vec::new();
                 let mut grants = Vec::new();
@@ -275,13 +282,22 @@ impl Fixture {
         page: &PageToken,
         total: u64,
     ) -> Result<(u64, u64, Option<String>), ConnectorError> {
+        self.page_bounds_of(page, total, self.settings.page_size)
+    }
+
+    fn page_bounds_of(
+        &self,
+        page: &PageToken,
+        total: u64,
+        size: u64,
+    ) -> Result<(u64, u64, Option<String>), ConnectorError> {
         let start = match page.as_str() {
             None => 0,
             Some(t) => t
                 .parse::<u64>()
                 .map_err(|_| ConnectorError::invalid_input(format!("bad page token `{t}`")))?,
         };
-        let size = self.settings.page_size.max(1);
+        let size = size.max(1);
         let end = (start + size).min(total);
         let next = (end < total).then(|| end.to_string());
         Ok((start, end, next))
@@ -380,9 +396,16 @@ impl Connector for Fixture {
     }
 
     async fn list(&self, rtype: &str, page: PageToken) -> Result<Page<Resource>, ConnectorError> {
+        let size = match rtype {
+            "group" => self
+                .settings
+                .group_page_size
+                .unwrap_or(self.settings.page_size),
+            _ => self.settings.page_size,
+        };
         let page_no = match page.as_str() {
             None => 0,
-            Some(t) => t.parse::<u64>().unwrap_or(0) / self.settings.page_size.max(1),
+            Some(t) => t.parse::<u64>().unwrap_or(0) / size.max(1),
         };
         self.misbehave(&format!("list:{rtype}:{page_no}")).await?;
         if self.settings.repeat_token_on.as_deref() == Some(&format!("list:{rtype}")) {
