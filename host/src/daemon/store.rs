@@ -190,7 +190,7 @@ impl ScheduleStore for PgLocalStore {
         }))
     }
 
-    async fn claim(&self, source: &str, slot: i64) -> Result<bool, StoreError> {
+    async fn claim(&self, source: &str, slot: i64, _epoch: i64) -> Result<bool, StoreError> {
         self.conn()
             .await?
             .execute(

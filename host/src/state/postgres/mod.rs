@@ -90,7 +90,12 @@ CREATE TABLE IF NOT EXISTS idhost_leases (
     last_slot TIMESTAMPTZ,
     incidents TEXT NOT NULL DEFAULT '{}',
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
-ALTER TABLE idhost_leases ADD COLUMN IF NOT EXISTS epoch BIGINT NOT NULL DEFAULT 0;
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'idhost_leases' AND column_name = 'epoch') THEN
+        ALTER TABLE idhost_leases ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
+    END IF;
+END $$;
 COMMIT;"#;
 
 /// The Postgres state database. Cheap to clone; a clone made by [`PgState::with_fence`]
