@@ -227,8 +227,8 @@ mod tests {
     async fn slots_and_incidents_survive_a_new_store(open: impl Fn() -> Box<dyn ScheduleStore>) {
         let store = open();
         assert!(store.load("a").await.unwrap().last_slot.is_none());
-        assert!(store.claim("a", 1_000).await.unwrap());
-        assert!(store.claim("a", 2_000).await.unwrap());
+        assert!(store.claim("a", 1_000, 0).await.unwrap());
+        assert!(store.claim("a", 2_000, 0).await.unwrap());
         let mut incidents = Incidents::default();
         incidents.open(
             crate::config::NotifyEvent::SyncFailed,
