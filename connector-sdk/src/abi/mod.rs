@@ -77,19 +77,6 @@ impl RootModule for ConnectorModRef {
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn root_module_symbol_matches_abi_stable() {
-        assert_eq!(
-            ROOT_MODULE_SYMBOL,
-            abi_stable::library::ROOT_MODULE_LOADER_NAME
-        );
-    }
-}
-
 /// Limits glibc's malloc to two arenas, once, before the first plugin is mapped.
 ///
 /// The host allocates with mimalloc; a plugin (a `cdylib` with Rust's default allocator)
@@ -113,4 +100,17 @@ pub fn limit_malloc_arenas() {
             libc::mallopt(libc::M_ARENA_MAX, 2);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_module_symbol_matches_abi_stable() {
+        assert_eq!(
+            ROOT_MODULE_SYMBOL,
+            abi_stable::library::ROOT_MODULE_LOADER_NAME
+        );
+    }
 }

@@ -10,8 +10,8 @@
 //!   injected latency — and, where a documented rate limit would stretch that, the time the rate
 //!   limit needs for the same requests. Each scenario documents its formula below;
 //! * `wall` (the child's, start to exit), `CPU` (the child's user + system time, which it
-//!   reports in its JSON summary), `ratio` (wall ÷ bound), `records` (resources + entitlements
-//!   + grants received), `rec/s`, and `peak RSS`: the `idhost sync` process's own `VmHWM`,
+//!   reports in its JSON summary), `ratio` (wall ÷ bound), `records` (resources, entitlements
+//!   and grants received), `rec/s`, and `peak RSS`: the `idhost sync` process's own `VmHWM`,
 //!   which it reports in its JSON summary — the simulators live in this process, so their
 //!   datasets are not counted against the sync.
 //!

@@ -145,6 +145,10 @@ pub(super) async fn list(
 }
 
 /// What a type's producer hands the committer.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "at most one sits in the channel to the committer; boxing the page would cost an allocation a page"
+)]
 enum Fetched {
     /// The next page of `rtype`, with the per-resource details fetched for it.
     Page {
