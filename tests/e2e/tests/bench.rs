@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use idhost_e2e::{Scratch, bin_dir, require_plugins};
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 12] = [
     "entra",
     "ironclad",
     "clickwrap",
@@ -19,6 +19,10 @@ const SCENARIOS: [&str; 8] = [
     "postgres",
     "jsonl",
     "plugin",
+    "flat",
+    "resync-1st",
+    "resync-0%",
+    "resync-1%",
 ];
 
 #[tokio::test]
@@ -49,7 +53,7 @@ async fn bench_at_small_scale_prints_a_row_for_every_scenario() {
     let lines: Vec<&str> = run.stdout.lines().collect();
     let header = lines.first().copied().unwrap_or_default();
     for column in [
-        "scenario", "requests", "bound", "wall", "ratio", "rec/s", "peak RSS",
+        "scenario", "requests", "bound", "wall", "CPU", "ratio", "rec/s", "peak RSS",
     ] {
         assert!(
             header.contains(column),
@@ -69,19 +73,19 @@ async fn bench_at_small_scale_prints_a_row_for_every_scenario() {
             continue;
         }
         let cells: Vec<&str> = row.split_whitespace().collect();
-        // records (column 6) must be positive, peak RSS (column 8) in MB.
-        let records: u64 = cells[5]
+        // records (column 7) must be positive, peak RSS (column 9) in MB.
+        let records: u64 = cells[6]
             .parse()
             .unwrap_or_else(|_| panic!("records in {row}"));
         assert!(records > 0, "{row}");
-        assert!(cells[7].ends_with("MB"), "{row}");
-        if ["entra", "ironclad", "clickwrap", "all"].contains(&scenario) {
+        assert!(cells[8].ends_with("MB"), "{row}");
+        if ["entra", "ironclad", "clickwrap", "all", "flat"].contains(&scenario) {
             let requests: usize = cells[1]
                 .parse()
                 .unwrap_or_else(|_| panic!("requests in {row}"));
             assert!(requests > 0, "{row}");
             assert!(
-                cells[2].ends_with('s') && cells[4] != "-",
+                cells[2].ends_with('s') && cells[5] != "-",
                 "bound and ratio in {row}"
             );
         }
