@@ -185,7 +185,24 @@ impl Client {
         let mut resources = Vec::new();
         let mut next = None;
         for (start, (list, request_line)) in starts.into_iter().zip(answers) {
-            if let (Some(before), Some(now)) = (known_total, list.total_results)
+            let returned = list.resources.len() as u64;
+            // A page token can name any startIndex; past u64::MAX there is no next one (found
+            // by fuzzing: `start + returned` overflowed).
+            let last_index = start
+                .checked_add(returned.saturating_sub(1))
+                .ok_or_else(|| {
+                    ConnectorError::invalid_input(format!(
+                        "page token `{start}` is too large to continue from: a startIndex past \
+                         it cannot be named"
+                    ))
+                })?;
+            // A total below the last index this very page holds is not a count (a server
+            // that answers the page's length as `totalResults`): it neither ends the listing
+            // nor says that something was removed.
+            let credible_total = list
+                .total_results
+                .filter(|total| returned == 0 || *total >= last_index);
+            if let (Some(before), Some(now)) = (known_total, credible_total)
                 && now < before
             {
                 return Ok(RawPage::Shifted(format!(
@@ -194,7 +211,6 @@ impl Client {
                      been skipped"
                 )));
             }
-            let returned = list.resources.len() as u64;
             let mut page = list.resources;
             if let Some(expected) = &expect {
                 match page.first().map(|r| id_of(r).unwrap_or_default()) {
@@ -214,19 +230,6 @@ impl Client {
                     }
                 }
             }
-            // A page token can name any startIndex; past u64::MAX there is no next one (found
-            // by fuzzing: `start + returned` overflowed).
-            let last_index = start
-                .checked_add(returned.saturating_sub(1))
-                .ok_or_else(|| {
-                    ConnectorError::invalid_input(format!(
-                        "page token `{start}` is too large to continue from: a startIndex past \
-                         it cannot be named"
-                    ))
-                })?;
-            let credible_total = list
-                .total_results
-                .filter(|total| returned == 0 || *total >= last_index);
             if credible_total.is_some() {
                 known_total = known_total.max(credible_total);
             }
