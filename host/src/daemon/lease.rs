@@ -104,32 +104,21 @@ impl SourceLease {
 pub(crate) type Leases = Arc<BTreeMap<String, Arc<SourceLease>>>;
 
 /// Created under the coordinator's advisory lock and the shared state database's (which
-/// creates `idhost_leases` too, for its fenced commits), so neither races the other. The epoch
-/// column is added only when missing: `ALTER TABLE` takes an exclusive lock on the table even
-/// when it changes nothing, and waiting for it behind a running fenced commit (which holds a
-/// row `FOR SHARE`) while holding other locks would deadlock.
-const SCHEMA: &str = "
-BEGIN;
+/// creates `idhost_leases` too, for its fenced commits), so neither races the other; the lease
+/// table itself is declared once, beside the fenced commits that read it.
+fn schema() -> String {
+    format!(
+        "BEGIN;
 SELECT pg_advisory_xact_lock(7316100);
 SELECT pg_advisory_xact_lock(7316101);
-CREATE TABLE IF NOT EXISTS idhost_leases (
-    source TEXT PRIMARY KEY,
-    holder TEXT,
-    expires_at TIMESTAMPTZ,
-    last_slot TIMESTAMPTZ,
-    incidents TEXT NOT NULL DEFAULT '{}',
-    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    epoch BIGINT NOT NULL DEFAULT 0);
-DO $$ BEGIN
-    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
-                   WHERE table_schema = current_schema() AND table_name = 'idhost_leases' AND column_name = 'epoch') THEN
-        ALTER TABLE idhost_leases ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
-    END IF;
-END $$;
+{}
 CREATE TABLE IF NOT EXISTS idhost_replicas (
     holder TEXT PRIMARY KEY,
     seen_at TIMESTAMPTZ NOT NULL);
-COMMIT;";
+COMMIT;",
+        crate::state::postgres::LEASES_TABLE
+    )
+}
 
 /// The coordinator: renews and balances leases, and is the schedule store under coordination.
 pub(crate) struct PgCoordinator {
@@ -196,7 +185,7 @@ impl PgCoordinator {
             .map_err(|e| pg("connecting", &e))?;
         if !self.schema_ready.load(Ordering::Relaxed) {
             client
-                .batch_execute(SCHEMA)
+                .batch_execute(&schema())
                 .await
                 .map_err(|e| pg("creating idhost_leases", &e))?;
             self.schema_ready.store(true, Ordering::Relaxed);

@@ -36,8 +36,7 @@ const POOL: usize = 8;
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The schema. The lease table is declared as the coordinator declares it (whichever side
-/// runs first creates it), with the `epoch` column fencing checks.
+/// The schema; [`LEASES_TABLE`] and the `COMMIT` follow it.
 const SCHEMA: &str = r#"
 BEGIN;
 SELECT pg_advisory_xact_lock(7316101);
@@ -83,20 +82,29 @@ CREATE TABLE IF NOT EXISTS idhost_state_audit (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL,
     source TEXT NOT NULL, operation TEXT NOT NULL, target TEXT NOT NULL,
     dry_run BOOLEAN NOT NULL, result TEXT NOT NULL, detail TEXT NOT NULL);
+"#;
+
+/// The lease table, as the coordinator (the daemon's lease module) and the fenced commits
+/// here both need it; whichever runs first creates it, both under advisory lock 7316101. The
+/// epoch column is added only when missing: `ALTER TABLE` takes an exclusive lock on the table
+/// even when it changes nothing, and waiting for it behind a running fenced commit (which holds
+/// a row `FOR SHARE`) while holding other locks would deadlock.
+pub(crate) const LEASES_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS idhost_leases (
     source TEXT PRIMARY KEY,
     holder TEXT,
     expires_at TIMESTAMPTZ,
     last_slot TIMESTAMPTZ,
     incidents TEXT NOT NULL DEFAULT '{}',
-    updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    epoch BIGINT NOT NULL DEFAULT 0);
 DO $$ BEGIN
     IF NOT EXISTS (SELECT 1 FROM information_schema.columns
                    WHERE table_schema = current_schema() AND table_name = 'idhost_leases' AND column_name = 'epoch') THEN
         ALTER TABLE idhost_leases ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
     END IF;
 END $$;
-COMMIT;"#;
+";
 
 /// The Postgres state database. Cheap to clone; a clone made by [`PgState::with_fence`]
 /// checks its fence in every committing transaction for the fenced source.
@@ -186,7 +194,7 @@ impl PgState {
             fence: None,
         };
         let conn = state.conn().await?;
-        conn.batch_execute(SCHEMA)
+        conn.batch_execute(&format!("{SCHEMA}{LEASES_TABLE}COMMIT;"))
             .await
             .map_err(|e| state.pg_error(&e))?;
         Ok(state)
