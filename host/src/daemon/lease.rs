@@ -402,6 +402,10 @@ impl ScheduleStore for PgCoordinator {
         }))
     }
 
+    /// Claims `slot` under the grant `epoch`. Claiming the slot already claimed under the
+    /// same grant succeeds again: only this holder claims under its epoch, so that slot is its
+    /// own claim whose answer was lost (a timeout, a pause) and has not run yet (the scheduler
+    /// moves past a slot once it ran it).
     async fn claim(&self, source: &str, slot: i64, epoch: i64) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let ms = slot as f64;
@@ -409,7 +413,7 @@ impl ScheduleStore for PgCoordinator {
             .execute(
                 "UPDATE idhost_leases SET last_slot = to_timestamp($3::float8 / 1000), updated_at = now()
                  WHERE source = $1 AND holder = $2 AND epoch = $4 AND expires_at > now()
-                   AND (last_slot IS NULL OR last_slot < to_timestamp($3::float8 / 1000))",
+                   AND (last_slot IS NULL OR last_slot <= to_timestamp($3::float8 / 1000))",
                 &[&source, &self.holder, &ms, &epoch],
             )
             .await
