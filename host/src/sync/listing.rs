@@ -185,6 +185,13 @@ impl Producer<'_> {
     /// the committer, fetching the next while the committer writes the last. Ends when the
     /// listing is complete, on a failure (sent as [`Fetched::Failed`]), or when the committer
     /// stops listening.
+    /// A failure of this type's listing stops the sync: the permits close first, so no type
+    /// waiting for one starts listing (and asks the upstream) after the sync has failed.
+    fn failed(&self, stop: Stop) -> Fetched {
+        self.permits.close();
+        Fetched::Failed(stop)
+    }
+
     async fn produce(
         &self,
         rtype: String,
@@ -201,7 +208,7 @@ impl Producer<'_> {
                 .spawn(async move { instance.list(&rtype, token).await })
         };
         let fail = |what: String, err: ConnectorError| {
-            Fetched::Failed(Stop::Failed(self.redactor.redact(&format!(
+            self.failed(Stop::Failed(self.redactor.redact(&format!(
                 "source `{}`: {what}: {} ({})",
                 self.ctx.name(),
                 err.message,
@@ -246,7 +253,7 @@ impl Producer<'_> {
                     && !seen.insert(next.clone())
                 {
                     let _ = tx
-                        .send(Fetched::Failed(Stop::Failed(format!(
+                        .send(self.failed(Stop::Failed(format!(
                             "source `{}`: listing `{rtype}`: the connector handed back page token `{}` a second time (page {page_no}); stopping instead of looping",
                             self.ctx.name(),
                             self.redactor.redact(next)

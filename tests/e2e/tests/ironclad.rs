@@ -40,12 +40,12 @@ async fn start(config: SimConfig) -> (Simulator, RunningServer) {
 
 /// A config syncing the simulator (client credentials, acting as its admin) into `idhost.db`.
 /// These rows pin what happens to one page (its retries, its token refresh, its error text),
-/// so the pages are read one after another (`pages_at_once = 1`); pages read at once are
-/// pinned in ironclad_fidelity.rs.
+/// so the pages are read one after another (`pages_at_once = 1`) and users before groups
+/// (`types_at_once = 1`); pages and types read at once are pinned in ironclad_fidelity.rs.
 fn config(s: &Scratch, sim: &Simulator, server: &RunningServer) -> std::path::PathBuf {
     let c = sim.config();
     s.config(&format!(
-        "[sources.{SOURCE}]\nconnector = \"ironclad\"\nread_only = true\n\
+        "[sources.{SOURCE}]\nconnector = \"ironclad\"\nread_only = true\ntypes_at_once = 1\n\
          [sources.{SOURCE}.settings]\nbase_url = {}\nclient_id = {}\nclient_secret = {}\nas_user_email = {}\npages_at_once = 1\n{}",
         toml_str(&server.url()),
         toml_str(&c.client_id),
@@ -270,24 +270,21 @@ async fn token_expiring_after_the_first_user_page_is_refreshed_and_the_sync_is_c
         1,
         "page 2 met the expired token once: {records:?}"
     );
-    // Groups are listed beside users (`types_at_once`), so the request that meets the expired
-    // token is user page 2 or a group page, whichever goes first; either is resent once.
-    let met = unauthorized[0];
+    assert_eq!(unauthorized[0].path, "/scim/v2/Users");
     assert!(
-        (met.path == "/scim/v2/Users" && met.query.contains("startIndex=1000"))
-            || met.path == "/scim/v2/Groups",
-        "{met:?}"
+        unauthorized[0].query.contains("startIndex=1000"),
+        "{:?}",
+        unauthorized[0]
     );
     assert_eq!(
         sim.faults().log().count("POST", "/oauth/token"),
         2,
         "one new token"
     );
-    let resent_users = usize::from(met.path == "/scim/v2/Users");
     assert_eq!(
         sim.faults().log().count("GET", "/scim/v2/Users"),
-        6 + resent_users,
-        "6 pages, and the resend if a user page met the expired token"
+        7,
+        "6 pages + 1 resend"
     );
     assert_snapshot_matches(&s.db("idhost.db"), &sim);
 }
@@ -402,9 +399,7 @@ async fn malformed_user_page_fails_the_source_cleanly_and_keeps_the_previous_sna
     );
     // Nothing past the bad page was asked for, and the page was not retried as if transient.
     assert_eq!(sim.faults().log().count("GET", "/scim/v2/Users"), 3);
-    // Groups are listed beside users (`types_at_once`): at most their first page was asked
-    // for before the bad user page stopped the sync.
-    assert!(sim.faults().log().count("GET", "/scim/v2/Groups") <= 1);
+    assert_eq!(sim.faults().log().count("GET", "/scim/v2/Groups"), 0);
 
     let db = s.db("idhost.db");
     assert_eq!(
