@@ -154,6 +154,9 @@ pub(crate) struct RawSink {
     /// Webhook/NATS: seconds one delivery or acknowledgement may take (default 30 / 10).
     #[serde(default)]
     pub(crate) request_timeout_secs: Option<u64>,
+    /// PostgreSQL: most connections the sink's sessions hold at once (default 8).
+    #[serde(default)]
+    pub(crate) max_connections: Option<Spanned<i64>>,
 }
 
 /// `[notify.NAME]`: where failure notifications of `idhost run` go.

@@ -105,6 +105,8 @@ pub struct SinkConfig {
     pub retry_backoff: Option<Duration>,
     /// Webhook/NATS: timeout of one delivery or acknowledgement.
     pub request_timeout: Option<Duration>,
+    /// PostgreSQL: most connections its sessions hold at once; further syncs wait for one.
+    pub max_connections: Option<usize>,
 }
 
 /// Why `url` cannot be the address of a `kind` sink (`None` when it can be). The URL itself is
@@ -310,6 +312,31 @@ impl Validator<'_> {
                 format!("sink `{}`: `url` {problem}", name.get_ref()),
             ));
         }
+        let max_connections = raw.max_connections.as_ref().and_then(|n| {
+            let value = *n.get_ref();
+            if kind != SinkKind::Postgres {
+                self.errors.push(self.text.at(
+                    n.span().start,
+                    format!(
+                        "sink `{}`: `max_connections` applies to `postgres` sinks only, not `{}`",
+                        name.get_ref(),
+                        kind.as_str()
+                    ),
+                ));
+                None
+            } else if !(1..=1000).contains(&value) {
+                self.errors.push(self.text.at(
+                    n.span().start,
+                    format!(
+                        "sink `{}`: `max_connections` must be between 1 and 1000; got {value}",
+                        name.get_ref()
+                    ),
+                ));
+                None
+            } else {
+                usize::try_from(value).ok()
+            }
+        });
         let export = self.export(name, kind == SinkKind::Csv, raw);
         if self.errors.len() > start {
             return None;
@@ -331,6 +358,7 @@ impl Validator<'_> {
             max_attempts: raw.max_attempts,
             retry_backoff: raw.retry_backoff_ms.map(Duration::from_millis),
             request_timeout: raw.request_timeout_secs.map(Duration::from_secs),
+            max_connections,
         })
     }
 }

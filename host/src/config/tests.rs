@@ -119,3 +119,39 @@ fn at_key_finds_a_settings_key() {
         .at_key("sources.legal.settings", "environment", "bad");
     assert_eq!((located.line, located.col), (Some(9), Some(1)));
 }
+
+#[test]
+fn postgres_max_connections_is_checked_and_kept() {
+    let pg = GOOD
+        .replace("type = \"sqlite\"", "type = \"postgres\"")
+        .replace(
+            "path = \"idhost.db\"",
+            "url = \"postgres://u@127.0.0.1/db\"\nmax_connections = 3",
+        );
+    let config = parse_with(&pg, &[("SECRET", "x")]).expect("valid");
+    assert_eq!(config.sinks[0].max_connections, Some(3));
+    let err = parse_with(
+        &pg.replace("max_connections = 3", "max_connections = 0"),
+        &[("SECRET", "x")],
+    )
+    .expect_err("zero")
+    .to_string();
+    assert!(err.contains("idhost.toml:15:19:"), "{err}");
+    assert!(
+        err.contains("sink `local`: `max_connections` must be between 1 and 1000; got 0"),
+        "{err}"
+    );
+    let err = parse_with(
+        &GOOD.replace(
+            "path = \"idhost.db\"",
+            "path = \"idhost.db\"\nmax_connections = 3",
+        ),
+        &[("SECRET", "x")],
+    )
+    .expect_err("not postgres")
+    .to_string();
+    assert!(
+        err.contains("`max_connections` applies to `postgres` sinks only, not `sqlite`"),
+        "{err}"
+    );
+}

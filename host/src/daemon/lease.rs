@@ -391,14 +391,16 @@ impl ScheduleStore for PgCoordinator {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT (extract(epoch FROM last_slot) * 1000)::int8, incidents FROM idhost_leases WHERE source = $1",
+                "SELECT (extract(epoch FROM last_slot) * 1000)::int8, (extract(epoch FROM last_started) * 1000)::int8,
+                        incidents FROM idhost_leases WHERE source = $1",
                 &[&source],
             )
             .await
             .map_err(|e| pg("reading the schedule", &e))?;
         Ok(row.map_or_else(SourceState::default, |r| SourceState {
             last_slot: r.get(0),
-            incidents: Incidents::from_json(r.get::<_, Option<&str>>(1)),
+            last_started: r.get(1),
+            incidents: Incidents::from_json(r.get::<_, Option<&str>>(2)),
         }))
     }
 
@@ -419,6 +421,20 @@ impl ScheduleStore for PgCoordinator {
             .await
             .map_err(|e| pg("claiming a slot", &e))?;
         Ok(n == 1)
+    }
+
+    async fn started(&self, source: &str, slot: i64, epoch: i64) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let ms = slot as f64;
+        client
+            .execute(
+                "UPDATE idhost_leases SET last_started = to_timestamp($3::float8 / 1000)
+                 WHERE source = $1 AND holder = $2 AND epoch = $4",
+                &[&source, &self.holder, &ms, &epoch],
+            )
+            .await
+            .map_err(|e| pg("recording a slot's start", &e))
+            .map(drop)
     }
 
     async fn save_incidents(&self, source: &str, incidents: &Incidents) -> Result<(), StoreError> {

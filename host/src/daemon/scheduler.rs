@@ -128,11 +128,14 @@ pub(crate) async fn run_source(
         else {
             return;
         };
-        let mut last = state.last_slot;
+        let mut claimed = state.last_slot;
+        // No start recorded apart from the claim (a first claim whose replica died): nothing
+        // was due before a first slot, so nothing is left to report.
+        let mut started = state.last_started.or(claimed);
         let mut incidents = state.incidents;
         // Act for the source while the lease holds.
         loop {
-            let due = slots::next_due(&schedule, last, crate::clock::now_ms());
+            let due = slots::next_due_after(&schedule, started, claimed, crate::clock::now_ms());
             let wait = Duration::from_millis(
                 u64::try_from(due.slot - crate::clock::now_ms()).unwrap_or(0),
             ) + slots::jitter(&schedule, shared.max_jitter);
@@ -147,11 +150,11 @@ pub(crate) async fn run_source(
             else {
                 break;
             };
-            let claimed = persist(&shared, "claiming a slot", &name, || {
+            let claim = persist(&shared, "claiming a slot", &name, || {
                 shared.store.claim(&name, due.slot, grant.epoch)
             })
             .await;
-            match claimed {
+            match claim {
                 None => return,
                 Some(false) => {
                     // Another replica ran this slot, or the lease just went: read again.
@@ -160,7 +163,17 @@ pub(crate) async fn run_source(
                 }
                 Some(true) => {}
             }
-            last = Some(due.slot);
+            claimed = Some(due.slot);
+            // The grant may have gone while the claim was answered (a pause): then the slot
+            // stays claimed and unstarted, and the next holder reports it missed.
+            if !valid
+                .borrow()
+                .is_some_and(|g| g.until > Instant::now() && g.epoch == grant.epoch)
+            {
+                drop(busy);
+                break;
+            }
+            started = Some(due.slot);
             sync_slot(
                 &shared,
                 &source,
@@ -215,6 +228,11 @@ async fn sync_slot(
         }
     }
     tracing::info!(source = %name, slot = %crate::clock::ms_rfc3339(due.slot), slot_ms = due.slot, skipped = due.skipped, replica = %replica, epoch, "sync starting");
+    // Until this lands, a replica taking the source over counts this slot (and the ones it
+    // skipped) as missed; it is not worth delaying the sync for, so a failure is only logged.
+    if let Err(err) = shared.store.started(name, due.slot, epoch).await {
+        tracing::warn!(source = %name, error = %err, "recording the sync's start failed; a replica taking this source over will report this slot missed");
+    }
     let cancel = shared.hard.child_token();
     // Under coordination every commit of this sync is checked against the grant it runs
     // under (see `lease`); a lone replica's lease never lapses and has no row to check.

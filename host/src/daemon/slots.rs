@@ -92,6 +92,45 @@ pub(crate) fn next_due(schedule: &Schedule, last: Option<i64>, now: i64) -> Due 
     }
 }
 
+/// The next slot to run when the store remembers `claimed`, the last slot a replica claimed,
+/// and `reported`, the last one whose start (with the missed slots before it) a replica
+/// reported.
+///
+/// A claimed slot is never due again: its replica may only be paused, and would run it on
+/// waking. But a replica killed between its claim and its report took the claim's report with
+/// it, so every slot after `reported` up to `claimed` counts as skipped here, and the next
+/// start reports them as missed — a slot that did start on a replica killed a moment later is
+/// then reported missed too, which is the side to err on.
+pub(crate) fn next_due_after(
+    schedule: &Schedule,
+    reported: Option<i64>,
+    claimed: Option<i64>,
+    now: i64,
+) -> Due {
+    let mut due = next_due(schedule, claimed, now);
+    if let (Some(reported), Some(claimed)) = (reported, claimed)
+        && claimed > reported
+    {
+        due.skipped = due
+            .skipped
+            .saturating_add(slots_between(schedule, reported, claimed));
+    }
+    due
+}
+
+/// Slots `s` of `schedule` with `after < s <= until`.
+fn slots_between(schedule: &Schedule, after: i64, until: i64) -> u64 {
+    match schedule {
+        Schedule::Every(interval) => {
+            u64::try_from((until - after) / millis(*interval)).unwrap_or(0)
+        }
+        Schedule::Cron(cron) => cron_after(cron, after)
+            .take_while(|t| *t <= until)
+            .take(usize::try_from(MAX_CRON_WALK).unwrap_or(usize::MAX))
+            .count() as u64,
+    }
+}
+
 /// Random delay before a slot's sync: up to a tenth of the interval (a minute for cron), capped
 /// by `max`, so sources and replicas sharing a schedule do not hit upstreams in lockstep.
 pub(crate) fn jitter(schedule: &Schedule, max: Duration) -> Duration {
@@ -169,6 +208,41 @@ mod tests {
         // Ran at 10:00, now 13:30: 11:00 and 12:00 skipped, 13:00 runs.
         assert_eq!(
             next_due(&hourly, Some(10 * hour), 13 * hour + hour / 2),
+            Due {
+                slot: 13 * hour,
+                skipped: 2
+            }
+        );
+    }
+
+    #[test]
+    fn a_claimed_slot_whose_start_was_never_reported_is_counted_missed_not_run_again() {
+        // Reported through 0, claimed 60 s (its replica died before reporting): at 70 s the
+        // claimed slot is not due again; 120 s is, with 60 s counted missed.
+        assert_eq!(
+            next_due_after(&every(60), Some(0), Some(60_000), 70_000),
+            Due {
+                slot: 120_000,
+                skipped: 1
+            }
+        );
+        // At 250 s: 120 s and 180 s passed too; 240 s runs, three missed in all.
+        assert_eq!(
+            next_due_after(&every(60), Some(0), Some(60_000), 250_000),
+            Due {
+                slot: 240_000,
+                skipped: 3
+            }
+        );
+        // Reported as far as claimed: the plain rule.
+        assert_eq!(
+            next_due_after(&every(60), Some(60_000), Some(60_000), 250_000),
+            next_due(&every(60), Some(60_000), 250_000)
+        );
+        let hourly = Schedule::parse("0 * * * *").expect("cron");
+        let hour = 3_600_000;
+        assert_eq!(
+            next_due_after(&hourly, Some(10 * hour), Some(12 * hour), 12 * hour + 5),
             Due {
                 slot: 13 * hour,
                 skipped: 2

@@ -1,4 +1,5 @@
-//! Where the daemon keeps each source's schedule position (the last slot it started) and open
+//! Where the daemon keeps each source's schedule position (the last slot claimed, and the last
+//! one whose start was reported — see [`super::slots::next_due_after`]) and open
 //! incidents: a table in the state database for one replica, the lease table in Postgres for
 //! several (see `lease`). Keeping them lets a restart — or another replica taking a source
 //! over — go on with the same schedule and the same incidents.
@@ -34,8 +35,11 @@ pub enum StoreError {
 /// What the store remembers of a source.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SourceState {
-    /// Unix milliseconds of the last slot started, if any.
+    /// Unix milliseconds of the last slot claimed, if any.
     pub(crate) last_slot: Option<i64>,
+    /// Unix milliseconds of the last slot whose start was reported (logged, with the slots it
+    /// skipped counted missed). Behind `last_slot` when a replica died between the two.
+    pub(crate) last_started: Option<i64>,
     /// Open incidents.
     pub(crate) incidents: Incidents,
 }
@@ -48,6 +52,9 @@ pub(crate) trait ScheduleStore: Send + Sync {
     /// Records that `slot` of `source` starts now; false when it must not run here (another
     /// replica already ran it, or this replica's lease — the grant of `epoch` — is gone).
     async fn claim(&self, source: &str, slot: i64, epoch: i64) -> Result<bool, StoreError>;
+    /// Records that the start of the claimed `slot` has been reported (under the grant of
+    /// `epoch`; a grant gone since changes nothing).
+    async fn started(&self, source: &str, slot: i64, epoch: i64) -> Result<(), StoreError>;
     /// Saves the open incidents of `source`.
     async fn save_incidents(&self, source: &str, incidents: &Incidents) -> Result<(), StoreError>;
 }
@@ -64,8 +71,22 @@ impl LocalStore {
         db.with_conn(|conn| {
             conn.execute_batch(
                 "CREATE TABLE IF NOT EXISTS daemon_schedule (
-                     source TEXT PRIMARY KEY, last_slot_ms INTEGER, incidents TEXT NOT NULL DEFAULT '{}');",
-            )
+                     source TEXT PRIMARY KEY, last_slot_ms INTEGER, incidents TEXT NOT NULL DEFAULT '{}',
+                     last_started_ms INTEGER);",
+            )?;
+            // A table from before the start was recorded apart: its claims were its starts.
+            let has: i64 = conn.query_row(
+                "SELECT count(*) FROM pragma_table_info('daemon_schedule') WHERE name = 'last_started_ms'",
+                [],
+                |r| r.get(0),
+            )?;
+            if has == 0 {
+                conn.execute_batch(
+                    "ALTER TABLE daemon_schedule ADD COLUMN last_started_ms INTEGER;
+                     UPDATE daemon_schedule SET last_started_ms = last_slot_ms;",
+                )?;
+            }
+            Ok(())
         })?;
         Ok(Self { db })
     }
@@ -95,19 +116,21 @@ impl ScheduleStore for LocalStore {
     async fn load(&self, source: &str) -> Result<SourceState, StoreError> {
         let source = source.to_owned();
         self.blocking(move |conn| {
-            let row: Option<(Option<i64>, String)> = conn
+            let row: Option<(Option<i64>, Option<i64>, String)> = conn
                 .query_row(
-                    "SELECT last_slot_ms, incidents FROM daemon_schedule WHERE source = ?1",
+                    "SELECT last_slot_ms, last_started_ms, incidents FROM daemon_schedule WHERE source = ?1",
                     params![source],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?;
-            Ok(
-                row.map_or_else(SourceState::default, |(last_slot, incidents)| SourceState {
+            Ok(row.map_or_else(
+                SourceState::default,
+                |(last_slot, last_started, incidents)| SourceState {
                     last_slot,
+                    last_started,
                     incidents: Incidents::from_json(Some(&incidents)),
-                }),
-            )
+                },
+            ))
         })
         .await
     }
@@ -124,6 +147,18 @@ impl ScheduleStore for LocalStore {
                 )
             })
             .map(|_| true)
+        })
+        .await
+    }
+
+    async fn started(&self, source: &str, slot: i64, _epoch: i64) -> Result<(), StoreError> {
+        let source = source.to_owned();
+        self.blocking(move |conn| {
+            conn.execute(
+                "UPDATE daemon_schedule SET last_started_ms = ?2 WHERE source = ?1",
+                params![source, slot],
+            )
+            .map(drop)
         })
         .await
     }
@@ -179,14 +214,15 @@ impl ScheduleStore for PgLocalStore {
             .conn()
             .await?
             .query_opt(
-                "SELECT last_slot_ms, incidents FROM idhost_state_schedule WHERE source = $1",
+                "SELECT last_slot_ms, last_started_ms, incidents FROM idhost_state_schedule WHERE source = $1",
                 &[&source],
             )
             .await
             .map_err(|e| pg_failed(&e))?;
         Ok(row.map_or_else(SourceState::default, |r| SourceState {
             last_slot: r.get(0),
-            incidents: Incidents::from_json(Some(r.get::<_, &str>(1))),
+            last_started: r.get(1),
+            incidents: Incidents::from_json(Some(r.get::<_, &str>(2))),
         }))
     }
 
@@ -201,6 +237,18 @@ impl ScheduleStore for PgLocalStore {
             .await
             .map_err(|e| pg_failed(&e))?;
         Ok(true)
+    }
+
+    async fn started(&self, source: &str, slot: i64, _epoch: i64) -> Result<(), StoreError> {
+        self.conn()
+            .await?
+            .execute(
+                "UPDATE idhost_state_schedule SET last_started_ms = $2 WHERE source = $1",
+                &[&source, &slot],
+            )
+            .await
+            .map_err(|e| pg_failed(&e))?;
+        Ok(())
     }
 
     async fn save_incidents(&self, source: &str, incidents: &Incidents) -> Result<(), StoreError> {
@@ -228,6 +276,7 @@ mod tests {
         let store = open();
         assert!(store.load("a").await.unwrap().last_slot.is_none());
         assert!(store.claim("a", 1_000, 0).await.unwrap());
+        store.started("a", 1_000, 0).await.unwrap();
         assert!(store.claim("a", 2_000, 0).await.unwrap());
         let mut incidents = Incidents::default();
         incidents.open(
@@ -239,6 +288,8 @@ mod tests {
         let again = open();
         let state = again.load("a").await.unwrap();
         assert_eq!(state.last_slot, Some(2_000));
+        // 2,000 was claimed and its start never reported.
+        assert_eq!(state.last_started, Some(1_000));
         assert_eq!(state.incidents, incidents);
         assert!(!state.incidents.is_empty());
         assert!(again.load("b").await.unwrap().last_slot.is_none());

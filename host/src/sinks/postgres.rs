@@ -5,7 +5,10 @@
 //! and profile as `jsonb`), `events` (`seq bigserial` increasing in commit order, `id` unique),
 //! `sync_runs`, and `snapshots` (which sync each source's snapshot is from).
 //!
-//! A session has its own connection. Pages are loaded with binary `COPY` into the session's
+//! A session has its own connection, at most `max_connections` (default 8) at once per sink:
+//! a daemon syncing hundreds of sources would otherwise open one connection per running sync
+//! and meet the server's `max_connections` (`FATAL 53300: too many clients`); a sync beyond
+//! the cap waits for a session to end. Pages are loaded with binary `COPY` into the session's
 //! temporary tables (gone with the connection, so a killed sync leaves nothing behind; a
 //! resumed sync is replayed from the host's state database). The commit swaps the source's
 //! snapshot in ONE transaction as a diff: rows no longer listed are deleted, new and changed
@@ -82,7 +85,12 @@ pub struct PostgresSink {
     target: String,
     /// Whether the migrations ran in this process.
     migrated: tokio::sync::Mutex<bool>,
+    /// One permit per session connection.
+    sessions: Arc<tokio::sync::Semaphore>,
 }
+
+/// Session connections a sink holds at once unless `max_connections` says otherwise.
+const DEFAULT_MAX_CONNECTIONS: usize = 8;
 
 impl PostgresSink {
     /// Checks the `url`, then connects and migrates. A database that is down now is reported
@@ -93,11 +101,18 @@ impl PostgresSink {
             sink: config.name.clone(),
             message,
         })?;
+        let sessions = Arc::new(tokio::sync::Semaphore::new(
+            config
+                .max_connections
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS)
+                .max(1),
+        ));
         let sink = Self {
             target: crate::pg::describe(&pg),
             config,
             pg,
             migrated: tokio::sync::Mutex::new(false),
+            sessions,
         };
         if let Err(err) = sink.migrate().await {
             tracing::warn!(sink = %sink.config.name, error = %err, "PostgreSQL is not reachable yet; syncs routed to it will try again");
@@ -179,6 +194,17 @@ impl Sink for PostgresSink {
     }
 
     async fn begin(&self, source: &str, sync_id: &str) -> Result<Box<dyn SinkSession>, SinkError> {
+        let permit = match self.sessions.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                tracing::debug!(sink = %self.config.name, source, "every PostgreSQL session connection is in use; waiting for one");
+                self.sessions
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| self.error("the sink is closing"))?
+            }
+        };
         self.migrate().await?;
         let client = self.connect().await?;
         client.batch_execute(STAGING).await.map_err(|e| {
@@ -188,6 +214,7 @@ impl Sink for PostgresSink {
             ))
         })?;
         Ok(Box::new(PostgresSession {
+            _permit: permit,
             client,
             shared: Arc::new(Shared {
                 sink: self.config.name.clone(),
@@ -205,6 +232,8 @@ struct Shared {
 }
 
 struct PostgresSession {
+    /// Held while the session's connection is open (dropped with it).
+    _permit: tokio::sync::OwnedSemaphorePermit,
     client: Client,
     shared: Arc<Shared>,
     source: String,

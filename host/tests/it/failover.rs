@@ -4,7 +4,7 @@
 //! after longer than a lease, SIGCONTs) a random replica; then everything stops and the test
 //! checks, and prints as a table:
 //! - every scheduled slot ran once: no (source, slot) started twice across replicas, and
-//!   consecutive slots of a source are one interval apart or the gap was reported missed;
+//!   every slot between two consecutive starts of a source was reported missed by the later;
 //! - every change event was delivered once: event ids unique across the replicas' sinks, and
 //!   each source's `updated` events of user `u0` chain (the new name of one is the old name of
 //!   the next): a break is a lost change, an overlap a change delivered twice;
@@ -176,6 +176,42 @@ fn starts(d: &Daemon) -> Vec<Started> {
             at_ms: ts(l),
         })
         .collect()
+}
+
+/// Prints what every replica logged of the gap's source around it, and the faults then: a
+/// gap is rare, and the figure's run is the only place it shows.
+fn explain_gap(slots: &[Slot], faults: &[Fault], a: &Started, b: &Started) {
+    for f in faults
+        .iter()
+        .filter(|f| f.at_ms >= a.at_ms - 10_000 && f.at_ms <= b.at_ms + 1_000)
+    {
+        eprintln!(
+            "  fault {} {} at {} (held it: {})",
+            f.action,
+            f.replica,
+            f.at_ms,
+            f.sources.contains(&a.source)
+        );
+    }
+    for d in slots
+        .iter()
+        .flat_map(|s| s.retired.iter().chain(std::iter::once(&s.live)))
+    {
+        for line in d.logs() {
+            let at = ts(&line);
+            if field(&line, "source") == a.source && at >= a.at_ms - 10_000 && at <= b.at_ms + 1_000
+            {
+                eprintln!(
+                    "  {} {at} {} slot={} epoch={} {}",
+                    d.replica,
+                    message(&line),
+                    field(&line, "slot_ms"),
+                    field(&line, "epoch"),
+                    field(&line, "error")
+                );
+            }
+        }
+    }
 }
 
 fn quoted(names: &[String]) -> String {
@@ -423,31 +459,26 @@ fn failover_figure_three_replicas_under_sigkill_and_sigstop() {
     for run in &all {
         by_source.entry(run.source.as_str()).or_default().push(run);
     }
-    // A slot claimed (in the lease table) by a replica SIGKILLed before it logged the start
-    // is a slot that ran, unlogged: one slot more between two logged runs, across a SIGKILL
-    // of the replica that held the source.
-    let killed_between = |a: &Started, b: &Started| {
-        faults.iter().any(|f| {
-            f.action == "SIGKILL"
-                && f.at_ms > a.at_ms
-                && f.at_ms < b.at_ms
-                && f.sources.contains(&a.source)
-        })
-    };
-    let (mut twice, mut unaccounted, mut unlogged, mut missed) = (0usize, 0usize, 0usize, 0i64);
+    // Between two logged starts of a source, every slot that no log shows started must have
+    // been reported missed by the later one. Reporting more than that is allowed: a replica
+    // that logged a start and died (or paused) before recording it has that slot reported
+    // missed by the next holder, which cannot know it started.
+    let (mut twice, mut unaccounted, mut overreported, mut missed) = (0usize, 0usize, 0i64, 0i64);
     for runs in by_source.values_mut() {
         runs.sort_by_key(|r| (r.slot, r.at_ms));
         for pair in runs.windows(2) {
             let (a, b) = (pair[0], pair[1]);
             let step = SCHEDULE_SECS * 1000;
+            let unrun = (b.slot - a.slot) / step - 1;
             if a.slot == b.slot {
                 twice += 1;
                 eprintln!("slot ran twice: {a:?} {b:?}");
-            } else if b.slot - a.slot == step * (b.skipped + 2) && killed_between(a, b) {
-                unlogged += 1;
-            } else if b.slot - a.slot != step * (b.skipped + 1) {
+            } else if (b.slot - a.slot) % step != 0 || unrun > b.skipped {
                 unaccounted += 1;
                 eprintln!("slot gap not reported: {a:?} {b:?}");
+                explain_gap(&slots, &faults, a, b);
+            } else if unrun < b.skipped {
+                overreported += b.skipped - unrun;
             }
             missed += b.skipped;
         }
@@ -527,7 +558,9 @@ fn failover_figure_three_replicas_under_sigkill_and_sigstop() {
     println!("| syncs started | {} |", all.len());
     println!("| slots started twice | {twice} |");
     println!("| slot gaps not reported missed | {unaccounted} |");
-    println!("| slots claimed by a replica SIGKILLed before it logged the start | {unlogged} |");
+    println!(
+        "| slots reported missed that had started (their replica died or paused before recording the start) | {overreported} |"
+    );
     println!("| slots reported missed (during takeovers) | {missed} |");
     println!("| change events in the shared sink | {} |", events.len());
     println!("| duplicate event ids in the shared sink | {duplicate_ids} |");

@@ -77,7 +77,15 @@ CREATE TABLE IF NOT EXISTS idhost_state_positions (
     dropped BIGINT NOT NULL DEFAULT 0, updated_at TEXT NOT NULL,
     PRIMARY KEY (source, sink));
 CREATE TABLE IF NOT EXISTS idhost_state_schedule (
-    source TEXT PRIMARY KEY, last_slot_ms BIGINT, incidents TEXT NOT NULL DEFAULT '{}');
+    source TEXT PRIMARY KEY, last_slot_ms BIGINT, incidents TEXT NOT NULL DEFAULT '{}',
+    last_started_ms BIGINT);
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'idhost_state_schedule' AND column_name = 'last_started_ms') THEN
+        ALTER TABLE idhost_state_schedule ADD COLUMN last_started_ms BIGINT;
+        UPDATE idhost_state_schedule SET last_started_ms = last_slot_ms;
+    END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS idhost_state_audit (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL,
     source TEXT NOT NULL, operation TEXT NOT NULL, target TEXT NOT NULL,
@@ -97,11 +105,17 @@ CREATE TABLE IF NOT EXISTS idhost_leases (
     last_slot TIMESTAMPTZ,
     incidents TEXT NOT NULL DEFAULT '{}',
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    epoch BIGINT NOT NULL DEFAULT 0);
+    epoch BIGINT NOT NULL DEFAULT 0,
+    last_started TIMESTAMPTZ);
 DO $$ BEGIN
     IF NOT EXISTS (SELECT 1 FROM information_schema.columns
                    WHERE table_schema = current_schema() AND table_name = 'idhost_leases' AND column_name = 'epoch') THEN
         ALTER TABLE idhost_leases ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'idhost_leases' AND column_name = 'last_started') THEN
+        ALTER TABLE idhost_leases ADD COLUMN last_started TIMESTAMPTZ;
+        UPDATE idhost_leases SET last_started = last_slot;
     END IF;
 END $$;
 ";
