@@ -158,7 +158,7 @@ fn classify(path: &Path, err: LibraryError) -> LoadError {
 /// Loads the plugin at `path`, checks its SDK version, layout and interface version, and reads
 /// its manifest. Never panics on a bad file.
 pub fn load(path: &Path) -> Result<PluginLibrary, LoadError> {
-    crate::abi::limit_malloc_arenas();
+    crate::abi::tune_malloc();
     let header = lib_header_from_path(path).map_err(|err| classify(path, err))?;
     let module = header
         .init_root_module::<ConnectorModRef>()

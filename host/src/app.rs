@@ -12,6 +12,8 @@ use crate::progress::Progress;
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
+    // Before any thread starts: host and plugins share glibc's malloc, in one arena.
+    idhost_connector_sdk::abi::tune_malloc();
     let cli = Cli::parse();
     crate::color::init(cli.color);
     let json_output = cli.output.as_deref().is_some_and(|o| o.trim() == "json");

@@ -98,6 +98,8 @@ pub(crate) struct Client {
     pub(crate) page_size: u32,
     /// SCIM list pages fetched at once (`pages_at_once`).
     pub(crate) pages_at_once: u32,
+    /// The pages a window read beyond the one handed to the host (see `sync`).
+    pub(crate) read_ahead: crate::sync::ReadAhead,
     /// `auth = "authorization_code"`: what `idhost login` runs, and whether it has to.
     pub(crate) login: Option<Login>,
 }
@@ -195,6 +197,7 @@ impl Client {
             budgets: Budgets::documented(),
             page_size: settings.page_size,
             pages_at_once: settings.pages_at_once,
+            read_ahead: crate::sync::ReadAhead::default(),
         })
     }
 

@@ -19,6 +19,7 @@
 use idhost_connector_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::client::{Call, Client};
 use crate::mapping;
@@ -32,19 +33,58 @@ struct ListResponse {
     #[serde(default, rename = "startIndex")]
     start_index: Option<u64>,
     // RFC 7644 §3.4.2: "Resources" is required when totalResults is non-zero.
+    //
+    // Kept as each resource's JSON text until it is mapped, one at a time: a SCIM user as a
+    // `Value` tree (an ordered map per object) takes several times its text, and up to
+    // `pages_at_once` pages of 1,000 are read at once.
     #[serde(default, rename = "Resources", alias = "resources")]
-    resources: Vec<Value>,
+    resources: Vec<Box<RawValue>>,
 }
 
 /// One page of raw resources and what follows it.
 enum RawPage {
     /// Resources new to this listing, and the next page token.
     Listed {
-        resources: Vec<Value>,
+        resources: Vec<Box<RawValue>>,
         next: Option<String>,
     },
     /// The collection shifted under the listing: list it again from the first page.
     Shifted(String),
+}
+
+/// The pages of a window beyond the first, already read and checked, each under the page token
+/// the host will ask for it with: a window's pages go to the host one SCIM page at a time, so
+/// the host holds (and maps, and writes) 1,000 resources at once, not `pages_at_once` × 1,000,
+/// while the requests still go out together. What waits here is the resources' JSON text.
+#[derive(Default)]
+pub(crate) struct ReadAhead(
+    std::sync::Mutex<std::collections::HashMap<(&'static str, String), Listed>>,
+);
+
+/// A page's new resources and the token of the page after it.
+type Listed = (Vec<Box<RawValue>>, Option<String>);
+
+impl ReadAhead {
+    fn entries(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(&'static str, String), Listed>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn take(&self, collection: &'static str, token: &str) -> Option<Listed> {
+        self.entries().remove(&(collection, token.to_owned()))
+    }
+
+    /// Forgets what was read ahead of `collection` (its listing starts over).
+    fn clear(&self, collection: &'static str) {
+        self.entries().retain(|(c, _), _| *c != collection);
+    }
+
+    fn keep(&self, collection: &'static str, token: String, page: Listed) {
+        self.entries().insert((collection, token), page);
+    }
 }
 
 /// Where a page starts, the id the previous page ended with (which must be there), and the
@@ -99,8 +139,26 @@ impl Cursor {
     }
 }
 
-fn id_of(resource: &Value) -> Option<&str> {
-    resource.get("id").and_then(Value::as_str)
+/// A resource's `id`, read from its text without building the rest of it.
+fn id_of(resource: &RawValue) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Id {
+        #[serde(default)]
+        id: Option<Value>,
+    }
+    serde_json::from_str::<Id>(resource.get())
+        .ok()?
+        .id
+        .and_then(|id| id.as_str().map(str::to_owned))
+}
+
+/// A resource's text as the tree the mapping reads.
+fn tree(resource: &RawValue) -> Result<Value, ConnectorError> {
+    serde_json::from_str(resource.get()).map_err(|err| {
+        ConnectorError::internal(format!(
+            "a SCIM resource in a list response could not be read ({err})"
+        ))
+    })
 }
 
 /// The `startIndex`es of the pages one call fetches at once: the cursor's, then each next
@@ -151,7 +209,8 @@ impl Client {
         Ok((list, response.request_line))
     }
 
-    /// The next pages of `collection`, as one page for the host.
+    /// The next page of `collection` for the host: read ahead (see [`ReadAhead`]), or the first
+    /// of a window of pages requested together.
     ///
     /// **Pages at once.** Once a page has given `totalResults`, every later page's
     /// `startIndex` is known in advance (see [`window`]), so up to `pages_at_once` of them are
@@ -167,6 +226,14 @@ impl Client {
         collection: &'static str,
         page: &PageToken,
     ) -> Result<RawPage, ConnectorError> {
+        match page.as_str() {
+            Some(token) => {
+                if let Some((resources, next)) = self.read_ahead.take(collection, token) {
+                    return Ok(RawPage::Listed { resources, next });
+                }
+            }
+            None => self.read_ahead.clear(collection),
+        }
         let cursor = Cursor::parse(page)?;
         let starts = window(
             cursor.start,
@@ -182,8 +249,7 @@ impl Client {
         .await?;
         let mut known_total = cursor.total;
         let mut expect = cursor.expect;
-        let mut resources = Vec::new();
-        let mut next = None;
+        let mut pages: Vec<Listed> = Vec::with_capacity(starts.len());
         for (start, (list, request_line)) in starts.into_iter().zip(answers) {
             let returned = list.resources.len() as u64;
             // A page token can name any startIndex; past u64::MAX there is no next one (found
@@ -214,7 +280,7 @@ impl Client {
             let mut page = list.resources;
             if let Some(expected) = &expect {
                 match page.first().map(|r| id_of(r).unwrap_or_default()) {
-                    Some(found) if found == expected => {
+                    Some(found) if &found == expected => {
                         page.remove(0);
                     }
                     found => {
@@ -236,20 +302,48 @@ impl Client {
             let short = returned < u64::from(self.page_size);
             let done =
                 page.is_empty() || credible_total.is_some_and(|total| last_index >= total && short);
-            next = match page.last().and_then(id_of) {
+            let last_id = page.last().and_then(|r| id_of(r));
+            let next = match &last_id {
                 Some(last) if !done => Some(match known_total {
                     Some(total) => format!("{last_index}/{total}:{last}"),
                     None => format!("{last_index}:{last}"),
                 }),
                 _ => None,
             };
-            expect = page.last().and_then(id_of).map(str::to_owned);
-            resources.extend(page);
+            expect = last_id;
+            pages.push((page, next));
             if done {
                 break;
             }
         }
-        Ok(RawPage::Listed { resources, next })
+        // A last page that brought nothing new ends the listing at the page before it.
+        while pages.len() > 1
+            && pages
+                .last()
+                .is_some_and(|(r, n)| r.is_empty() && n.is_none())
+        {
+            pages.pop();
+            if let Some(last) = pages.last_mut() {
+                last.1 = None;
+            }
+        }
+        let mut pages = pages.into_iter();
+        let Some((resources, mut next)) = pages.next() else {
+            return Ok(RawPage::Listed {
+                resources: Vec::new(),
+                next: None,
+            });
+        };
+        let first_next = next.clone();
+        for page in pages {
+            let Some(token) = next.take() else { break };
+            next.clone_from(&page.1);
+            self.read_ahead.keep(collection, token, page);
+        }
+        Ok(RawPage::Listed {
+            resources,
+            next: first_next,
+        })
     }
 
     /// One page of users.
@@ -264,7 +358,7 @@ impl Client {
         };
         let items = resources
             .iter()
-            .map(mapping::user)
+            .map(|r| mapping::user(&tree(r)?))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Page::new(items, next))
     }
@@ -282,8 +376,8 @@ impl Client {
         let mut items = Vec::with_capacity(resources.len());
         let mut entitlements = Vec::with_capacity(resources.len());
         let mut grants = Vec::new();
-        for value in &resources {
-            let (group, entitlement, members) = mapping::group(value)?;
+        for raw in &resources {
+            let (group, entitlement, members) = mapping::group(&tree(raw)?)?;
             items.push(group);
             entitlements.push(entitlement);
             grants.extend(members);

@@ -280,20 +280,22 @@ impl Producer<'_> {
                     (Vec::new(), Vec::new())
                 };
                 // The next page is fetched while this one is written; it is abandoned (dropped)
-                // if the write fails or the sync is cancelled.
+                // if the write fails or the sync is cancelled. It starts only once this page
+                // has its place in the channel, so a type holds at most three pages at once:
+                // one being written, one waiting, one being fetched.
+                let Ok(place) = tx.reserve().await else {
+                    return;
+                };
                 let prefetch = page
                     .next
                     .clone()
                     .map(|n| list_page(PageToken::from_string(n)));
-                let fetched = Fetched::Page {
+                place.send(Fetched::Page {
                     rtype: rtype.clone(),
                     page,
                     details,
                     staged,
-                };
-                if tx.send(fetched).await.is_err() {
-                    return;
-                }
+                });
                 match prefetch {
                     None => return,
                     Some(call) => fetch = call,
