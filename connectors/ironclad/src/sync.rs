@@ -327,23 +327,16 @@ impl Client {
                 last.1 = None;
             }
         }
+        // The first page goes to the host; each later one waits under its predecessor's token.
         let mut pages = pages.into_iter();
-        let Some((resources, mut next)) = pages.next() else {
-            return Ok(RawPage::Listed {
-                resources: Vec::new(),
-                next: None,
-            });
-        };
-        let first_next = next.clone();
+        let (resources, next) = pages.next().unwrap_or_default();
+        let mut token = next.clone();
         for page in pages {
-            let Some(token) = next.take() else { break };
-            next.clone_from(&page.1);
-            self.read_ahead.keep(collection, token, page);
+            let Some(key) = token else { break };
+            token = page.1.clone();
+            self.read_ahead.keep(collection, key, page);
         }
-        Ok(RawPage::Listed {
-            resources,
-            next: first_next,
-        })
+        Ok(RawPage::Listed { resources, next })
     }
 
     /// One page of users.

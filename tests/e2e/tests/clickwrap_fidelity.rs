@@ -40,6 +40,10 @@ enum Auth {
     StaticToken,
 }
 
+/// A config syncing the simulator into `idhost.db`. Users are listed before sites
+/// (`types_at_once = 1`): a user deleted upstream also shifts its site's membership pages, and
+/// with both types listed at once either listing could be the first to give up, so the rows
+/// that pin which listing is incomplete would pass or fail by the race.
 fn config(s: &Scratch, sim: &Simulator, server: &RunningServer, auth: Auth) -> PathBuf {
     let c = sim.config();
     let credentials = match auth {
@@ -56,7 +60,7 @@ fn config(s: &Scratch, sim: &Simulator, server: &RunningServer, auth: Auth) -> P
         ),
     };
     s.config(&format!(
-        "[sources.{SOURCE}]\nconnector = \"clickwrap\"\nread_only = true\n[sources.{SOURCE}.settings]\nbase_url = {}\ntoken_url = {}\n{credentials}account_id = \"{}\"\nper_page = 100\n{SINK}",
+        "[sources.{SOURCE}]\nconnector = \"clickwrap\"\nread_only = true\ntypes_at_once = 1\n[sources.{SOURCE}.settings]\nbase_url = {}\ntoken_url = {}\n{credentials}account_id = \"{}\"\nper_page = 100\n{SINK}",
         toml_str(&format!("{}/v1.1", server.url())),
         toml_str(&format!("{}/oauth/token", server.url())),
         c.account_id,
